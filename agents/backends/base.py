@@ -1,0 +1,120 @@
+"""The thin interface every backend implements.
+
+A backend does I/O only: it turns a :class:`ChatRequest` into a stream of
+:class:`Delta` events followed by exactly one :class:`Final`. Retries, timeouts,
+concurrency limits, timing and logging live in the runner, once, for every backend.
+Library errors are mapped onto :mod:`agents.errors` inside the backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
+
+Role = Literal["system", "user", "assistant"]
+
+
+class Message(TypedDict):
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    model: str
+    messages: list[Message]
+    # Sampling and load options in ollama's vocabulary (temperature, seed, num_predict,
+    # top_p, top_k, stop, repeat_penalty, num_ctx); each backend translates what it can.
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """A piece of generated text."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Final:
+    """The last event of a reply: what the server reports about it."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    done_reason: str | None = None
+    # Server-side timings in milliseconds where the server reports them
+    # (ollama: total, load, prompt_eval, eval).
+    server: dict[str, float] = field(default_factory=dict)
+    # Which host served the reply, for backends that spread over several.
+    host: str | None = None
+
+
+ChatEvent = Delta | Final
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    name: str
+    size: int | None = None  # bytes
+    family: str | None = None
+    parameter_size: str | None = None
+    quantization: str | None = None
+    digest: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds. ``connect`` is the transport's; the runner enforces the other two."""
+
+    connect: float = 10.0
+    # Includes the server loading the model and evaluating the prompt: generous by default.
+    first_token: float = 300.0
+    reply: float = 900.0
+
+
+@dataclass(frozen=True, slots=True)
+class BackendSettings:
+    """How to build a backend: everything comes from the CLI or the scenario."""
+
+    hosts: tuple[str, ...] = ()  # empty: the backend's own default (e.g. OLLAMA_HOST)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    # Name of an environment variable holding an API key (openai). Never the key itself.
+    api_key_env: str | None = None
+
+
+ProgressCallback = Callable[[str, int | None, int | None], None]
+"""``progress(status, completed, total)`` during a pull."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str  # "ollama", "local", "openai", "scripted"
+    host: str | None  # where it talks to, for messages and transcripts
+
+    def chat(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
+        """Stream one reply: any number of Delta, then one Final.
+
+        Raises :class:`agents.errors.BackendError` subclasses only.
+        """
+        ...
+
+    def connection_key(self, model: str) -> str:
+        """Requests sharing a key share one concurrency limit (a server, or a loaded model)."""
+        ...
+
+    def default_concurrency(self) -> int:
+        """How many requests per connection key the backend serves at once by default."""
+        ...
+
+    async def list_models(self) -> list[ModelInfo]:
+        """What the backend can serve; used by the preflight and ``sparring models``."""
+        ...
+
+    async def pull(self, model: str, progress: ProgressCallback) -> None:
+        """Fetch a missing model, where the backend can (ollama); else raise ModelNotFound."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections, threads and loaded models."""
+        ...
