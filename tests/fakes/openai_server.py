@@ -1,0 +1,254 @@
+"""A fake OpenAI-compatible server: real HTTP, real server-sent events, scripted failures.
+
+    async with FakeOpenAI(models=["fake"]) as fake:
+        fake.script("hello there", Error(500, "boom"), Drop(after_tokens=2))
+        backend = OpenAIBackend(BackendSettings(hosts=(fake.url,)))
+
+Each chat request consumes one scripted action; with none left it answers a
+deterministic text derived from the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """Answer with an HTTP error; ``body`` (a dict or raw text) replaces the OpenAI-style one."""
+
+    status: int
+    message: str = "fake error"
+    body: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class MidStreamError:
+    """Stream ``after_tokens`` tokens, then an ``error`` event."""
+
+    after_tokens: int = 1
+    message: str = "fake mid-stream failure"
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """Stream ``after_tokens`` tokens, then cut the connection."""
+
+    after_tokens: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Stall:
+    """Wait ``seconds`` before answering at all (the reply follows if the client waits)."""
+
+    seconds: float
+
+
+Action = str | Error | MidStreamError | Drop | Stall
+
+
+@dataclass(slots=True)
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any = None  # parsed JSON, or None
+    action: Action | None = field(default=None, repr=False)
+
+
+def default_reply(body: dict[str, Any]) -> str:
+    messages = body.get("messages") or [{}]
+    last = str(messages[-1].get("content", ""))
+    return f"{body.get('model')} heard {len(messages)} messages, last: {last[:40]}"
+
+
+class FakeOpenAI:
+    def __init__(
+        self,
+        models: Iterable[str] = ("fake",),
+        api_key: str | None = None,
+        token_delay: float = 0.0,
+        port: int = 0,
+    ) -> None:
+        self.models = list(models)
+        self.api_key = api_key
+        self.token_delay = token_delay
+        self.port = port  # 0: an ephemeral port, known once started
+        self.requests: list[RecordedRequest] = []
+        self._script: deque[Action] = deque()
+        self._runner: web.AppRunner | None = None
+        self._closing = asyncio.Event()
+        self.url = ""
+
+    def script(self, *actions: Action) -> None:
+        self._script.extend(actions)
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    async def __aenter__(self) -> FakeOpenAI:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        # handler_cancellation: a handler stalling for a client that gave up ends with it.
+        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._closing.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- handlers ---------------------------------------------------------------------
+
+    def _refused(self, request: web.Request) -> web.Response | None:
+        if self.api_key is None:
+            return None
+        given = request.headers.get("Authorization", "")
+        if given == f"Bearer {self.api_key}":
+            return None
+        # Like some real servers, echo what was sent: the client must scrub it.
+        return _error(401, f"Incorrect API key provided: {given.removeprefix('Bearer ')}")
+
+    async def _models(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(RecordedRequest("GET", request.path, dict(request.headers)))
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]
+        return web.json_response({"object": "list", "data": data})
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        action = self._script.popleft() if self._script else None
+        record = RecordedRequest("POST", request.path, dict(request.headers), body, action)
+        self.requests.append(record)
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        if not isinstance(body, dict) or "messages" not in body:
+            return _error(400, "'messages' is a required property")
+        if body.get("model") not in self.models:
+            return _error(404, f"The model `{body.get('model')}` does not exist.")
+        if isinstance(action, Stall):
+            await self._sleep(action.seconds)
+            action = None
+        if isinstance(action, Error):
+            if action.body is None:
+                return _error(action.status, action.message)
+            if isinstance(action.body, str):
+                return web.Response(status=action.status, text=action.body)
+            return web.json_response(action.body, status=action.status)
+        text = action if isinstance(action, str) else default_reply(body)
+        tokens = [w if i == 0 else " " + w for i, w in enumerate(text.split(" "))]
+        finish = "stop"
+        max_tokens = body.get("max_tokens")
+        if isinstance(max_tokens, int) and len(tokens) > max_tokens:
+            tokens, finish = tokens[:max_tokens], "length"
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": len(tokens),
+            "total_tokens": prompt_tokens + len(tokens),
+        }
+        if not body.get("stream"):
+            return web.json_response(
+                _completion(body, "chat.completion")
+                | {
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": "".join(tokens)},
+                            "finish_reason": finish,
+                        }
+                    ],
+                    "usage": usage,
+                }
+            )
+        return await self._stream(request, body, action, tokens, finish, usage)
+
+    async def _stream(
+        self,
+        request: web.Request,
+        body: dict[str, Any],
+        action: Action | None,
+        tokens: list[str],
+        finish: str,
+        usage: dict[str, int],
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+
+        async def send(data: Any) -> None:
+            await response.write(f"data: {json.dumps(data)}\n\n".encode())
+
+        def chunk(delta: dict[str, str], finish_reason: str | None = None) -> dict[str, Any]:
+            return _completion(body, "chat.completion.chunk") | {
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]
+            }
+
+        await response.write(b": keep-alive comment, to be ignored\n\n")
+        await send(chunk({"role": "assistant", "content": ""}))
+        cut = action.after_tokens if isinstance(action, MidStreamError | Drop) else None
+        for i, token in enumerate(tokens):
+            if i == cut:
+                break
+            if self.token_delay:
+                await self._sleep(self.token_delay)
+            await send(chunk({"content": token}))
+        if isinstance(action, Drop):
+            assert request.transport is not None
+            request.transport.close()
+            return response
+        if isinstance(action, MidStreamError):
+            await send({"error": {"message": action.message, "type": "server_error", "code": 500}})
+        else:
+            await send(chunk({}, finish))
+            if (body.get("stream_options") or {}).get("include_usage"):
+                await send(
+                    _completion(body, "chat.completion.chunk") | {"choices": [], "usage": usage}
+                )
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    async def _sleep(self, seconds: float) -> None:
+        # Ends early when the fake shuts down, so a stalled handler never delays a test.
+        try:
+            await asyncio.wait_for(self._closing.wait(), seconds)
+        except TimeoutError:
+            pass
+
+
+def _completion(body: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": kind,
+        "created": int(time.time()),
+        "model": body["model"],
+    }
+
+
+def _error(status: int, message: str) -> web.Response:
+    kind = {401: "invalid_request_error", 404: "NotFoundError"}.get(status, "server_error")
+    body = {"error": {"message": message, "type": kind, "code": status}}
+    return web.json_response(body, status=status)
