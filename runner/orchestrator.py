@@ -179,6 +179,16 @@ async def bind_plans(plans: Sequence[Plan], pool: BackendPool) -> None:
             plan.bindings[agent.name] = await pool.bind(plan.scenario, agent)
 
 
+def _progress_for(
+    model: str, progress: Callable[[str, str, int | None, int | None], None] | None
+) -> Callable[[str, int | None, int | None], None]:
+    def report(status: str, completed: int | None, total: int | None) -> None:
+        if progress is not None:
+            progress(model, status, completed, total)
+
+    return report
+
+
 def _is_file(path: str) -> bool:
     return Path(path).expanduser().is_file()
 
@@ -225,9 +235,7 @@ async def preflight(
                 continue
             if pull and backend.name == "ollama":
                 log.info("pulling", model=model, host=backend.host)
-                await backend.pull(
-                    model, lambda s, c, t, m=model: progress(m, s, c, t) if progress else None
-                )
+                await backend.pull(model, _progress_for(model, progress))
                 continue
             hint = MISSING_HINTS.get(backend.name, "").format(model=model)
             problems.append(
@@ -498,10 +506,15 @@ class Conversation:
                 active = [a for a in self.agents if self._can_speak(a)]
                 active = active[: self.scenario.max_turns - len(self.turns)]
                 history = self._history()
-                async with asyncio.TaskGroup() as group:
-                    tasks = [
-                        group.create_task(self._take_turn(a, round_no, history)) for a in active
-                    ]
+                try:
+                    async with asyncio.TaskGroup() as group:
+                        tasks = [
+                            group.create_task(self._take_turn(a, round_no, history)) for a in active
+                        ]
+                except ExceptionGroup as failed:
+                    # One agent's failure ends the round (the others were cancelled); report it
+                    # like a failure in a sequential round.
+                    raise failed.exceptions[0] from None
                 outcome: Outcome | None = None
                 for task in tasks:  # written in agent order; the first rule to fire wins
                     fired = self._commit(task.result())
@@ -545,13 +558,6 @@ class Conversation:
             raise
         except BackendError as exc:
             status, error = "error", exc.to_dict()
-            outcome = Outcome(None, None, "error", turn=len(self.turns) - 1)
-            self.log.error("conversation failed", error=str(exc))
-        except ExceptionGroup as group:  # simultaneous rounds raise through a TaskGroup
-            exc = group.exceptions[0]
-            if not isinstance(exc, Exception):
-                raise
-            status, error = "error", _error_dict(exc)
             outcome = Outcome(None, None, "error", turn=len(self.turns) - 1)
             self.log.error("conversation failed", error=str(exc))
         except Exception as exc:  # a bug must not take the other conversations down

@@ -379,12 +379,13 @@ def _known_fields(loc: Loc) -> list[str]:
         annotation = model.model_fields.get(str(part))
         if annotation is None:
             return []
-        target = {
+        targets: dict[str, type[BaseModel]] = {
             "agents": AgentSpec,
             "defaults": Defaults,
             "options": Options,
             "end": EndRule,
-        }.get(str(part))
+        }
+        target = targets.get(str(part))
         if target is None:
             return []
         model = target
