@@ -168,12 +168,13 @@ class OpenAIBackend:
             "stream_options": {"include_usage": True},
         }
         for key, value in request.options.items():
-            if key not in OPTIONS:
-                if key not in self._warned:
-                    self._warned.add(key)
-                    log.warning("option not sent to an OpenAI-compatible server", option=key)
-            elif not (key == "num_predict" and value < 0):  # ollama's -1/-2: no limit
+            if key == "num_predict" and isinstance(value, int) and value < 0:
+                continue  # ollama's "no limit" (-1, -2) is OpenAI's absent max_tokens
+            if key in OPTIONS:
                 body[OPTIONS[key]] = value
+            elif key not in self._warned:
+                self._warned.add(key)
+                log.warning("option not sent to an OpenAI-compatible server", option=key)
         return body
 
     async def chat(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:

@@ -372,9 +372,8 @@ async def test_stream_without_done_or_finish_reason_is_cut(raw_server, make_back
 
 
 async def test_finish_reason_without_done_is_enough(raw_server, make_backend) -> None:
-    url = await raw_server(
-        [b'data: {"choices":[{"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n']
-    )
+    chunk = b'{"choices":[{"delta":{"content":"hi"},"finish_reason":"stop"}]}'
+    url = await raw_server([b"data: " + chunk + b"\n\n"])
     deltas, final = await collect(make_backend(url), ask())
     assert deltas == ["hi"] and final.done_reason == "stop" and final.prompt_tokens is None
 
