@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from typing import Any, cast
 
 import httpx
 import ollama
+import pydantic
 import structlog
 
 from agents.backends import ollama_host
@@ -68,16 +69,15 @@ class OllamaBackend:
         self.settings = settings
         self.host: str | None = ollama_host(settings.hosts)
         self._client: ollama.AsyncClient | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closer: asyncio.Task[None] | None = None
         self._warned: set[str] = set()
 
     def _get_client(self) -> ollama.AsyncClient:
         loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            # httpx connections are bound to the loop that opened them; a client from a
-            # finished asyncio.run() cannot be closed from here, so it is dropped.
+        closer = self._closer
+        if self._client is None or closer is None or closer.done() or closer.get_loop() is not loop:
             t = self.settings.timeouts
-            self._client = ollama.AsyncClient(
+            client = ollama.AsyncClient(
                 host=self.host,
                 # ollama-python defaults to no timeout at all. `read` is the gap between
                 # bytes, which spans a cold model load; waiting for a pooled connection
@@ -87,8 +87,19 @@ class OllamaBackend:
                 ),
                 limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
             )
-            self._loop = loop
+            # httpx connections belong to the loop that opened them. If nobody calls
+            # aclose(), asyncio.run() cancels this task on the way out and the client is
+            # closed on its own loop instead of leaking sockets; a later loop gets a new one.
+            self._client = client
+            self._closer = loop.create_task(self._close_on_cancel(client))
         return self._client
+
+    @staticmethod
+    async def _close_on_cancel(client: ollama.AsyncClient) -> None:
+        try:
+            await asyncio.Future()
+        finally:
+            await client.close()
 
     def connection_key(self, model: str) -> str:
         return f"ollama|{self.host}"
@@ -118,8 +129,8 @@ class OllamaBackend:
                 options=dict(request.options) or None,
             )
             # Close the library's generator (and its HTTP response) right here, also when
-            # our consumer stops early or is cancelled.
-            async with contextlib.aclosing(stream):
+            # our consumer stops early or is cancelled; it is typed as a mere iterator.
+            async with contextlib.aclosing(cast(AsyncGenerator[Any, None], stream)):
                 async for part in stream:
                     if part.message.content:
                         yield Delta(part.message.content)
@@ -169,19 +180,19 @@ class OllamaBackend:
     async def pull(self, model: str, progress: ProgressCallback) -> None:
         try:
             stream = await self._get_client().pull(model, stream=True)
-            async with contextlib.aclosing(stream):
+            async with contextlib.aclosing(cast(AsyncGenerator[Any, None], stream)):
                 async for part in stream:
                     progress(part.status or "", part.completed, part.total)
         except Exception as exc:
-            raise self._error(exc, model) from exc
+            raise self._error(exc, model, pulling=True) from exc
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None and self._loop is asyncio.get_running_loop():
-            await client.close()
-        self._loop = None
+        closer, self._closer, self._client = self._closer, None, None
+        if closer is not None and closer.get_loop() is asyncio.get_running_loop():
+            closer.cancel()
+            await asyncio.wait([closer])  # unlike `await closer`, keeps our own cancellation
 
-    def _error(self, exc: Exception, model: str | None) -> BackendError:
+    def _error(self, exc: Exception, model: str | None, *, pulling: bool = False) -> BackendError:
         """The agents.errors twin of a library error."""
         where: dict[str, Any] = {"backend": self.name, "host": self.host, "model": model}
         if isinstance(exc, BackendError):
@@ -193,7 +204,7 @@ class OllamaBackend:
             if status == 404 or (
                 status < 500 and ("not found" in lowered or "file does not exist" in lowered)
             ):
-                hint = f"; run `ollama pull {model}`" if model else ""
+                hint = f"; run `ollama pull {model}`" if model and not pulling else ""
                 return ModelNotFound(text + hint, status=status, **where)
             if status == -1:
                 return StreamError(f"error mid-stream: {text}", **where)
@@ -208,7 +219,10 @@ class OllamaBackend:
             return BackendUnavailable(f"cannot connect: {exc}", **where)
         if isinstance(exc, httpx.TransportError):
             return StreamError(f"connection failed mid-reply: {type(exc).__name__}: {exc}", **where)
-        if isinstance(exc, ollama.RequestError):
+        if isinstance(exc, ollama.RequestError) or (
+            # ollama-python validates the request it is about to send with pydantic
+            isinstance(exc, pydantic.ValidationError) and exc.title.endswith("Request")
+        ):
             return BadRequest(str(exc), **where)
         # json.JSONDecodeError and pydantic's ValidationError are ValueErrors.
         return BadResponse(f"unreadable reply: {type(exc).__name__}: {exc}", **where)

@@ -105,6 +105,11 @@ _CLAIMS = (
     "you have misunderstood {w}",
 )
 
+_DULL = frozenset(
+    "about after again anything being could every never other their there these think "
+    "those which while would should sentence".split()
+)
+
 
 def normalize(name: str) -> str:
     """``qwen`` means ``qwen:latest`` to ollama."""
@@ -202,7 +207,7 @@ class FakeOllama:
         key = f"{normalize(model)}\0{last}\0{options.get('seed')}"
         d = hashlib.sha256(key.encode()).digest()
         words = [w.strip(".,!?;:\"'()").lower() for w in last.split()]
-        words = [w for w in words if len(w) > 3] or ["that"]
+        words = [w for w in words if len(w) > 4 and w not in _DULL] or ["that"]
         claim = _CLAIMS[d[1] % len(_CLAIMS)].format(w=words[d[2] % len(words)])
         return f"{_OPENERS[d[0] % len(_OPENERS)]} I think {claim}."
 

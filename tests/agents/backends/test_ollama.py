@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 from collections.abc import AsyncIterator
 
@@ -21,9 +22,9 @@ from agents.backends.base import (
 )
 from agents.backends.ollama import OllamaBackend
 from agents.errors import (
-    BackendError,
     BackendTimeout,
     BackendUnavailable,
+    BadRequest,
     BadResponse,
     ModelNotFound,
     ServerError,
@@ -46,7 +47,9 @@ MODEL = "qwen:0.5b"
 TIMEOUTS = Timeouts(connect=2.0, first_token=5.0, reply=10.0)
 
 
-def ask(text: str = "Is coffee good for you?", model: str = MODEL, **options: object) -> ChatRequest:
+def ask(
+    text: str = "Is coffee good for you?", model: str = MODEL, **options: object
+) -> ChatRequest:
     messages: list[Message] = [
         {"role": "system", "content": "You argue."},
         {"role": "user", "content": text},
@@ -182,7 +185,7 @@ async def test_stalled_reply_times_out_then_succeeds_on_retry(
     )
     assert generation.text == "Second time lucky."
     assert generation.attempts == 2
-    assert [e["type"] for e in generation.errors] == ["BackendTimeout"]
+    assert [e["type"] for e in generation.errors] == [BackendTimeout.__name__]
     assert len(fake.requests) == 2
 
 
@@ -227,7 +230,7 @@ async def test_pull_reports_progress_and_adds_the_model(backend: OllamaBackend) 
     await backend.pull("phi3:3.8b", lambda *args: calls.append(args))
     assert calls[0] == ("pulling manifest", None, None)
     assert calls[-1] == ("success", None, None)
-    completed = [done for _, done, total in calls if total]
+    completed = [done for _, done, total in calls if total and done is not None]
     assert completed == sorted(completed) and completed[-1] == 4_000_000
     assert "phi3:3.8b" in {m.name for m in await backend.list_models()}
     deltas, _ = await collect(backend, ask(model="phi3:3.8b"))
@@ -238,8 +241,10 @@ async def test_pull_of_unknown_model_is_model_not_found() -> None:
     async with FakeOllama([MODEL], pullable=["phi3:3.8b"]) as fake:
         backend = OllamaBackend(BackendSettings(hosts=(fake.url,), timeouts=TIMEOUTS))
         try:
-            with pytest.raises(ModelNotFound):
+            with pytest.raises(ModelNotFound) as info:
                 await backend.pull("no-such-model:1b", lambda *args: None)
+            assert "file does not exist" in info.value.message
+            assert "ollama pull" not in info.value.message
         finally:
             await backend.aclose()
 
@@ -288,18 +293,20 @@ def test_default_concurrency_follows_ollama_num_parallel(monkeypatch: pytest.Mon
 
 
 def test_one_backend_survives_two_event_loops() -> None:
-    # The CLI may call asyncio.run() more than once (preflight, then the run).
+    # The CLI may call asyncio.run() more than once (preflight, then the run), and may not
+    # close the backend in between: the first loop's client must not leak or be reused.
     with FakeOllama.in_thread([MODEL]) as fake:
         backend = OllamaBackend(BackendSettings(hosts=(fake.url,), timeouts=TIMEOUTS))
 
-        async def once() -> list[str]:
-            try:
-                deltas, _ = await collect(backend, ask())
-                return deltas
-            finally:
+        async def once(close: bool) -> list[str]:
+            deltas, _ = await collect(backend, ask())
+            if close:
                 await backend.aclose()
+            return deltas
 
-        assert asyncio.run(once()) == asyncio.run(once())
+        first = asyncio.run(once(close=False))
+        gc.collect()  # a leaked socket would surface here as a ResourceWarning
+        assert asyncio.run(once(close=True)) == first
         assert len(fake.requests) == 2
 
 
@@ -308,7 +315,9 @@ def test_one_backend_survives_two_event_loops() -> None:
 
 async def test_fake_default_reply_is_deterministic_and_concedes(fake: FakeOllama) -> None:
     one = fake.reply_for(MODEL, [{"role": "user", "content": "Cats beat dogs."}], {"seed": 1})
-    assert one == fake.reply_for(MODEL, [{"role": "user", "content": "Cats beat dogs."}], {"seed": 1})
+    assert one == fake.reply_for(
+        MODEL, [{"role": "user", "content": "Cats beat dogs."}], {"seed": 1}
+    )
     by_seed = {
         fake.reply_for(MODEL, [{"role": "user", "content": "Cats beat dogs."}], {"seed": s})
         for s in range(10)
@@ -365,7 +374,8 @@ async def test_fake_parallel_slots_make_requests_wait() -> None:
         assert len(fake.requests) == 5
 
 
-async def test_backend_errors_are_the_only_errors(backend: OllamaBackend) -> None:
-    # An empty model name is refused by the client library before any I/O.
-    with pytest.raises(BackendError):
+async def test_request_refused_by_the_library_is_a_bad_request(backend: OllamaBackend) -> None:
+    # An empty model name is refused by ollama-python's pydantic models before any I/O.
+    with pytest.raises(BadRequest) as info:
         await collect(backend, ask(model=""))
+    assert not info.value.retryable
