@@ -403,6 +403,18 @@ class Conversation:
     def _history(self) -> list[Utterance]:
         return [t.utterance for t in self.turns]
 
+    @staticmethod
+    def _round_view(turns: list[TurnState], agent: Agent) -> list[Utterance]:
+        """Simultaneous rounds: per round, the agent's own answer, then everyone else's.
+
+        The agents answered at the same time, so no order within a round is real; putting
+        one's own answer first makes each round one assistant + one user message.
+        """
+        ordered = sorted(
+            turns, key=lambda t: (t.record["round"], t.utterance.speaker != agent.name)
+        )
+        return [t.utterance for t in ordered]
+
     async def _take_turn(self, agent: Agent, round_no: int, history: list[Utterance]) -> TurnState:
         index = len(self.turns) if self.scenario.order != "simultaneous" else -1
         self.observer.turn_started(self, agent.name, index)
@@ -505,11 +517,14 @@ class Conversation:
             if self.scenario.order == "simultaneous":
                 active = [a for a in self.agents if self._can_speak(a)]
                 active = active[: self.scenario.max_turns - len(self.turns)]
-                history = self._history()
+                snapshot = list(self.turns)
                 try:
                     async with asyncio.TaskGroup() as group:
                         tasks = [
-                            group.create_task(self._take_turn(a, round_no, history)) for a in active
+                            group.create_task(
+                                self._take_turn(a, round_no, self._round_view(snapshot, a))
+                            )
+                            for a in active
                         ]
                 except ExceptionGroup as failed:
                     # One agent's failure ends the round (the others were cancelled); report it

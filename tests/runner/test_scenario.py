@@ -1,0 +1,199 @@
+"""Scenario loading: valid files resolve; every kind of bad input is one positioned line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agents.errors import ConfigError
+from runner.scenario import load_scenario, substitute
+
+SCENARIOS = sorted((Path(__file__).parents[2] / "scenarios").glob("*.yaml"))
+
+VALID = """\
+name: t
+vars: {topic: tea}
+defaults:
+  model: m1
+  options: {temperature: 0.5, num_predict: 20}
+agents:
+  - name: A
+    persona: "Argue about {topic}."
+    opening: "Hello about {topic}, {{not a var}}"
+    options: {temperature: 0.9, stop: "END"}
+  - name: B
+    model: m2
+    max_turns: 3
+end:
+  - {phrase: "I lost", outcome: speaker_loses}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_scenario(write(tmp_path, text))
+    return info.value.problems
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.name for p in SCENARIOS])
+def test_every_shipped_scenario_is_valid(path: Path) -> None:
+    scenario = load_scenario(path)
+    assert len(scenario.agents) >= 2
+    assert all(agent.model for agent in scenario.agents)
+
+
+def test_shipped_scenarios_include_the_required_ones() -> None:
+    names = {p.stem for p in SCENARIOS}
+    assert {"i-lost", "quickstart", "debate", "panel", "self-debate"} <= names
+    orders = {load_scenario(p).order for p in SCENARIOS}
+    assert {"round_robin", "simultaneous"} <= orders
+
+
+def test_i_lost_is_the_lessons_game() -> None:
+    scenario = load_scenario(Path(__file__).parents[2] / "scenarios" / "i-lost.yaml")
+    first, second = scenario.agents
+    assert (first.model, second.model) == ("llama3.2:1b", "qwen:0.5b")
+    assert first.opening == (
+        "Now, let's have an argument with anything. Any topic OK but one sentence per one "
+        "turn. If you or I tell 'I lost' then I or you win"
+    )
+    assert scenario.end[0].phrase == "I lost" and scenario.end[0].outcome == "speaker_loses"
+
+
+def test_defaults_merge_and_vars_substitute(tmp_path: Path) -> None:
+    s = load_scenario(write(tmp_path, VALID))
+    a, b = s.agents
+    assert a.model == "m1" and b.model == "m2"
+    assert a.options == {"temperature": 0.9, "num_predict": 20, "stop": ["END"]}
+    assert b.options == {"temperature": 0.5, "num_predict": 20}
+    assert a.persona == "Argue about tea."
+    assert a.opening == "Hello about tea, {not a var}"
+    assert b.max_turns == 3 and s.max_turns == 20 and s.order == "round_robin"
+    assert s.hash.startswith("sha256:")
+
+
+def test_overrides_change_the_hash(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID)
+    plain = load_scenario(path)
+    other = load_scenario(path, vars={"topic": "coffee"}, seed=9, repeat=4)
+    assert other.agents[0].persona == "Argue about coffee."
+    assert (other.seed, other.repeat) == (9, 4)
+    assert other.hash != plain.hash
+    assert load_scenario(path).hash == plain.hash
+
+
+def test_substitution_never_evaluates() -> None:
+    text, missing = substitute("{a} {a.__class__} {b}", {"a": "x"})
+    assert text == "x {a.__class__} {b}"
+    assert missing == ["b"]
+
+
+def test_unknown_key_names_line_column_field_and_suggests(tmp_path: Path) -> None:
+    text = VALID.replace("    max_turns: 3", "    max_turn: 3")
+    [line] = problems(tmp_path, text)
+    assert line.startswith(f"{tmp_path / 's.yaml'}:13:5: agents[1].max_turn: unknown key")
+    assert "did you mean 'max_turns'" in line
+
+
+def test_sampling_option_in_the_wrong_place_gets_a_hint(tmp_path: Path) -> None:
+    text = VALID.replace("  model: m1\n", "  model: m1\n  temperature: 1\n")
+    [line] = problems(tmp_path, text)
+    assert ":5:3: defaults.temperature: unknown key" in line
+    assert "defaults.options.temperature" in line
+
+
+def test_wrong_type(tmp_path: Path) -> None:
+    [line] = problems(tmp_path, VALID.replace("max_turns: 3", "max_turns: lots"))
+    assert ":13:16: agents[1].max_turns:" in line and "'lots'" in line
+
+
+def test_bad_option_value(tmp_path: Path) -> None:
+    [line] = problems(tmp_path, VALID.replace("temperature: 0.9", "temperature: -1"))
+    assert "agents[0].options.temperature" in line and ":10:" in line
+
+
+def test_duplicate_agent_name(tmp_path: Path) -> None:
+    [line] = problems(tmp_path, VALID.replace("name: B", "name: A"))
+    assert ":11:11: agents[1].name: duplicate agent name 'A'" in line
+
+
+def test_fewer_than_two_agents(tmp_path: Path) -> None:
+    text = "name: t\nagents:\n  - {name: A, model: m}\n"
+    [line] = problems(tmp_path, text)
+    assert ":3:3: agents: a scenario needs at least two agents; got 1" in line
+
+
+def test_unknown_order(tmp_path: Path) -> None:
+    [line] = problems(tmp_path, VALID + "order: roundrobin\n")
+    assert ":16:8: order: expected one of 'round_robin', 'random' or 'simultaneous'" in line
+
+
+def test_malformed_regex(tmp_path: Path) -> None:
+    text = VALID.replace(
+        '{phrase: "I lost", outcome: speaker_loses}', "{regex: 'a(b', outcome: draw}"
+    )
+    [line] = problems(tmp_path, text)
+    assert ":15:13: end[0].regex: malformed regex 'a(b'" in line
+
+
+def test_rule_needs_exactly_one_matcher(tmp_path: Path) -> None:
+    text = VALID.replace('{phrase: "I lost", outcome: speaker_loses}', "{outcome: draw}")
+    [line] = problems(tmp_path, text)
+    assert "end[0]: give exactly one of 'phrase' or 'regex'" in line
+
+
+def test_undefined_placeholder(tmp_path: Path) -> None:
+    [line] = problems(tmp_path, VALID.replace("Argue about {topic}.", "Argue {side}."))
+    assert ":8:14: agents[0].persona: undefined placeholder {side} (vars defined: topic)" in line
+
+
+def test_agent_without_model(tmp_path: Path) -> None:
+    text = VALID.replace("  model: m1\n", "")
+    [line] = problems(tmp_path, text)
+    assert "agents[0]: no model" in line and ":6:5:" in line
+
+
+def test_rule_speaker_must_exist(tmp_path: Path) -> None:
+    text = VALID.replace("outcome: speaker_loses}", "outcome: speaker_loses, speakers: [C]}")
+    [line] = problems(tmp_path, text)
+    assert "end[0].speakers: unknown agent 'C'" in line
+
+
+def test_duplicate_yaml_key(tmp_path: Path) -> None:
+    [line] = problems(tmp_path, "name: a\n" + VALID)
+    assert ":2:1: name: duplicate key 'name'" in line
+
+
+def test_every_problem_is_reported_in_line_order(tmp_path: Path) -> None:
+    text = VALID.replace("name: t", "name: t\nordr: x").replace("max_turns: 3", "max_turns: 0")
+    lines = problems(tmp_path, text)
+    assert len(lines) == 2
+    assert "ordr" in lines[0] and "max_turns" in lines[1]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "the file is empty"),
+        ("# only a comment\n", "the file is empty"),
+        ("name: [unclosed\nagents: x\n", "s.yaml:2:7: not valid YAML"),
+        ("- a\n- b\n", "s.yaml:1:1: (top level): expected a mapping"),
+        ("just words", "expected a mapping"),
+        ("name: x\nagents: !!python/object:os.system {}\n", "not valid YAML"),
+    ],
+)
+def test_not_a_scenario(tmp_path: Path, text: str, expected: str) -> None:
+    [line] = problems(tmp_path, text)
+    assert expected in line
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        load_scenario(tmp_path / "nope.yaml")
