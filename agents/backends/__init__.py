@@ -58,10 +58,10 @@ class Choice:
     reason: str
 
 
-async def probe_ollama(host: str, timeout: float = 1.5) -> bool:
+async def probe_ollama(host: str, wait: float = 1.5) -> bool:
     """True when an ollama server answers ``GET /api/version`` at ``host``."""
     try:
-        async with httpx.AsyncClient(timeout=timeout) as client:
+        async with httpx.AsyncClient(timeout=wait) as client:
             response = await client.get(f"{host}/api/version")
             return response.status_code == 200 and "version" in response.json()
     except (httpx.HTTPError, ValueError):
@@ -72,7 +72,8 @@ async def choose_backend(requested: str, settings: BackendSettings) -> Choice:
     """Resolve ``auto``: ollama if a server answers, else the embedded engine if installed."""
     if requested != "auto":
         if requested not in BACKENDS:
-            raise ConfigError(f"unknown backend {requested!r}; expected one of {', '.join(CHOICES)}")
+            choices = ", ".join(CHOICES)
+            raise ConfigError(f"unknown backend {requested!r}; expected one of {choices}")
         return Choice(requested, f"--backend {requested}")
     host = ollama_host(settings.hosts)
     if await probe_ollama(host):

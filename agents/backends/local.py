@@ -49,6 +49,7 @@ from agents.errors import BackendError, BadRequest, BadResponse, EngineMissing, 
 NAME = "local"
 HOST = "embedded"
 DEFAULT_NUM_CTX = 4096
+CONTEXT_STEP = 256
 INSTALL_HINT = (
     "the embedded engine is not installed: pip install 'sparring[local]' "
     "(compiles llama.cpp, about 10 minutes on 2 cores the first time)"
@@ -83,7 +84,7 @@ def _silence(llama_cpp: Any) -> None:
     if _QUIET is not None:
         return
 
-    @llama_cpp.llama_log_callback  # type: ignore[misc]
+    @llama_cpp.llama_log_callback
     def quiet(level: int, text: bytes, user_data: Any) -> None:
         pass
 
@@ -203,7 +204,7 @@ class _Engine:
                 job.last_token = token
             return token
 
-        llm.sample = sample
+        llm.sample = sample  # type: ignore[method-assign]  # per-instance hook, on purpose
         self.llm = llm
 
     def _run(self, job: _Job) -> None:
@@ -351,6 +352,15 @@ def _gemma_messages(messages: list[Message]) -> list[dict[str, str]]:
     return out
 
 
+def context_size(num_ctx: int) -> int:
+    """``num_ctx`` rounded up to llama.cpp's granularity.
+
+    llama.cpp pads the context to a multiple of 256, while llama-cpp-python sizes its token
+    buffer from the number asked for; a smaller, unpadded request overruns that buffer.
+    """
+    return max(CONTEXT_STEP, -(-num_ctx // CONTEXT_STEP) * CONTEXT_STEP)
+
+
 def completion_kwargs(options: dict[str, Any]) -> dict[str, Any]:
     """ChatRequest options (ollama's vocabulary) as create_chat_completion arguments."""
     kwargs = {key: options.get(key, default) for key, default in DEFAULT_SAMPLING.items()}
@@ -403,7 +413,7 @@ class LocalBackend:
         if num_ctx is None:
             train = await asyncio.to_thread(train_context_length, resolved.path)
             num_ctx = min(DEFAULT_NUM_CTX, train or DEFAULT_NUM_CTX)
-        engine = _engine(resolved.path, int(num_ctx), resolved.chat_format)
+        engine = _engine(resolved.path, context_size(int(num_ctx)), resolved.chat_format)
         try:
             await asyncio.wrap_future(engine.loaded)
         except BackendError as exc:

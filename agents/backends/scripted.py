@@ -9,12 +9,11 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Union
 
 from agents.backends.base import ChatEvent, ChatRequest, Delta, Final, ModelInfo, ProgressCallback
 from agents.errors import BackendError, ModelNotFound
 
-Reply = Union[str, BackendError, Callable[[ChatRequest], str]]
+Reply = str | BackendError | Callable[[ChatRequest], str]
 
 
 class ScriptedBackend:

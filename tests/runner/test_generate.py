@@ -63,7 +63,7 @@ async def test_first_token_timeout_then_retry_succeeds() -> None:
 
 
 async def test_whole_reply_timeout() -> None:
-    with pytest.raises(BackendTimeout, match="no whole reply within 0.2s") as info:
+    with pytest.raises(BackendTimeout, match=r"no whole reply within 0\.2s") as info:
         await generate(
             Trickle(0.05, 100),
             REQUEST,
