@@ -356,6 +356,10 @@ class FakeOllama:
             response.enable_chunked_encoding()
             await response.prepare(request)
             t_eval = time.perf_counter_ns()
+            loop = asyncio.get_running_loop()
+            # Tokens are paced against absolute times, like a server generating at a steady
+            # rate, so sleep overshoot does not add up over a reply.
+            paced_from = loop.time()
             try:
                 for i in range(len(tokens) + 1):
                     if cut is not None and i == min(cut.after_tokens, len(tokens)):
@@ -375,7 +379,8 @@ class FakeOllama:
                     if i == len(tokens):
                         break
                     if self.token_delay:
-                        await asyncio.sleep(self.token_delay)
+                        due = paced_from + (i + 1) * self.token_delay
+                        await asyncio.sleep(max(0.0, due - loop.time()))
                     message = {"role": "assistant", "content": tokens[i]}
                     chunk = {**head, "created_at": _now(), "message": message, "done": False}
                     await _line(response, chunk)

