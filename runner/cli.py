@@ -1,8 +1,9 @@
 """The ``sparring`` command line.
 
 Exit codes: 0 every conversation finished (whatever its outcome); 1 a conversation
-ended in error or an internal failure; 2 bad input (scenario, option, missing model,
-no backend); 130 interrupted (Ctrl-C or SIGTERM).
+ended in error, or an internal failure; 2 nothing could start: bad input (scenario,
+option), a missing model, no engine or an unreachable server; 130 interrupted (Ctrl-C or
+SIGTERM).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from rich.console import Console
 
 from agents.backends import CHOICES, choose_backend, create_backend
 from agents.backends.base import BackendSettings, Timeouts
-from agents.errors import BackendError, ConfigError, SparringError
+from agents.errors import ConfigError, SparringError
 from runner import __version__, logs
 from runner.console import LiveObserver, ProgressObserver, models_table, show_transcript, summary
 from runner.generate import RetryPolicy
@@ -332,12 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         return EXIT_USAGE
-    except BackendError as exc:
-        print(f"sparring: {exc}", file=sys.stderr)
-        if args.debug:
-            raise
-        return EXIT_USAGE if not exc.retryable else EXIT_FAILED
-    except SparringError as exc:
+    except SparringError as exc:  # a BackendError here came before any conversation started
         print(f"sparring: {exc}", file=sys.stderr)
         if args.debug:
             raise

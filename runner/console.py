@@ -132,7 +132,7 @@ class ProgressObserver(Observer):
         self.progress.update(self.task, turns=self.turns)
 
     def conversation_finished(self, conv: Conversation, record: dict[str, Any]) -> None:
-        if record["status"] != "success":
+        if record["status"] == "error":
             self.errors += 1
         self.progress.update(self.task, advance=1, errors=self.errors)
 

@@ -189,6 +189,11 @@ def _progress_for(
     return report
 
 
+def _lookup(listed: dict[str, ModelInfo], model: str) -> ModelInfo | None:
+    # ollama lists "llama3.2:latest" for a scenario that says "llama3.2".
+    return listed.get(model) or listed.get(f"{model}:latest")
+
+
 def _is_file(path: str) -> bool:
     return Path(path).expanduser().is_file()
 
@@ -225,17 +230,18 @@ async def preflight(
     problems: list[str] = []
     for key, (backend, models) in needed.items():
         listed = {info.name: info for info in await backend.list_models()}
+        missing = [m for m in sorted(models) if _lookup(listed, m) is None]
+        if missing and pull and backend.name == "ollama":
+            for model in missing:
+                log.info("pulling", model=model, host=backend.host)
+                await backend.pull(model, _progress_for(model, progress))
+            listed = {info.name: info for info in await backend.list_models()}
         for model in sorted(models):
             if model.endswith(".gguf") and await asyncio.to_thread(_is_file, model):
                 continue
-            # ollama lists "llama3.2:latest" for a scenario that says "llama3.2".
-            info = listed.get(model) or listed.get(f"{model}:latest")
+            info = _lookup(listed, model)
             if info is not None:
                 infos[(key, model)] = info
-                continue
-            if pull and backend.name == "ollama":
-                log.info("pulling", model=model, host=backend.host)
-                await backend.pull(model, _progress_for(model, progress))
                 continue
             hint = MISSING_HINTS.get(backend.name, "").format(model=model)
             problems.append(
