@@ -116,3 +116,13 @@ def test_iter_transcripts_expands_folders(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     write_lines(tmp_path / "sub" / "b.jsonl", RUN, TURN, END)
     assert [t.path.name for t in iter_transcripts([tmp_path])] == ["a.jsonl", "b.jsonl"]
+
+
+def test_golden_sample_stays_readable() -> None:
+    """Files written in schema version 1 must stay readable by every later reader."""
+    sample = Path(__file__).parents[2] / "transcripts" / "sample" / "i-lost.jsonl"
+    transcript = read_transcript(sample)
+    assert transcript.run.schema_version == 1 and transcript.run.scenario == "i-lost"
+    assert transcript.turns[0].scripted and not transcript.turns[1].scripted
+    assert transcript.end is not None and transcript.end.status == "success"
+    assert transcript.end.outcome.loser == transcript.turns[-1].speaker

@@ -1,0 +1,88 @@
+"""The backend registry: host normalisation and the ``auto`` choice."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+import agents.backends as registry
+from agents.backends import choose_backend, create_backend, normalize_host, ollama_host
+from agents.backends.base import BackendSettings
+from agents.errors import ConfigError, EngineMissing
+from tests.fakes.ollama_server import FakeOllama
+
+
+def closed_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("localhost", "http://localhost:11434"),
+        ("0.0.0.0", "http://127.0.0.1:11434"),
+        ("0.0.0.0:8080", "http://127.0.0.1:8080"),
+        ("https://example.org/", "https://example.org:11434"),
+        ("http://10.1.2.3:5000/base", "http://10.1.2.3:5000/base"),
+    ],
+)
+def test_normalize_host(given: str, expected: str) -> None:
+    assert normalize_host(given) == expected
+
+
+def test_ollama_host_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OLLAMA_HOST", raising=False)
+    assert ollama_host() == "http://127.0.0.1:11434"
+    monkeypatch.setenv("OLLAMA_HOST", "box:1234")
+    assert ollama_host() == "http://box:1234"
+    assert ollama_host(("other:99",)) == "http://other:99"
+
+
+async def test_auto_picks_ollama_when_a_server_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with FakeOllama() as fake:
+        monkeypatch.setenv("OLLAMA_HOST", fake.url)
+        choice = await choose_backend("auto", BackendSettings())
+    assert choice.name == "ollama" and fake.url in choice.reason
+
+
+async def test_auto_picks_the_embedded_engine_without_ollama(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OLLAMA_HOST", closed_port())
+    monkeypatch.setattr(registry, "local_engine_installed", lambda: True)
+    choice = await choose_backend("auto", BackendSettings())
+    assert choice.name == "local" and "no ollama server answered" in choice.reason
+
+
+async def test_auto_without_ollama_or_engine_says_how_to_get_either(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OLLAMA_HOST", closed_port())
+    monkeypatch.setattr(registry, "local_engine_installed", lambda: False)
+    with pytest.raises(EngineMissing) as info:
+        await choose_backend("auto", BackendSettings())
+    message = str(info.value)
+    assert "start ollama" in message and "sparring[local]" in message
+    assert "\n" not in message
+
+
+async def test_explicit_choice_is_kept_and_unknown_is_refused() -> None:
+    assert (await choose_backend("openai", BackendSettings())).name == "openai"
+    with pytest.raises(ConfigError, match="unknown backend 'vllm'"):
+        await choose_backend("vllm", BackendSettings())
+    with pytest.raises(ConfigError):
+        create_backend("vllm", BackendSettings())
+
+
+def test_engine_detection_matches_the_import() -> None:
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        installed = False
+    else:
+        installed = True
+    assert registry.local_engine_installed() is installed
