@@ -106,15 +106,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", parents=[common, backend], help="run scenarios")
     run.add_argument("files", nargs="+", metavar="FILE", help="scenario YAML files")
-    run.add_argument("--repeat", type=_positive_int, help="run each scenario N times")
+    run.add_argument("--repeat", type=_positive_int, metavar="N", help="run each scenario N times")
     run.add_argument(
         "--concurrency",
         type=_positive_int,
+        metavar="N",
         help="requests in flight per server or model (default: the backend's parallel slots: "
         "OLLAMA_NUM_PARALLEL or 1 for ollama, 4 per host for openai, 1 per embedded model)",
     )
-    run.add_argument("--out", type=Path, default=Path("transcripts"), help="transcript folder")
-    run.add_argument("--seed", type=int, help="base seed (overrides the scenario's)")
+    run.add_argument(
+        "--out", metavar="DIR", type=Path, default=Path("transcripts"), help="transcript folder"
+    )
+    run.add_argument("--seed", metavar="N", type=int, help="base seed (overrides the scenario's)")
     run.add_argument(
         "--var",
         type=_var,
@@ -123,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="set a scenario variable",
     )
-    run.add_argument("--max-turns", type=_positive_int, help="override the scenario's max_turns")
+    run.add_argument(
+        "--max-turns", metavar="N", type=_positive_int, help="override the scenario's max_turns"
+    )
     run.add_argument("--pull", action="store_true", help="pull missing models (ollama)")
     run.add_argument(
         "--dry-run",
@@ -132,28 +137,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--quiet", action="store_true", help="print only the summary")
     run.add_argument(
-        "--retries", type=_positive_int, default=5, help="attempts per turn (default 5)"
+        "--retries",
+        metavar="N",
+        type=_positive_int,
+        default=5,
+        help="attempts per turn (default 5)",
     )
     run.add_argument(
         "--backoff",
+        metavar="SECONDS",
         type=_seconds,
         default=1.0,
         help="first retry wait in seconds, doubled each retry, with jitter (default 1)",
     )
     run.add_argument(
         "--timeout-connect",
+        metavar="SECONDS",
         type=_seconds,
         default=timeouts.connect,
         help=f"seconds (default {timeouts.connect:g})",
     )
     run.add_argument(
         "--timeout-first-token",
+        metavar="SECONDS",
         type=_seconds,
         default=timeouts.first_token,
         help=f"seconds, includes model loading (default {timeouts.first_token:g})",
     )
     run.add_argument(
         "--timeout-reply",
+        metavar="SECONDS",
         type=_seconds,
         default=timeouts.reply,
         help=f"seconds for a whole reply (default {timeouts.reply:g})",
