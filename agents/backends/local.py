@@ -141,6 +141,8 @@ class _Engine:
         self.cancelled = 0
         self.max_active = 0
         self.tokens = 0
+        self._pending: set[_Job] = set()
+        self._pending_lock = threading.Lock()
         self._is_eog: Callable[[int], bool] = lambda token: False
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"sparring-local-{path.stem[:24]}"
@@ -249,9 +251,9 @@ class _Engine:
                     completion_tokens=completion,
                     done_reason=finish or "stop",
                     server={
-                        "total": (end - t0) * 1000,
-                        "prompt_eval": (first - t0) * 1000,
-                        "eval": (end - first) * 1000,
+                        "total_ms": (end - t0) * 1000,
+                        "prompt_eval_ms": (first - t0) * 1000,
+                        "eval_ms": (end - first) * 1000,
                     },
                     host=HOST,
                 ),
@@ -292,13 +294,24 @@ class _Engine:
     # -- any thread --------------------------------------------------------------------
 
     def submit(self, job: _Job) -> concurrent.futures.Future[None]:
-        return self._executor.submit(self._run, job)
+        future = self._executor.submit(self._run, job)
+        with self._pending_lock:
+            if not future.done():
+                self._pending.add(job)
+        future.add_done_callback(lambda _: self._done(job))
+        return future
+
+    def _done(self, job: _Job) -> None:
+        with self._pending_lock:
+            self._pending.discard(job)
 
     def close(self) -> None:
-        job = self._job
-        if job is not None:
-            job.stop.set()
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        # Queued jobs still run, but see their stop flag at once and tell their readers.
+        with self._pending_lock:
+            for job in [*self._pending, self._job]:
+                if job is not None:
+                    job.stop.set()
+        self._executor.shutdown(wait=True)
         llm, self.llm = self.llm, None
         if llm is not None:
             llm.close()
@@ -418,6 +431,7 @@ class LocalBackend:
             await asyncio.wrap_future(engine.loaded)
         except BackendError as exc:
             _forget(engine)
+            await asyncio.to_thread(engine.close)
             exc.model = request.model
             raise
         return engine, resolved

