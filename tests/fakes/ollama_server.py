@@ -27,7 +27,6 @@ import contextlib
 import hashlib
 import json
 import re
-import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -36,6 +35,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.threaded import serve_in_thread
 
 VERSION = "0.12.6"
 NOT_FOUND_MESSAGE = 'model "{model}" not found, try pulling it first'
@@ -253,20 +254,8 @@ class FakeOllama:
     def in_thread(cls, *args: Any, **kwargs: Any) -> Iterator[FakeOllama]:
         """Serve from a daemon thread with its own loop, for sync code and subprocesses."""
         fake = cls(*args, **kwargs)
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="fake-ollama", daemon=True)
-        thread.start()
-        try:
-            asyncio.run_coroutine_threadsafe(fake.start(), loop).result(timeout=10)
+        with serve_in_thread(fake, fake.start, fake.stop):
             yield fake
-        finally:
-            try:
-                asyncio.run_coroutine_threadsafe(fake.stop(), loop).result(timeout=10)
-            finally:
-                loop.call_soon_threadsafe(loop.stop)
-                thread.join(timeout=10)
-                loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.close()
 
     @web.middleware
     async def _track(

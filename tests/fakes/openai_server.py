@@ -11,14 +11,17 @@ deterministic text derived from the request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.threaded import serve_in_thread
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +115,14 @@ class FakeOpenAI:
         self._closing.set()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    @classmethod
+    @contextlib.contextmanager
+    def in_thread(cls, *args: Any, **kwargs: Any) -> Iterator[FakeOpenAI]:
+        """Serve from a daemon thread with its own loop, for sync code and subprocesses."""
+        fake = cls(*args, **kwargs)
+        with serve_in_thread(fake, fake.__aenter__, fake.__aexit__):
+            yield fake
 
     # -- handlers ---------------------------------------------------------------------
 

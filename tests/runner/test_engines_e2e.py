@@ -1,0 +1,143 @@
+"""Whole scenarios through the CLI on real engines: the embedded model, and the same
+scenario on ollama, the embedded engine and an OpenAI-compatible server by changing only
+``--backend``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runner.transcript import Transcript, read_transcript
+from tests.fakes.ollama_server import FakeOllama
+from tests.fakes.openai_server import FakeOpenAI
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"
+
+
+def sparring(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "OPENAI_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "runner.cli", *map(str, args), "--log-format", "console"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=240,
+        check=False,
+    )
+
+
+def only_transcript(out: Path) -> Transcript:
+    [path] = sorted(out.glob("*.jsonl"))
+    return read_transcript(path)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "scenario.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+GREEDY = """\
+name: greedy
+defaults:
+  model: smollm2:135m
+  options: {temperature: 0, seed: 5, num_predict: 24}
+agents:
+  - name: Ada
+    persona: You are Ada. Answer in one short sentence.
+    opening: What is the best fruit?
+  - name: Max
+    persona: You are Max. Disagree politely in one short sentence.
+max_turns: 4
+"""
+
+
+@pytest.mark.realmodel
+def test_quickstart_runs_on_the_embedded_model(tmp_path: Path) -> None:
+    result = sparring(
+        "run", QUICKSTART, "--backend", "local", "--out", tmp_path, "--max-turns", "4"
+    )
+    assert result.returncode == 0, result.stderr
+    transcript = only_transcript(tmp_path)
+    assert transcript.run.backend == "local" and transcript.status == "success"
+    generated = [t for t in transcript.turns if not t.scripted]
+    assert len(generated) == 3
+    for turn in generated:
+        assert turn.content.strip()
+        assert turn.completion_tokens and turn.completion_tokens > 0
+        assert turn.prompt_tokens and turn.prompt_tokens > 0
+        assert turn.ttft_ms is not None and turn.latency_ms is not None
+        assert turn.completion_tokens <= 60  # the scenario's num_predict
+        assert turn.content in result.stdout  # streamed live
+
+
+@pytest.mark.realmodel
+def test_same_seed_at_temperature_zero_gives_the_same_transcript(tmp_path: Path) -> None:
+    scenario = write(tmp_path, GREEDY)
+    contents = []
+    for attempt in ("first", "second"):
+        out = tmp_path / attempt
+        result = sparring("run", scenario, "--backend", "local", "--out", out, "--quiet")
+        assert result.returncode == 0, result.stderr
+        contents.append([t.content for t in only_transcript(out).turns])
+    assert contents[0] == contents[1]
+    assert all(text.strip() for text in contents[0])
+
+
+@pytest.mark.realmodel
+def test_stop_sequence_and_num_predict_are_honoured(tmp_path: Path) -> None:
+    text = GREEDY.replace(
+        "options: {temperature: 0, seed: 5, num_predict: 24}",
+        "options: {temperature: 0.7, seed: 9, num_predict: 6, stop: ['.', '!', '?']}",
+    )
+    result = sparring(
+        "run", write(tmp_path, text), "--backend", "local", "--out", tmp_path, "--quiet"
+    )
+    assert result.returncode == 0, result.stderr
+    generated = [t for t in only_transcript(tmp_path).turns if not t.scripted]
+    for turn in generated:
+        assert turn.completion_tokens is not None and turn.completion_tokens <= 6
+        assert not any(mark in turn.content for mark in ".!?")
+        assert turn.done_reason in {"stop", "length"}
+
+
+@pytest.mark.realmodel
+def test_a_scenario_with_two_model_families_runs(tmp_path: Path) -> None:
+    debate = ROOT / "scenarios" / "debate.yaml"
+    result = sparring("run", debate, "--backend", "local", "--out", tmp_path, "--max-turns", "3")
+    assert result.returncode == 0, result.stderr
+    transcript = only_transcript(tmp_path)
+    assert [t.model for t in transcript.turns] == ["smollm2:135m", "gemma3:270m", "smollm2:135m"]
+    assert all(t.completion_tokens for t in transcript.turns if not t.scripted)
+
+
+def _run_on(backend: str, host: str | None, out: Path) -> Transcript:
+    args: list[str | Path] = ["run", QUICKSTART, "--backend", backend, "--out", out, "--quiet"]
+    args += ["--max-turns", "3"]
+    if host:
+        args += ["--host", host]
+    result = sparring(*args)
+    assert result.returncode == 0, result.stderr
+    return only_transcript(out)
+
+
+@pytest.mark.realmodel
+def test_the_same_scenario_runs_on_every_engine(tmp_path: Path) -> None:
+    with FakeOllama.in_thread(models=["smollm2:135m"]) as ollama:
+        on_ollama = _run_on("ollama", ollama.url, tmp_path / "ollama")
+        assert ollama.requests and ollama.requests[0]["model"] == "smollm2:135m"
+    with FakeOpenAI.in_thread(models=["smollm2:135m"]) as openai:
+        on_openai = _run_on("openai", openai.url, tmp_path / "openai")
+        assert openai.chat_requests
+    on_local = _run_on("local", None, tmp_path / "local")
+    for transcript, backend in ((on_ollama, "ollama"), (on_openai, "openai"), (on_local, "local")):
+        assert transcript.run.backend == backend
+        assert transcript.run.scenario_hash == on_local.run.scenario_hash
+        assert transcript.status == "success" and len(transcript.turns) == 3
+        assert all(t.content.strip() for t in transcript.turns)
