@@ -246,9 +246,17 @@ async def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
         plans = plan_runs(scenarios)
         await bind_plans(plans, pool)
 
+        shown: dict[str, tuple[str, int]] = {}
+
         def pulling(model: str, status: str, done: int | None, total: int | None) -> None:
-            share = f" {100 * done / total:.0f}%" if done is not None and total else ""
-            err.print(f"pulling {model}: {status}{share}", highlight=False)
+            # ollama reports progress many times a second: show status changes and 10% steps.
+            percent = int(100 * done / total) if done is not None and total else -1
+            step = (status, percent // 10)
+            if shown.get(model) == step:
+                return
+            shown[model] = step
+            share = f" {percent}%" if percent >= 0 else ""
+            err.print(f"pulling {model}: {status}{share}")
 
         infos = await preflight(plans, pull=settings.pull, progress=pulling)
         if args.dry_run:

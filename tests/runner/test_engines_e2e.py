@@ -73,7 +73,7 @@ def test_quickstart_runs_on_the_embedded_model(tmp_path: Path) -> None:
         assert turn.completion_tokens and turn.completion_tokens > 0
         assert turn.prompt_tokens and turn.prompt_tokens > 0
         assert turn.ttft_ms is not None and turn.latency_ms is not None
-        assert turn.completion_tokens <= 60  # the scenario's num_predict
+        assert turn.completion_tokens <= 80  # the scenario's num_predict
         assert turn.content in result.stdout  # streamed live
 
 
