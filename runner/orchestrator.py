@@ -31,7 +31,7 @@ from runner import __version__
 from runner.generate import RetryPolicy, generate
 from runner.rules import Outcome, Referee
 from runner.scenario import ResolvedScenario
-from runner.transcript import SCHEMA_VERSION, TranscriptWriter
+from runner.transcript import SCHEMA_VERSION, TranscriptWriter, ensure_writable
 
 log = structlog.get_logger("sparring.orchestrator")
 
@@ -627,6 +627,7 @@ async def run_conversations(
 ) -> list[Result]:
     """Run every planned conversation concurrently; results come back in plan order."""
     run_id = run_id or secrets.token_hex(6)
+    ensure_writable(settings.out_dir)
     conversations = [
         Conversation(
             plan, pool, settings, run_id=run_id, observer=observer, model_infos=model_infos

@@ -304,9 +304,9 @@ def resolve(
         hosts=tuple(scenario.hosts),
         api_key_env=scenario.api_key_env,
     )
-    digest = hashlib.sha256(
-        json.dumps(resolved.to_record(), sort_keys=True, default=str).encode()
-    ).hexdigest()
+    # What the scenario does, not where its file lives: copies of one scenario hash alike.
+    content = {k: v for k, v in resolved.to_record().items() if k != "source"}
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
     return _replace_hash(resolved, digest)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,16 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:60] or "scenario"
 
 
+def ensure_writable(out_dir: Path) -> None:
+    """Fail before any model call if transcripts cannot be written to ``out_dir``."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as exc:
+        raise TranscriptError(f"{out_dir}: cannot write transcripts: {exc.strerror}") from None
+
+
 class TranscriptWriter:
     """Appends records to a new file, one flushed line each. Never overwrites a file."""
 
@@ -44,16 +55,19 @@ class TranscriptWriter:
 
     @classmethod
     def create(cls, out_dir: Path, stem: str) -> TranscriptWriter:
-        out_dir.mkdir(parents=True, exist_ok=True)
         base = _slug(stem)
-        for n in range(1000):
-            path = out_dir / (f"{base}.jsonl" if n == 0 else f"{base}-{n}.jsonl")
-            try:
-                # 'x' fails if the file exists, even if another process created it just now.
-                handle = path.open("x", encoding="utf-8")
-            except FileExistsError:
-                continue
-            return cls(path, handle)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for n in range(1000):
+                path = out_dir / (f"{base}.jsonl" if n == 0 else f"{base}-{n}.jsonl")
+                try:
+                    # 'x' fails if the file exists, even if another process just made it.
+                    handle = path.open("x", encoding="utf-8")
+                except FileExistsError:
+                    continue
+                return cls(path, handle)
+        except OSError as exc:
+            raise TranscriptError(f"{out_dir}: cannot write transcripts: {exc.strerror}") from None
         raise TranscriptError(f"{out_dir}: could not find a free file name for {base}")
 
     def write(self, record: dict[str, Any]) -> None:

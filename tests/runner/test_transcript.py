@@ -11,6 +11,7 @@ from runner.transcript import (
     SCHEMA_VERSION,
     TranscriptError,
     TranscriptWriter,
+    ensure_writable,
     iter_transcripts,
     read_transcript,
 )
@@ -126,3 +127,12 @@ def test_golden_sample_stays_readable() -> None:
     assert transcript.turns[0].scripted and not transcript.turns[1].scripted
     assert transcript.end is not None and transcript.end.status == "success"
     assert transcript.end.outcome.loser == transcript.turns[-1].speaker
+
+
+def test_unwritable_folder_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(TranscriptError, match="cannot write transcripts"):
+        ensure_writable(blocker / "out")
+    ensure_writable(tmp_path / "new" / "folder")
+    assert (tmp_path / "new" / "folder").is_dir()
