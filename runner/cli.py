@@ -37,7 +37,7 @@ from runner.orchestrator import (
     run_conversations,
 )
 from runner.scenario import load_scenario
-from runner.transcript import read_transcript
+from runner.transcript import read_transcript, transcript_paths
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -179,7 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     del models  # only the shared options
 
     show = sub.add_parser("show", parents=[common], help="print a transcript readably")
-    show.add_argument("transcripts", nargs="+", metavar="TRANSCRIPT")
+    show.add_argument(
+        "transcripts", nargs="+", metavar="TRANSCRIPT", help="JSONL files or folders of them"
+    )
     return parser
 
 
@@ -314,7 +316,7 @@ async def cmd_models(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_show(args: argparse.Namespace, out: Console) -> int:
-    for i, path in enumerate(args.transcripts):
+    for i, path in enumerate(transcript_paths(args.transcripts)):
         if i:
             out.rule()
         show_transcript(out, read_transcript(path))

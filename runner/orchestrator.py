@@ -565,6 +565,11 @@ class Conversation:
             f"{self.plan.repeat_index:03d}_{self.conversation_id}",
         )
         self.writer.write(self._run_record())
+        # Each conversation is its own task with its own context: every log line inside it,
+        # retries in generate() included, carries these ids.
+        structlog.contextvars.bind_contextvars(
+            run_id=self.run_id, conversation=self.conversation_id, scenario=self.scenario.name
+        )
         self.observer.conversation_started(self)
         self.log.info("conversation started", transcript=str(self.writer.path), seed=self.plan.seed)
         status, error = "success", None

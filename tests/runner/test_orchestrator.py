@@ -273,3 +273,18 @@ async def test_transcript_records_every_field(tmp_path: Path) -> None:
         t.completion_tokens or 0 for t in transcript.turns
     )
     assert not any(tmp_path.glob("*.tmp"))
+
+
+async def test_retry_logs_carry_the_conversation_ids(tmp_path: Path) -> None:
+    from structlog.contextvars import merge_contextvars
+    from structlog.testing import capture_logs
+
+    backend = ScriptedBackend(
+        {"mb": [ServerError("busy", status=503), "ok"]}, fallback=echo, models=MODELS
+    )
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        [result], _ = await run(tmp_path, scenario(max_turns=2), backend=backend)
+    [retry] = [entry for entry in logs if entry["event"] == "retrying"]
+    run_record = read_transcript(result.path).run
+    assert retry["conversation"] == run_record.conversation_id
+    assert retry["run_id"] == run_record.run_id
