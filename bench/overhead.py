@@ -32,8 +32,10 @@ from agents.backends.ollama import OllamaBackend  # noqa: E402
 from agents.backends.scripted import ScriptedBackend  # noqa: E402
 from runner.generate import RetryPolicy  # noqa: E402
 from runner.logs import configure  # noqa: E402
-from runner.orchestrator import BackendPool, RunSettings, run_scenarios  # noqa: E402
+from runner.orchestrator import run_scenarios  # noqa: E402
+from runner.pool import BackendPool  # noqa: E402
 from runner.scenario import scenario_from_data  # noqa: E402
+from runner.settings import RunSettings  # noqa: E402
 from runner.transcript import iter_transcripts  # noqa: E402
 
 

@@ -25,18 +25,13 @@ from agents.backends.base import BackendSettings, Timeouts
 from agents.errors import ConfigError, SparringError
 from runner import __version__, logs
 from runner.console import LiveObserver, ProgressObserver, models_table, show_transcript, summary
+from runner.conversation import Observer, Result
 from runner.generate import RetryPolicy
-from runner.orchestrator import (
-    BackendPool,
-    Observer,
-    Result,
-    RunSettings,
-    bind_plans,
-    plan_runs,
-    preflight,
-    run_conversations,
-)
+from runner.orchestrator import run_conversations
+from runner.plan import bind_plans, plan_runs, preflight
+from runner.pool import BackendPool
 from runner.scenario import load_scenario
+from runner.settings import RunSettings
 from runner.transcript import read_transcript, transcript_paths
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from agents.backends.base import ModelInfo
 from agents.errors import BackendError
-from runner.orchestrator import Conversation, Observer, Result
+from runner.conversation import Conversation, Observer, Result
 from runner.transcript import Transcript
 
 PALETTE = ("cyan", "magenta", "green", "yellow", "blue", "red", "bright_cyan", "bright_magenta")

@@ -101,6 +101,7 @@ class AgentRecord(_Record):
     opening: str | None = None
     max_turns: int | None = None
     options: dict[str, Any] = {}
+    backend: str | None = None
     host: str | None = None
 
 
@@ -114,10 +115,13 @@ class RunRecord(_Record):
     source: str | None = None
     scenario_hash: str
     repeat_index: int = 0
+    repeat: int = 1
     seed: int
+    base_seed: int | None = None
     order: str
     history: str | int = "all"
     max_turns: int
+    kickoff: str | None = None
     end_rules: list[dict[str, Any]] = []
     vars: dict[str, Any] = {}
     agents: list[AgentRecord]
@@ -125,6 +129,7 @@ class RunRecord(_Record):
     backend_reason: str | None = None
     host: str | None = None
     sparring_version: str
+    timeouts: dict[str, float] = {}
     started_at: str
 
 

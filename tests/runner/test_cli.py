@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from runner import __version__
-from runner.orchestrator import derive_seed
+from runner.plan import derive_seed
 from runner.transcript import SCHEMA_VERSION, read_transcript
 from tests.fakes.ollama_server import (
     CONCESSION,

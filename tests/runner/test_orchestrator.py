@@ -12,16 +12,23 @@ from agents.backends.base import ChatRequest
 from agents.backends.scripted import ScriptedBackend
 from agents.errors import BadRequest, ConfigError, ServerError
 from runner.generate import RetryPolicy
-from runner.orchestrator import BackendPool, RunSettings, derive_seed, run_scenarios
+from runner.orchestrator import run_scenarios
+from runner.plan import derive_seed
+from runner.pool import BackendPool
 from runner.scenario import ResolvedScenario, scenario_from_data
+from runner.settings import RunSettings
 from runner.transcript import read_transcript
 
 FAST = RetryPolicy(attempts=3, base=0.001)
 MODELS = ["ma", "mb", "m", "bad"]
 
 
-def scenario(**fields: Any) -> ResolvedScenario:
-    data: dict[str, Any] = {
+def unseeded_data() -> dict[str, Any]:
+    return {k: v for k, v in base_data().items() if k != "seed"}
+
+
+def base_data() -> dict[str, Any]:
+    return {
         "name": "t",
         "agents": [
             {"name": "A", "model": "ma", "persona": "You are A."},
@@ -30,6 +37,10 @@ def scenario(**fields: Any) -> ResolvedScenario:
         "max_turns": 6,
         "seed": 1,
     }
+
+
+def scenario(**fields: Any) -> ResolvedScenario:
+    data = base_data()
     data.update(fields)
     return scenario_from_data(data)
 
@@ -288,3 +299,14 @@ async def test_retry_logs_carry_the_conversation_ids(tmp_path: Path) -> None:
     run_record = read_transcript(result.path).run
     assert retry["conversation"] == run_record.conversation_id
     assert retry["run_id"] == run_record.run_id
+
+
+async def test_a_run_without_a_seed_can_be_replayed_from_its_record(tmp_path: Path) -> None:
+    unseeded = scenario(seed=None, repeat=2)
+    first, _ = await run(tmp_path / "a", unseeded)
+    record = read_transcript(first[1].path).run
+    assert record.base_seed is not None
+    assert record.seed == derive_seed(record.base_seed, 1)
+    replay = scenario_from_data({**unseeded_data(), "seed": record.base_seed, "repeat": 2})
+    again, _ = await run(tmp_path / "b", replay)
+    assert read_transcript(again[1].path).run.seed == record.seed

@@ -1,0 +1,88 @@
+"""Backend instances shared by a run's conversations, and their concurrency limits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from agents.agent import Agent
+from agents.backends import Choice, choose_backend, create_backend
+from agents.backends.base import Backend, BackendSettings
+from runner.scenario import ResolvedScenario
+from runner.settings import RunSettings
+
+log = structlog.get_logger("sparring.pool")
+
+
+@dataclass(slots=True)
+class Binding:
+    """A backend instance and why it was chosen."""
+
+    backend: Backend
+    choice: Choice
+
+
+class BackendPool:
+    """One backend instance per (engine, hosts), shared by every conversation of a run.
+
+    Also owns the concurrency limits: one semaphore per connection key.
+    """
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        *,
+        factory: Callable[[str, BackendSettings], Backend] = create_backend,
+    ) -> None:
+        self.settings = settings
+        self._factory = factory
+        self._bindings: dict[tuple[str, tuple[str, ...], str | None], Binding] = {}
+        self._limits: dict[str, asyncio.Semaphore] = {}
+        self._fixed: Binding | None = None
+
+    @classmethod
+    def fixed(cls, backend: Backend, settings: RunSettings | None = None) -> BackendPool:
+        """A pool that always answers with ``backend`` (tests, benchmarks, embedding)."""
+        pool = cls(settings or RunSettings())
+        pool._fixed = Binding(backend, Choice(backend.name, "given"))
+        return pool
+
+    async def bind(self, scenario: ResolvedScenario, agent: Agent) -> Binding:
+        if self._fixed is not None:
+            return self._fixed
+        requested = self.settings.backend or scenario.backend or "auto"
+        hosts = self.settings.hosts or ((agent.host,) if agent.host else scenario.hosts)
+        api_key_env = self.settings.api_key_env or scenario.api_key_env
+        key = (requested, tuple(hosts), api_key_env)
+        if key not in self._bindings:
+            backend_settings = BackendSettings(
+                hosts=tuple(hosts), timeouts=self.settings.timeouts, api_key_env=api_key_env
+            )
+            choice = await choose_backend(requested, backend_settings)
+            backend = self._factory(choice.name, backend_settings)
+            log.info("backend", backend=choice.name, host=backend.host, reason=choice.reason)
+            self._bindings[key] = Binding(backend, choice)
+        return self._bindings[key]
+
+    def limit(self, backend: Backend, model: str) -> asyncio.Semaphore:
+        key = backend.connection_key(model)
+        if key not in self._limits:
+            size = self.settings.concurrency or backend.default_concurrency()
+            self._limits[key] = asyncio.Semaphore(max(1, size))
+        return self._limits[key]
+
+    def backends(self) -> list[Backend]:
+        found = [b.backend for b in self._bindings.values()]
+        if self._fixed is not None:
+            found.append(self._fixed.backend)
+        return found
+
+    async def aclose(self) -> None:
+        for backend in self.backends():
+            try:
+                await backend.aclose()
+            except Exception:  # closing must not hide the run's own outcome
+                log.warning("backend close failed", backend=backend.name, exc_info=True)
