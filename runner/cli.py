@@ -24,11 +24,17 @@ from agents.backends import CHOICES, choose_backend, create_backend
 from agents.backends.base import BackendSettings, Timeouts
 from agents.errors import ConfigError, SparringError
 from runner import __version__, logs
-from runner.console import LiveObserver, ProgressObserver, models_table, show_transcript, summary
-from runner.conversation import Observer, Result
+from runner.console import (
+    LiveObserver,
+    ProgressObserver,
+    PullProgress,
+    models_table,
+    show_transcript,
+    summary,
+)
+from runner.conversation import Observer
 from runner.generate import RetryPolicy
-from runner.orchestrator import run_conversations
-from runner.plan import bind_plans, plan_runs, preflight
+from runner.orchestrator import prepare, run_conversations
 from runner.pool import BackendPool
 from runner.scenario import load_scenario
 from runner.settings import RunSettings
@@ -240,22 +246,9 @@ async def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     settings = _settings(args)
     pool = BackendPool(settings)
     try:
-        plans = plan_runs(scenarios)
-        await bind_plans(plans, pool)
-
-        shown: dict[str, tuple[str, int]] = {}
-
-        def pulling(model: str, status: str, done: int | None, total: int | None) -> None:
-            # ollama reports progress many times a second: show status changes and 10% steps.
-            percent = int(100 * done / total) if done is not None and total else -1
-            step = (status, percent // 10)
-            if shown.get(model) == step:
-                return
-            shown[model] = step
-            share = f" {percent}%" if percent >= 0 else ""
-            err.print(f"pulling {model}: {status}{share}")
-
-        infos = await preflight(plans, pull=settings.pull, progress=pulling)
+        plans, infos = await prepare(
+            scenarios, pool, pull=settings.pull, progress=PullProgress(err)
+        )
         if args.dry_run:
             for plan in plans:
                 s = plan.scenario
@@ -267,23 +260,17 @@ async def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
                 )
             out.print(f"{len(plans)} conversation(s) would run; nothing was sent to a model")
             return EXIT_OK
-        results: list[Result] = []
-        observer: Observer
+        display: contextlib.AbstractContextManager[Observer]
         if args.quiet:
-            observer = Observer()
-            results = await run_conversations(
-                plans, pool, settings, observer=observer, model_infos=infos
-            )
+            display = contextlib.nullcontext(Observer())
         elif len(plans) == 1:
-            observer = LiveObserver(out)
+            display = contextlib.nullcontext(LiveObserver(out))
+        else:
+            display = ProgressObserver(err, len(plans))
+        with display as observer:
             results = await run_conversations(
                 plans, pool, settings, observer=observer, model_infos=infos
             )
-        else:
-            with ProgressObserver(err, len(plans)) as progress:
-                results = await run_conversations(
-                    plans, pool, settings, observer=progress, model_infos=infos
-                )
         summary(out, results)
         return EXIT_FAILED if any(r.status == "error" for r in results) else EXIT_OK
     finally:

@@ -137,6 +137,23 @@ class ProgressObserver(Observer):
         self.progress.update(self.task, advance=1, errors=self.errors)
 
 
+class PullProgress:
+    """Prints a pull's progress. ollama reports many times a second: this shows status
+    changes and 10% steps only."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.shown: dict[str, tuple[str, int]] = {}
+
+    def __call__(self, model: str, status: str, done: int | None, total: int | None) -> None:
+        percent = int(100 * done / total) if done is not None and total else -1
+        step = (status, percent // 10)
+        if self.shown.get(model) == step:
+            return
+        self.shown[model] = step
+        self.console.print(f"pulling {model}: {status}" + (f" {percent}%" if percent >= 0 else ""))
+
+
 def describe_outcome(outcome: dict[str, Any], status: str) -> str:
     if status == "error":
         return "error"

@@ -46,6 +46,20 @@ async def run_conversations(
     return [task.result() for task in tasks]
 
 
+async def prepare(
+    scenarios: Sequence[ResolvedScenario],
+    pool: BackendPool,
+    *,
+    pull: bool = False,
+    progress: Callable[[str, str, int | None, int | None], None] | None = None,
+) -> tuple[list[Plan], dict[tuple[int, str], ModelInfo]]:
+    """Everything before the first chat: plan, bind backends, check (or pull) models."""
+    plans = plan_runs(scenarios)
+    await bind_plans(plans, pool)
+    infos = await preflight(plans, pull=pull, progress=progress)
+    return plans, infos
+
+
 async def run_scenarios(
     scenarios: Sequence[ResolvedScenario],
     settings: RunSettings,
@@ -59,9 +73,7 @@ async def run_scenarios(
     own_pool = pool is None
     pool = pool or BackendPool(settings)
     try:
-        plans = plan_runs(scenarios)
-        await bind_plans(plans, pool)
-        infos = await preflight(plans, pull=settings.pull, progress=progress)
+        plans, infos = await prepare(scenarios, pool, pull=settings.pull, progress=progress)
         return await run_conversations(
             plans, pool, settings, run_id=run_id, observer=observer, model_infos=infos
         )
