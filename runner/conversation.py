@@ -246,7 +246,12 @@ class Conversation:
                 window=window,
                 kickoff=self.scenario.kickoff,
             )
-            request = ChatRequest(agent.model, messages, self.options[agent.name])
+            # A fixed seed on every request would restart the same random sequence each turn
+            # (and tiny models then repeat themselves word for word): each turn gets its own
+            # seed, derived from the agent's and its turn number, so runs still replay.
+            options = dict(self.options[agent.name])
+            options["seed"] = derive_seed(options["seed"], self.spoken[agent.name])
+            request = ChatRequest(agent.model, messages, options)
             async with self.pool.limit(binding.backend, agent.model):
                 result = await generate(
                     binding.backend,
@@ -275,6 +280,7 @@ class Conversation:
                 "done_reason": final.done_reason,
                 "attempts": result.attempts,
                 "scripted": False,
+                "seed": options["seed"],
             }
             if final.server:
                 record["server"] = final.server

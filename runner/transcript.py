@@ -149,6 +149,7 @@ class TurnRecord(_Record):
     done_reason: str | None = None
     attempts: int = 1
     scripted: bool = False
+    seed: int | None = None
     server: dict[str, float] = {}
     host: str | None = None
 

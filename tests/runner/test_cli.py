@@ -307,7 +307,8 @@ def test_each_model_is_sent_the_whole_conversation(played: Played) -> None:
         run_agent = next(
             a for a in records(transcripts(played.out)[0])[0]["agents"] if a["name"] == name
         )
-        assert last["options"]["seed"] == run_agent["options"]["seed"]
+        own_turns = [t for t in before if t["speaker"] == name]
+        assert last["options"]["seed"] == derive_seed(run_agent["options"]["seed"], len(own_turns))
         assert last["options"]["num_predict"] == 128
 
 

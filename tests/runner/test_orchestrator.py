@@ -197,7 +197,21 @@ async def test_agent_seeds_derive_from_the_run_seed_unless_set(tmp_path: Path) -
     run_record = read_transcript(result.path).run
     assert run_record.agents[1].options["seed"] == 7
     assert run_record.agents[0].options["seed"] == derive_seed(run_record.seed, "A")
-    assert backend.requests[0].options["seed"] == run_record.agents[0].options["seed"]
+    turns = read_transcript(result.path).turns
+    # Each request's seed comes from the agent's seed and its turn number, and is recorded.
+    for request, turn in zip(backend.requests, turns, strict=True):
+        agent = next(a for a in run_record.agents if a.name == turn.speaker)
+        assert request.options["seed"] == turn.seed == derive_seed(agent.options["seed"], 0)
+
+
+async def test_an_agent_gets_a_new_seed_every_turn(tmp_path: Path) -> None:
+    [result], backend = await run(tmp_path, scenario(max_turns=6))
+    seeds_a = [r.options["seed"] for r in backend.requests if r.model == "ma"]
+    assert len(seeds_a) == 3 and len(set(seeds_a)) == 3
+    [again], _ = await run(tmp_path / "again", scenario(max_turns=6))
+    assert [t.seed for t in read_transcript(again.path).turns] == [
+        t.seed for t in read_transcript(result.path).turns
+    ]
 
 
 async def test_retryable_errors_are_retried_and_counted(tmp_path: Path) -> None:
