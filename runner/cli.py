@@ -321,8 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logs.configure(fmt=args.log_format, verbose=args.verbose, debug=args.debug)
-    out = Console(highlight=False, soft_wrap=True)
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    # Bound to the streams as they are now, not looked up at each print.
+    out = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
     try:
         if args.command == "validate":
             return cmd_validate(args, out)

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import ctypes
 import importlib.util
+import io
 import os
 import random
 import re
@@ -71,6 +73,8 @@ def engine_installed() -> bool:
 
 
 _QUIET: Any = None
+# sys.stderr is process-wide: loads swap it one at a time.
+_LOAD_LOCK = threading.Lock()
 
 
 def _silence(llama_cpp: Any) -> None:
@@ -163,14 +167,20 @@ class _Engine:
         _silence(llama_cpp)
         t0 = time.perf_counter()
         try:
-            # verbose=False also keeps llama.cpp's load-time chatter off stderr.
-            llm = llama_cpp.Llama(
-                model_path=str(self.path),
-                n_ctx=self.n_ctx,
-                n_threads=os.cpu_count() or 1,
-                verbose=False,
-                chat_format=self.chat_format,
-            )
+            # Not verbose=False: that points the process's stdout and stderr file descriptors
+            # at /dev/null while loading, and two loads on two threads can leave them there
+            # for good (a simultaneous round loading two models lost all further output).
+            # llama.cpp's own log lines already go to the silent callback; the library's
+            # Python-level prints during loading go to a buffer, and then it is told to stop.
+            with _LOAD_LOCK, contextlib.redirect_stderr(io.StringIO()):
+                llm = llama_cpp.Llama(
+                    model_path=str(self.path),
+                    n_ctx=self.n_ctx,
+                    n_threads=os.cpu_count() or 1,
+                    verbose=True,
+                    chat_format=self.chat_format,
+                )
+            llm.verbose = False
         except ValueError as exc:
             raise BadRequest(
                 f"llama.cpp could not load {self.path} (not a GGUF model it supports?): {exc}",

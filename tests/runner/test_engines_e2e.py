@@ -141,3 +141,24 @@ def test_the_same_scenario_runs_on_every_engine(tmp_path: Path) -> None:
         assert transcript.run.scenario_hash == on_local.run.scenario_hash
         assert transcript.status == "success" and len(transcript.turns) == 3
         assert all(t.content.strip() for t in transcript.turns)
+
+
+@pytest.mark.realmodel
+def test_output_survives_two_models_loading_at_once(tmp_path: Path) -> None:
+    """Two models load concurrently in a simultaneous round; the terminal output (stdout)
+    must still carry every turn and the summary afterwards."""
+    text = """\
+name: two-loads
+order: simultaneous
+defaults: {options: {num_predict: 4, temperature: 0}}
+agents:
+  - {name: Small, model: smollm2:135m}
+  - {name: Gemma, model: gemma3:270m}
+max_turns: 4
+"""
+    result = sparring("run", write(tmp_path, text), "--backend", "local", "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    transcript = only_transcript(tmp_path)
+    assert len(transcript.turns) == 4
+    assert "summary" in result.stdout
+    assert result.stdout.count("Gemma (gemma3:270m)") == 2
