@@ -36,6 +36,7 @@ class LiveObserver(Observer):
         self.console = console
         self.streaming = True
         self._open_line = False
+        self._fresh = True
 
     def conversation_started(self, conv: Conversation) -> None:
         scenario = conv.scenario
@@ -73,10 +74,15 @@ class LiveObserver(Observer):
         scripted = agent.opening is not None and conv.spoken[speaker] == 0
         self.console.print(self._header(speaker, agent.model, scripted), end="")
         self._open_line = True
+        self._fresh = True
 
     def delta(self, conv: Conversation, speaker: str, text: str) -> None:
-        if self.streaming:
-            self.console.print(Text(text, style=speaker_style(self.names, speaker)), end="")
+        if not self.streaming:
+            return
+        if self._fresh:  # replies often open with a space or newline; the label has one
+            text = text.lstrip()
+            self._fresh = not text
+        self.console.print(Text(text, style=speaker_style(self.names, speaker)), end="")
 
     def retrying(self, conv: Conversation, speaker: str, error: BackendError, wait: float) -> None:
         if self.streaming:
@@ -85,6 +91,7 @@ class LiveObserver(Observer):
             )
             agent = next(a for a in conv.agents if a.name == speaker)
             self.console.print(self._header(speaker, agent.model, False), end="")
+            self._fresh = True
 
     def turn_finished(self, conv: Conversation, record: dict[str, Any]) -> None:
         if self.streaming:
@@ -93,7 +100,7 @@ class LiveObserver(Observer):
             return
         self.console.print(
             self._header(record["speaker"], record["model"], record["scripted"]),
-            Text(record["content"], style=speaker_style(self.names, record["speaker"])),
+            Text(record["content"].strip(), style=speaker_style(self.names, record["speaker"])),
             Text(f"  [round {record['round']}]", style="dim"),
         )
 
@@ -256,7 +263,7 @@ def show_transcript(console: Console, transcript: Transcript) -> None:
                 (turn.speaker, f"bold {style}"),
                 (f" ({', '.join(facts)})" if facts else "", "dim"),
                 ": ",
-                (turn.content, style),
+                (turn.content.strip(), style),
             )
         )
     console.print()
