@@ -67,7 +67,7 @@ class LiveObserver(Observer):
             ": ",
         )
 
-    def turn_started(self, conv: Conversation, speaker: str, index: int) -> None:
+    def turn_started(self, conv: Conversation, speaker: str) -> None:
         if not self.streaming:
             return
         agent = next(a for a in conv.agents if a.name == speaker)

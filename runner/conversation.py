@@ -41,7 +41,7 @@ class Observer:
     """Hooks for a live display. Every method is optional; the default does nothing."""
 
     def conversation_started(self, conv: Conversation) -> None: ...
-    def turn_started(self, conv: Conversation, speaker: str, index: int) -> None: ...
+    def turn_started(self, conv: Conversation, speaker: str) -> None: ...
     def delta(self, conv: Conversation, speaker: str, text: str) -> None: ...
     def retrying(
         self, conv: Conversation, speaker: str, error: BackendError, wait: float
@@ -216,8 +216,7 @@ class Conversation:
         return [t.utterance for t in ordered]
 
     async def _take_turn(self, agent: Agent, round_no: int, history: list[Utterance]) -> TurnState:
-        index = len(self.turns) if self.scenario.order != "simultaneous" else -1
-        self.observer.turn_started(self, agent.name, index)
+        self.observer.turn_started(self, agent.name)
         binding = self.plan.bindings[agent.name]
         if agent.opening is not None and self.spoken[agent.name] == 0:
             stamp = now_iso()
