@@ -369,26 +369,24 @@ def format_loc(loc: Loc) -> str:
     return out
 
 
+_NESTED: dict[str, type[BaseModel]] = {
+    "agents": AgentSpec,
+    "defaults": Defaults,
+    "options": Options,
+    "end": EndRule,
+}
+
+
 def _known_fields(loc: Loc) -> list[str]:
-    """Field names allowed at the mapping that holds ``loc``'s last key."""
-    parent = loc[:-1]
+    """Field names allowed in the mapping that holds ``loc``'s last key."""
     model: type[BaseModel] = Scenario
-    for part in parent:
+    for part in loc[:-1]:
         if isinstance(part, int):
             continue
-        annotation = model.model_fields.get(str(part))
-        if annotation is None:
+        nested = _NESTED.get(str(part))
+        if nested is None:
             return []
-        targets: dict[str, type[BaseModel]] = {
-            "agents": AgentSpec,
-            "defaults": Defaults,
-            "options": Options,
-            "end": EndRule,
-        }
-        target = targets.get(str(part))
-        if target is None:
-            return []
-        model = target
+        model = nested
     return list(model.model_fields)
 
 
@@ -449,8 +447,14 @@ def load_scenario(path: str | Path, **overrides: Any) -> ResolvedScenario:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{source}: cannot read: {exc}") from None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text) if root is not None else None
+        # One pass: the node tree (for positions) and the data built from it, exactly as
+        # yaml.safe_load builds it.
+        loader = yaml.SafeLoader(text)
+        try:
+            root = loader.get_single_node()
+            data = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
