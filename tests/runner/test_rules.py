@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from runner.rules import Referee
-from runner.scenario import EndRule
+from runner.scenario import EndRule, load_scenario
 
-I_LOST = EndRule(
-    phrase="I lost",
-    outcome="speaker_loses",
-    unless=[
-        r"\b(if|whoever|when|whenever|unless)\b",
-        r"\b(say|says|said|tell|tells|told|saying|telling)\b",
-        r"\b(never|not|won't|will not|didn't|don't)\b",
-    ],
-)
+ROOT = Path(__file__).resolve().parents[2]
+# The shipped i-lost rule, as users get it.
+I_LOST = load_scenario(ROOT / "scenarios" / "i-lost.yaml").end[0]
 
 
 @pytest.mark.parametrize(
@@ -25,6 +21,8 @@ I_LOST = EndRule(
         "OK, i LOST this one!",
         "You got me there... I   lost",
         "Alright.\nI lost, you win.",
+        "I lost, why not play again?",
+        "Fine, I lost, as I said I would.",
     ],
 )
 def test_concessions_fire(text: str) -> None:
