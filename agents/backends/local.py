@@ -15,7 +15,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import ctypes
-import importlib.util
 import io
 import os
 import random
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.backends import local_engine_installed as engine_installed
 from agents.backends.base import (
     BackendSettings,
     ChatEvent,
@@ -66,10 +66,6 @@ DEFAULT_SAMPLING: dict[str, Any] = {
 }
 _PASSED_THROUGH = ("typical_p", "presence_penalty", "frequency_penalty")
 _OVERFLOW = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
-
-
-def engine_installed() -> bool:
-    return importlib.util.find_spec("llama_cpp") is not None
 
 
 _QUIET: Any = None
