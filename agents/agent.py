@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from agents.backends.base import Message
+from agents.backends.config import GenerateConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +24,7 @@ class Agent:
     persona: str = ""
     opening: str | None = None
     max_turns: int | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+    options: GenerateConfig = field(default_factory=GenerateConfig)
     host: str | None = None
 
     def view(

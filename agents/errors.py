@@ -53,12 +53,14 @@ class BackendError(SparringError):
         host: str | None = None,
         model: str | None = None,
         status: int | None = None,
+        hint: str | None = None,
     ) -> None:
         self.message = message
         self.backend = backend
         self.host = host
         self.model = model
         self.status = status
+        self.hint = hint  # what the user can do about it
         self.attempts = 1  # set by the runner when it gives up after retrying
         super().__init__(message)
 
@@ -72,14 +74,15 @@ class BackendError(SparringError):
             )
             if part
         )
-        return f"{where}: {self.message}" if where else self.message
+        text = f"{where}: {self.message}" if where else self.message
+        return f"{text}; {self.hint}" if self.hint else text
 
     def to_dict(self) -> dict[str, Any]:
         """The error as transcript data (the ``error`` object of an ``end`` line)."""
         return {
             "type": type(self).__name__,
             "kind": self.kind,
-            "message": self.message,
+            "message": f"{self.message}; {self.hint}" if self.hint else self.message,
             "retryable": self.retryable,
             "backend": self.backend,
             "host": self.host,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import signal
 import sys
 from collections.abc import Sequence
@@ -32,12 +33,14 @@ from runner.console import (
     show_transcript,
     summary,
 )
-from runner.conversation import Observer
+from runner.events import Observer
 from runner.generate import RetryPolicy
 from runner.orchestrator import prepare, run_conversations
 from runner.pool import BackendPool
+from runner.scenario import json_schema as scenario_schema
 from runner.scenario import load_scenario
 from runner.settings import RunSettings
+from runner.transcript import json_schema as transcript_schema
 from runner.transcript import read_transcript, transcript_paths
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -179,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", parents=[common, backend], help="list the backend's models")
     del models  # only the shared options
 
+    schema = sub.add_parser(
+        "schema", parents=[common], help="print the JSON Schema of scenarios or transcript lines"
+    )
+    schema.add_argument("what", choices=("scenario", "transcript"))
+
     show = sub.add_parser("show", parents=[common], help="print a transcript readably")
     show.add_argument(
         "transcripts", nargs="+", metavar="TRANSCRIPT", help="JSONL files or folders of them"
@@ -244,8 +252,7 @@ async def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
         max_turns=args.max_turns,
     )
     settings = _settings(args)
-    pool = BackendPool(settings)
-    try:
+    async with BackendPool(settings) as pool:
         plans, infos = await prepare(
             scenarios, pool, pull=settings.pull, progress=PullProgress(err)
         )
@@ -273,16 +280,6 @@ async def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
             )
         summary(out, results)
         return EXIT_FAILED if any(r.status == "error" for r in results) else EXIT_OK
-    finally:
-        await pool.aclose()
-        _unload_local_models()
-
-
-def _unload_local_models() -> None:
-    module = sys.modules.get("agents.backends.local")
-    unload = getattr(module, "unload_all", None)
-    if unload is not None:
-        unload()
 
 
 async def cmd_models(args: argparse.Namespace, out: Console) -> int:
@@ -294,6 +291,12 @@ async def cmd_models(args: argparse.Namespace, out: Console) -> int:
     finally:
         await backend.aclose()
     models_table(out, choice.name, backend.host, models)
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    schema = scenario_schema() if args.what == "scenario" else transcript_schema()
+    sys.stdout.write(json.dumps(schema, indent=2, ensure_ascii=False) + "\n")
     return EXIT_OK
 
 
@@ -329,6 +332,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_validate(args, out)
         if args.command == "show":
             return cmd_show(args, out)
+        if args.command == "schema":
+            return cmd_schema(args)
         return asyncio.run(_main_async(args, out, err))
     except (KeyboardInterrupt, asyncio.CancelledError):
         err.print("interrupted: open transcripts were closed with status 'cancelled'")

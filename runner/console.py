@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -11,9 +10,17 @@ from rich.table import Table
 from rich.text import Text
 
 from agents.backends.base import ModelInfo
-from agents.errors import BackendError
-from runner.conversation import Conversation, Observer, Result
-from runner.transcript import Transcript
+from runner.conversation import Result
+from runner.events import (
+    ConversationFinished,
+    ConversationStarted,
+    Observer,
+    Retrying,
+    TextDelta,
+    TurnFinished,
+    TurnStarted,
+)
+from runner.transcript import Outcome, Transcript
 
 PALETTE = ("cyan", "magenta", "green", "yellow", "blue", "red", "bright_cyan", "bright_magenta")
 
@@ -35,24 +42,24 @@ class LiveObserver(Observer):
     def __init__(self, console: Console) -> None:
         self.console = console
         self.streaming = True
+        self.names: list[str] = []
         self._open_line = False
         self._fresh = True
 
-    def conversation_started(self, conv: Conversation) -> None:
-        scenario = conv.scenario
-        self.streaming = scenario.order != "simultaneous"
-        self.names = [a.name for a in scenario.agents]
-        binding = conv.plan.bindings[self.names[0]]
+    def conversation_started(self, event: ConversationStarted) -> None:
+        run = event.run
+        self.streaming = run.order != "simultaneous"
+        self.names = [a.name for a in run.agents]
         self.console.print(
             Text.assemble(
-                (scenario.name, "bold"),
-                f"  {scenario.order}, up to {scenario.max_turns} turns, seed {conv.plan.seed}",
-                f"\n{binding.choice.name} at {binding.backend.host} ({binding.choice.reason})",
+                (run.scenario, "bold"),
+                f"  {run.order}, up to {run.max_turns} turns, seed {run.seed}",
+                f"\n{run.backend} at {run.host} ({run.backend_reason})",
                 ("\ntranscript: ", "dim"),
-                (str(conv.path), "dim"),
+                (str(event.path), "dim"),
             )
         )
-        for agent in scenario.agents:
+        for agent in run.agents:
             self.console.print(
                 Text.assemble(
                     ("  " + agent.name, speaker_style(self.names, agent.name)), f"  {agent.model}"
@@ -67,44 +74,43 @@ class LiveObserver(Observer):
             ": ",
         )
 
-    def turn_started(self, conv: Conversation, speaker: str) -> None:
+    def turn_started(self, event: TurnStarted) -> None:
         if not self.streaming:
             return
-        agent = next(a for a in conv.agents if a.name == speaker)
-        scripted = agent.opening is not None and conv.spoken[speaker] == 0
-        self.console.print(self._header(speaker, agent.model, scripted), end="")
+        self.console.print(self._header(event.speaker, event.model, event.scripted), end="")
         self._open_line = True
         self._fresh = True
 
-    def delta(self, conv: Conversation, speaker: str, text: str) -> None:
+    def delta(self, event: TextDelta) -> None:
         if not self.streaming:
             return
+        text = event.text
         if self._fresh:  # replies often open with a space or newline; the label has one
             text = text.lstrip()
             self._fresh = not text
-        self.console.print(Text(text, style=speaker_style(self.names, speaker)), end="")
+        self.console.print(Text(text, style=speaker_style(self.names, event.speaker)), end="")
 
-    def retrying(self, conv: Conversation, speaker: str, error: BackendError, wait: float) -> None:
+    def retrying(self, event: Retrying) -> None:
         if self.streaming:
             self.console.print(
-                Text(f"\n  [{error.message}; retrying in {wait:.1f}s]", style="dim yellow")
+                Text(f"\n  [{event.message}; retrying in {event.wait:.1f}s]", style="dim yellow")
             )
-            agent = next(a for a in conv.agents if a.name == speaker)
-            self.console.print(self._header(speaker, agent.model, False), end="")
+            self.console.print(self._header(event.speaker, event.model, False), end="")
             self._fresh = True
 
-    def turn_finished(self, conv: Conversation, record: dict[str, Any]) -> None:
+    def turn_finished(self, event: TurnFinished) -> None:
         if self.streaming:
             self.console.print()
             self._open_line = False
             return
+        record = event.record
         self.console.print(
-            self._header(record["speaker"], record["model"], record["scripted"]),
-            Text(record["content"].strip(), style=speaker_style(self.names, record["speaker"])),
-            Text(f"  [round {record['round']}]", style="dim"),
+            self._header(record.speaker, record.model, record.scripted),
+            Text(record.content.strip(), style=speaker_style(self.names, record.speaker)),
+            Text(f"  [round {record.round}]", style="dim"),
         )
 
-    def conversation_finished(self, conv: Conversation, record: dict[str, Any]) -> None:
+    def conversation_finished(self, event: ConversationFinished) -> None:
         if self._open_line:
             self.console.print()
         self.console.print()
@@ -134,12 +140,12 @@ class ProgressObserver(Observer):
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
-    def turn_finished(self, conv: Conversation, record: dict[str, Any]) -> None:
+    def turn_finished(self, event: TurnFinished) -> None:
         self.turns += 1
         self.progress.update(self.task, turns=self.turns)
 
-    def conversation_finished(self, conv: Conversation, record: dict[str, Any]) -> None:
-        if record["status"] == "error":
+    def conversation_finished(self, event: ConversationFinished) -> None:
+        if event.end.status == "error":
             self.errors += 1
         self.progress.update(self.task, advance=1, errors=self.errors)
 
@@ -161,26 +167,23 @@ class PullProgress:
         self.console.print(f"pulling {model}: {status}" + (f" {percent}%" if percent >= 0 else ""))
 
 
-def describe_outcome(outcome: dict[str, Any], status: str) -> str:
+def describe_outcome(outcome: Outcome, status: str) -> str:
     if status == "error":
         return "error"
     if status == "cancelled":
         return "cancelled"
-    reason = outcome.get("reason")
-    if outcome.get("winner") or outcome.get("loser"):
+    if outcome.winner or outcome.loser:
         parts = []
-        if outcome.get("winner"):
-            parts.append(f"{outcome['winner']} wins")
-        if outcome.get("loser"):
-            parts.append(f"{outcome['loser']} loses")
-        turn = outcome.get("turn")
-        return ", ".join(parts) + (
-            f" (turn {turn}: {outcome.get('rule')})" if turn is not None else ""
-        )
-    if reason == "end_rule":
-        return f"draw ({outcome.get('rule')})"
+        if outcome.winner:
+            parts.append(f"{outcome.winner} wins")
+        if outcome.loser:
+            parts.append(f"{outcome.loser} loses")
+        turn = outcome.turn
+        return ", ".join(parts) + (f" (turn {turn}: {outcome.rule})" if turn is not None else "")
+    if outcome.reason == "end_rule":
+        return f"draw ({outcome.rule})"
     return {"max_turns": "turn limit reached", "agent_turn_limits": "every agent at its limit"}.get(
-        str(reason), str(reason)
+        outcome.reason, outcome.reason
     )
 
 
@@ -191,7 +194,7 @@ def summary(console: Console, results: Sequence[Result]) -> None:
         style = {"success": "green", "error": "red", "cancelled": "yellow"}.get(r.status, "")
         outcome = describe_outcome(r.outcome, r.status)
         if r.error:
-            outcome += f": {r.error.get('message')}"
+            outcome += f": {r.error.message}"
         label = r.scenario if len(results) == 1 else f"{r.scenario}#{r.repeat_index}"
         console.print(
             Text.assemble(
@@ -220,6 +223,10 @@ def models_table(
 
 def show_transcript(console: Console, transcript: Transcript) -> None:
     run = transcript.run
+    if run is None:
+        console.print(Text.assemble((str(transcript.path), "dim"), "\n"))
+        console.print(Text("incomplete: the run was killed before its first line", style="yellow"))
+        return
     names = [a.name for a in run.agents]
     console.print(
         Text.assemble(
@@ -268,6 +275,14 @@ def show_transcript(console: Console, transcript: Transcript) -> None:
         )
     console.print()
     end = transcript.end
+    if end is None and transcript.writing:
+        console.print(
+            Text(
+                f"running: the conversation is still going ({len(transcript.turns)} turns so far)",
+                style="cyan",
+            )
+        )
+        return
     if end is None:
         note = "the run was killed before it finished" + (
             " (its last line was cut off)" if transcript.truncated else ""
@@ -275,18 +290,19 @@ def show_transcript(console: Console, transcript: Transcript) -> None:
         console.print(Text(f"incomplete: {note}", style="yellow"))
         return
     status_style = {"success": "green", "error": "red", "cancelled": "yellow"}[end.status]
-    outcome = describe_outcome(end.outcome.model_dump(), end.status)
+    outcome = describe_outcome(end.outcome, end.status)
     line = Text.assemble((end.status, f"bold {status_style}"), f": {outcome}")
     if end.outcome.matched:
         line.append(f"  «{end.outcome.matched}»", style="dim")
     console.print(line)
     if end.error:
-        console.print(Text(f"error: {end.error.get('message')}", style="red"))
+        console.print(Text(f"error: {end.error.message}", style="red"))
     totals = end.totals
+    tokens = "unknown" if totals.completion_tokens is None else totals.completion_tokens
     console.print(
         Text(
-            f"{end.turns} turns, {totals.get('completion_tokens', 0)} completion tokens, "
-            f"{totals.get('latency_ms', 0) / 1000:.1f}s generating, {end.duration_s}s in all",
+            f"{end.turns} turns, {tokens} completion tokens, "
+            f"{totals.latency_ms / 1000:.1f}s generating, {end.duration_s}s in all",
             style="dim",
         )
     )

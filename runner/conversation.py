@@ -1,15 +1,13 @@
-"""One conversation: turns in order, agent views, end rules, and its transcript."""
+"""One conversation: seats take turns, the referee judges, the recorder writes it down."""
 
 from __future__ import annotations
 
 import asyncio
-import random
 import secrets
-import time
+import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import structlog
 
@@ -17,54 +15,131 @@ from agents.agent import Agent, Utterance
 from agents.backends.base import ChatRequest, ModelInfo
 from agents.errors import BackendError
 from runner import __version__
-from runner.generate import generate
+from runner.events import (
+    ConversationFinished,
+    ConversationStarted,
+    Observer,
+    Retrying,
+    TextDelta,
+    TurnFinished,
+    TurnStarted,
+)
+from runner.generate import Generation, generate
 from runner.plan import Plan, derive_seed
-from runner.pool import BackendPool
-from runner.rules import Outcome, Referee
+from runner.pool import BackendPool, Binding
+from runner.recorder import Recorder, iso, now_iso
+from runner.rules import Referee
 from runner.settings import RunSettings
-from runner.transcript import SCHEMA_VERSION, TranscriptWriter
+from runner.transcript import (
+    AgentInfo,
+    EndRecord,
+    ErrorInfo,
+    Outcome,
+    RunRecord,
+    Status,
+    TimeoutsInfo,
+    TurnRecord,
+)
+from runner.turns import turn_order
 
 log = structlog.get_logger("sparring.conversation")
 
 
-def now_iso() -> str:
-    return iso(time.time())
-
-
-def iso(epoch: float) -> str:
-    return (
-        datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
-
-
-class Observer:
-    """Hooks for a live display. Every method is optional; the default does nothing."""
-
-    def conversation_started(self, conv: Conversation) -> None: ...
-    def turn_started(self, conv: Conversation, speaker: str) -> None: ...
-    def delta(self, conv: Conversation, speaker: str, text: str) -> None: ...
-    def retrying(
-        self, conv: Conversation, speaker: str, error: BackendError, wait: float
-    ) -> None: ...
-    def turn_finished(self, conv: Conversation, record: dict[str, Any]) -> None: ...
-    def conversation_finished(self, conv: Conversation, record: dict[str, Any]) -> None: ...
-
-
-@dataclass(slots=True)
-class TurnState:
-    utterance: Utterance
-    record: dict[str, Any]
-
-
 @dataclass(slots=True)
 class Result:
-    scenario: str
-    repeat_index: int
+    """A finished conversation: its transcript's path, first and last records."""
+
     path: Path
-    status: str
-    outcome: dict[str, Any]
-    turns: int
-    error: dict[str, Any] | None = None
+    run: RunRecord
+    end: EndRecord
+
+    @property
+    def scenario(self) -> str:
+        return self.run.scenario
+
+    @property
+    def repeat_index(self) -> int:
+        return self.run.repeat_index
+
+    @property
+    def status(self) -> str:
+        return self.end.status
+
+    @property
+    def outcome(self) -> Outcome:
+        return self.end.outcome
+
+    @property
+    def error(self) -> ErrorInfo | None:
+        return self.end.error
+
+    @property
+    def turns(self) -> int:
+        return self.end.turns
+
+
+class Seat:
+    """An agent in one conversation: its backend, its seeded config, its turn count."""
+
+    def __init__(self, agent: Agent, binding: Binding, run_seed: int) -> None:
+        self.agent = agent
+        self.binding = binding
+        # An explicit seed is kept as written; otherwise each agent gets its own seed
+        # derived from the run's, so repeats differ and every run can be replayed.
+        seed = agent.options.seed
+        self.config = agent.options.model_copy(
+            update={"seed": seed if seed is not None else derive_seed(run_seed, agent.name)}
+        )
+        self.spoken = 0
+
+    @property
+    def scripted_next(self) -> bool:
+        return self.agent.opening is not None and self.spoken == 0
+
+    def can_speak(self) -> bool:
+        return self.agent.max_turns is None or self.spoken < self.agent.max_turns
+
+    def request(
+        self, history: Sequence[Utterance], *, label_others: bool, window: int | None,
+        kickoff: str, session: str,
+    ) -> ChatRequest:  # fmt: skip
+        messages = self.agent.view(
+            history, label_others=label_others, window=window, kickoff=kickoff
+        )
+        # A fixed seed on every request would restart the same random sequence each turn
+        # (and tiny models then repeat themselves word for word): each turn gets its own
+        # seed, derived from the agent's and its turn number, so runs still replay.
+        assert self.config.seed is not None
+        config = self.config.model_copy(update={"seed": derive_seed(self.config.seed, self.spoken)})
+        return ChatRequest(self.agent.model, messages, config, session=session)
+
+    def info(self, model: ModelInfo | None) -> AgentInfo:
+        backend = self.binding.backend
+        return AgentInfo(
+            name=self.agent.name,
+            model=self.agent.model,
+            model_digest=model.digest if model else None,
+            persona=self.agent.persona,
+            opening=self.agent.opening,
+            max_turns=self.agent.max_turns,
+            options=self.config.set_fields(),
+            ignored_options=self.config.unsupported(backend.supported_options),
+            backend=self.binding.choice.name,
+            host=backend.host,
+        )
+
+
+def error_info(exc: BaseException) -> ErrorInfo:
+    """An exception as transcript data; anything not a BackendError is sparring's own bug."""
+    if isinstance(exc, BackendError):
+        return ErrorInfo.model_validate(exc.to_dict())
+    detail = "".join(traceback.format_exception(exc, limit=-8)).strip()
+    return ErrorInfo(
+        type=type(exc).__name__,
+        kind="internal",
+        message=f"internal error (please report it): {type(exc).__name__}: {exc}",
+        traceback=detail,
+    )
 
 
 class Conversation:
@@ -87,14 +162,12 @@ class Conversation:
         self.run_id = run_id
         self.conversation_id = secrets.token_hex(6)
         self.observer = observer or Observer()
-        self.model_infos = model_infos or {}
         self.agents = list(self.scenario.agents)
+        self.seats = {a.name: Seat(a, plan.bindings[a.name], plan.seed) for a in self.agents}
         self.referee = Referee(self.scenario.end, [a.name for a in self.agents])
-        self.rng = random.Random(plan.seed)
-        self.turns: list[TurnState] = []
-        self.spoken: dict[str, int] = {a.name: 0 for a in self.agents}
-        self.options = {a.name: self._resolved_options(a) for a in self.agents}
-        self.writer: TranscriptWriter | None = None
+        self.order = turn_order(self.scenario.order, plan.seed)
+        self.model_infos = model_infos or {}
+        self.recorder: Recorder | None = None
         self.log = log.bind(
             run_id=run_id,
             conversation=self.conversation_id,
@@ -102,302 +175,228 @@ class Conversation:
             repeat=plan.repeat_index,
         )
 
-    def _resolved_options(self, agent: Agent) -> dict[str, Any]:
-        options = dict(agent.options)
-        # An explicit seed is kept as written; otherwise each agent gets its own seed
-        # derived from the run's, so repeats differ and every run can be replayed.
-        options.setdefault("seed", derive_seed(self.plan.seed, agent.name))
-        return options
-
-    @property
-    def path(self) -> Path | None:
-        return self.writer.path if self.writer else None
-
-    # ------------------------------------------------------------------ records
-
-    def _run_record(self) -> dict[str, Any]:
-        scenario = self.scenario
-        first = self.plan.bindings[self.agents[0].name]
+    def _run_record(self) -> RunRecord:
+        scenario, settings = self.scenario, self.settings
+        first = self.seats[self.agents[0].name].binding
         agents = []
-        for agent in self.agents:
-            binding = self.plan.bindings[agent.name]
-            info = self.model_infos.get((id(binding.backend), agent.model))
-            agents.append(
-                {
-                    "name": agent.name,
-                    "model": agent.model,
-                    "model_digest": info.digest if info else None,
-                    "persona": agent.persona,
-                    "opening": agent.opening,
-                    "max_turns": agent.max_turns,
-                    "options": self.options[agent.name],
-                    "backend": binding.choice.name,
-                    "host": binding.backend.host,
-                }
-            )
-        return {
-            "type": "run",
-            "schema_version": SCHEMA_VERSION,
-            "run_id": self.run_id,
-            "conversation_id": self.conversation_id,
-            "scenario": scenario.name,
-            "description": scenario.description,
-            "source": scenario.source,
-            "scenario_hash": scenario.hash,
-            "repeat_index": self.plan.repeat_index,
-            "repeat": scenario.repeat,
-            "seed": self.plan.seed,
-            "base_seed": self.plan.base_seed,
-            "order": scenario.order,
-            "history": scenario.history,
-            "max_turns": scenario.max_turns,
-            "end_rules": [rule.model_dump(exclude_none=True) for rule in scenario.end],
-            "kickoff": scenario.kickoff,
-            "vars": scenario.vars,
-            "agents": agents,
-            "backend": first.choice.name,
-            "backend_reason": first.choice.reason,
-            "host": first.backend.host,
-            "timeouts": {
-                "connect_s": self.settings.timeouts.connect,
-                "first_token_s": self.settings.timeouts.first_token,
-                "reply_s": self.settings.timeouts.reply,
-            },
-            "sparring_version": __version__,
-            "started_at": now_iso(),
-        }
-
-    def _end_record(
-        self, status: str, outcome: Outcome, started: float, error: dict[str, Any] | None
-    ) -> dict[str, Any]:
-        generated = [t.record for t in self.turns if not t.record["scripted"]]
-        totals = {
-            "turns": len(self.turns),
-            "generated_turns": len(generated),
-            "scripted_turns": len(self.turns) - len(generated),
-            "prompt_tokens": sum(r["prompt_tokens"] or 0 for r in generated),
-            "completion_tokens": sum(r["completion_tokens"] or 0 for r in generated),
-            "latency_ms": round(sum(r["latency_ms"] or 0 for r in generated), 3),
-            "retries": sum(r["attempts"] - 1 for r in generated),
-        }
-        record: dict[str, Any] = {
-            "type": "end",
-            "status": status,
-            "outcome": outcome.to_dict(),
-            "turns": len(self.turns),
-            "totals": totals,
-            "ended_at": now_iso(),
-            "duration_s": round(time.monotonic() - started, 3),
-        }
-        if error is not None:
-            record["error"] = error
-        return record
+        for seat in self.seats.values():
+            key = (id(seat.binding.backend), seat.agent.model)
+            agents.append(seat.info(self.model_infos.get(key)))
+        return RunRecord(
+            run_id=self.run_id,
+            conversation_id=self.conversation_id,
+            scenario=scenario.name,
+            description=scenario.description,
+            source=scenario.source,
+            scenario_hash=scenario.hash,
+            repeat_index=self.plan.repeat_index,
+            repeat=scenario.repeat,
+            seed=self.plan.seed,
+            base_seed=self.plan.base_seed,
+            order=scenario.order,
+            history=scenario.history,
+            max_turns=scenario.max_turns,
+            kickoff=scenario.kickoff,
+            end_rules=[rule.model_dump(exclude_none=True) for rule in scenario.end],
+            vars=scenario.vars,
+            agents=agents,
+            backend=first.choice.name,
+            backend_reason=first.choice.reason,
+            host=first.backend.host,
+            timeouts=TimeoutsInfo(
+                connect_s=settings.timeouts.connect,
+                first_token_s=settings.timeouts.first_token,
+                reply_s=settings.timeouts.reply,
+            ),
+            sparring_version=__version__,
+            started_at=now_iso(),
+        )
 
     # ------------------------------------------------------------------ turns
 
-    def _history(self) -> list[Utterance]:
-        return [t.utterance for t in self.turns]
+    @property
+    def turns(self) -> list[TurnRecord]:
+        return self.recorder.turns if self.recorder else []
 
-    @staticmethod
-    def _round_view(turns: list[TurnState], agent: Agent) -> list[Utterance]:
-        """Simultaneous rounds: per round, the agent's own answer, then everyone else's.
-
-        The agents answered at the same time, so no order within a round is real; putting
-        one's own answer first makes each round one assistant + one user message.
-        """
-        ordered = sorted(
-            turns, key=lambda t: (t.record["round"], t.utterance.speaker != agent.name)
-        )
-        return [t.utterance for t in ordered]
-
-    async def _take_turn(self, agent: Agent, round_no: int, history: list[Utterance]) -> TurnState:
-        self.observer.turn_started(self, agent.name)
-        binding = self.plan.bindings[agent.name]
-        head = {"round": round_no, "speaker": agent.name, "model": agent.model}
-        if agent.opening is not None and self.spoken[agent.name] == 0:
-            stamp = now_iso()
-            record: dict[str, Any] = {
-                **head,
-                "content": agent.opening,
-                "started_at": stamp,
-                "ended_at": stamp,
-                "ttft_ms": None,
-                "latency_ms": None,
-                "prompt_tokens": None,
-                "completion_tokens": None,
-                "done_reason": None,
-                "attempts": 0,
-                "scripted": True,
-            }
-            self.observer.delta(self, agent.name, agent.opening)
+    async def _speak(self, agent: Agent, round_no: int, history: list[Utterance]) -> TurnRecord:
+        seat = self.seats[agent.name]
+        scripted = seat.scripted_next
+        cid = self.conversation_id
+        self.observer.turn_started(TurnStarted(cid, agent.name, agent.model, scripted, round_no))
+        if scripted:
+            assert agent.opening is not None
+            self.observer.delta(TextDelta(cid, agent.name, agent.opening))
+            record = _scripted_turn(agent, round_no)
         else:
-            window = self.scenario.history if isinstance(self.scenario.history, int) else None
-            messages = agent.view(
+            request = seat.request(
                 history,
                 label_others=len(self.agents) > 2,
-                window=window,
+                window=self.scenario.history if isinstance(self.scenario.history, int) else None,
                 kickoff=self.scenario.kickoff,
+                session=f"{cid}/{agent.name}",
             )
-            # A fixed seed on every request would restart the same random sequence each turn
-            # (and tiny models then repeat themselves word for word): each turn gets its own
-            # seed, derived from the agent's and its turn number, so runs still replay.
-            options = dict(self.options[agent.name])
-            options["seed"] = derive_seed(options["seed"], self.spoken[agent.name])
-            request = ChatRequest(agent.model, messages, options)
-            async with self.pool.limit(binding.backend, agent.model):
-                result = await generate(
-                    binding.backend,
-                    request,
-                    timeouts=self.settings.timeouts,
-                    retry=self.settings.retry,
-                    on_delta=lambda text: self.observer.delta(self, agent.name, text),
-                    on_retry=lambda exc, _n, wait: self.observer.retrying(
-                        self, agent.name, exc, wait
-                    ),
-                    rng=self.rng,
-                )
-            final = result.final
-            record = {
-                **head,
-                "content": result.text,
-                "started_at": iso(result.started_at),
-                "ended_at": iso(result.ended_at),
-                "ttft_ms": None if result.ttft_ms is None else round(result.ttft_ms, 3),
-                "latency_ms": round(result.latency_ms, 3),
-                "prompt_tokens": final.prompt_tokens,
-                "completion_tokens": final.completion_tokens,
-                "done_reason": final.done_reason,
-                "attempts": result.attempts,
-                "scripted": False,
-                "seed": options["seed"],
-            }
-            if final.server:
-                record["server"] = final.server
-            if final.host and final.host != binding.backend.host:
-                record["host"] = final.host
-        self.spoken[agent.name] += 1
-        return TurnState(Utterance(agent.name, record["content"]), record)
+            backend = seat.binding.backend
 
-    def _commit(self, state: TurnState) -> Outcome | None:
-        """Number, write and judge a finished turn."""
-        index = len(self.turns)
-        record = {"type": "turn", "index": index, **state.record}
-        state.record = record
-        self.turns.append(state)
-        assert self.writer is not None
-        self.writer.write(record)
-        self.observer.turn_finished(self, record)
-        if record["scripted"]:
+            def retrying(exc: BackendError, attempt: int, wait: float) -> None:
+                event = Retrying(cid, agent.name, agent.model, exc.kind, exc.message, attempt, wait)
+                self.observer.retrying(event)
+
+            result = await generate(
+                backend,
+                request,
+                timeouts=self.settings.timeouts,
+                retry=self.settings.retry,
+                limit=self.pool.limit(backend, agent.model),
+                on_delta=lambda text: self.observer.delta(TextDelta(cid, agent.name, text)),
+                on_retry=retrying,
+            )
+            record = _generated_turn(agent, round_no, request, result, backend.host)
+        seat.spoken += 1
+        return record
+
+    async def _speak_together(self, agents: list[Agent], round_no: int) -> list[TurnRecord]:
+        """A simultaneous round: every speaker answers the same turns, concurrently."""
+        snapshot = list(self.turns)
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(self._speak(a, round_no, self.order.history(snapshot, a)))
+                    for a in agents
+                ]
+        except ExceptionGroup as failed:
+            # One agent's failure ends the round (the others were cancelled); report it
+            # like a failure in a sequential round.
+            raise failed.exceptions[0] from None
+        return [task.result() for task in tasks]
+
+    def _commit(self, record: TurnRecord) -> Outcome | None:
+        """Write a finished turn, tell the observers, and judge it."""
+        assert self.recorder is not None
+        record = self.recorder.turn(record)
+        self.observer.turn_finished(TurnFinished(record))
+        if record.scripted:
             return None  # a scripted line is the scenario speaking, not the agent conceding
-        return self.referee.judge(record["speaker"], record["content"], index)
-
-    def _can_speak(self, agent: Agent) -> bool:
-        return agent.max_turns is None or self.spoken[agent.name] < agent.max_turns
+        return self.referee.judge(record.speaker, record.content, record.index)
 
     def _limit_outcome(self) -> Outcome | None:
+        last = len(self.turns) - 1
         if len(self.turns) >= self.scenario.max_turns:
-            return Outcome(None, None, "max_turns", turn=len(self.turns) - 1)
-        if not any(self._can_speak(a) for a in self.agents):
-            return Outcome(None, None, "agent_turn_limits", turn=len(self.turns) - 1)
+            return Outcome(reason="max_turns", turn=last)
+        if not any(seat.can_speak() for seat in self.seats.values()):
+            return Outcome(reason="agent_turn_limits", turn=last)
         return None
 
     async def _play(self) -> Outcome:
         round_no = 0
         while True:
             round_no += 1
-            if self.scenario.order == "simultaneous":
-                active = [a for a in self.agents if self._can_speak(a)]
-                active = active[: self.scenario.max_turns - len(self.turns)]
-                snapshot = list(self.turns)
-                try:
-                    async with asyncio.TaskGroup() as group:
-                        tasks = [
-                            group.create_task(
-                                self._take_turn(a, round_no, self._round_view(snapshot, a))
-                            )
-                            for a in active
-                        ]
-                except ExceptionGroup as failed:
-                    # One agent's failure ends the round (the others were cancelled); report it
-                    # like a failure in a sequential round.
-                    raise failed.exceptions[0] from None
-                outcome: Outcome | None = None
-                for task in tasks:  # written in agent order; the first rule to fire wins
-                    fired = self._commit(task.result())
-                    outcome = outcome or fired
+            speakers = [
+                a for a in self.order.speakers(self.agents) if self.seats[a.name].can_speak()
+            ]
+            if self.order.concurrent:
+                speakers = speakers[: self.scenario.max_turns - len(self.turns)]
+                fired: list[Outcome] = []
+                for record in await self._speak_together(speakers, round_no):
+                    outcome = self._commit(record)  # in agent order: the first rule to fire wins
+                    if outcome is not None:
+                        fired.append(outcome)
+                if fired:
+                    return fired[0]
+                if (limit := self._limit_outcome()) is not None:
+                    return limit
+                continue
+            for agent in speakers:
+                history = self.order.history(self.turns, agent)
+                outcome = self._commit(await self._speak(agent, round_no, history))
                 if outcome is not None:
                     return outcome
                 if (limit := self._limit_outcome()) is not None:
                     return limit
-                continue
-            speakers = list(self.agents)
-            if self.scenario.order == "random":
-                self.rng.shuffle(speakers)
-            for agent in speakers:
-                if not self._can_speak(agent):
-                    continue
-                fired = self._commit(await self._take_turn(agent, round_no, self._history()))
-                if fired is not None:
-                    return fired
-                if (limit := self._limit_outcome()) is not None:
-                    return limit
+
+    # ------------------------------------------------------------------ lifecycle
 
     async def run(self) -> Result:
-        started = time.monotonic()
-        self.writer = TranscriptWriter.create(
-            self.settings.out_dir,
-            f"{datetime.now(UTC):%Y%m%d-%H%M%S}_{self.scenario.name}_"
-            f"{self.plan.repeat_index:03d}_{self.conversation_id}",
-        )
-        self.writer.write(self._run_record())
+        self.recorder = Recorder(self.settings.out_dir, self._run_record())
         # Each conversation is its own task with its own context: every log line inside it,
         # retries in generate() included, carries these ids.
         structlog.contextvars.bind_contextvars(
             run_id=self.run_id, conversation=self.conversation_id, scenario=self.scenario.name
         )
-        self.observer.conversation_started(self)
-        self.log.info("conversation started", transcript=str(self.writer.path), seed=self.plan.seed)
-        status, error = "success", None
+        self.observer.conversation_started(ConversationStarted(self.recorder.run, self.path))
+        self.log.info("conversation started", transcript=str(self.path), seed=self.plan.seed)
+        error: ErrorInfo | None = None
+        failed_attempts = 0
+        status: Status = "success"
         try:
             outcome = await self._play()
         except asyncio.CancelledError:
-            status, outcome = (
-                "cancelled",
-                Outcome(None, None, "cancelled", turn=len(self.turns) - 1),
-            )
-            self._finish(status, outcome, started, None)
+            self._finish("cancelled", Outcome(reason="cancelled", turn=len(self.turns) - 1))
             raise
         except BackendError as exc:
-            status, error = "error", exc.to_dict()
-            outcome = Outcome(None, None, "error", turn=len(self.turns) - 1)
+            status, error, failed_attempts = "error", error_info(exc), exc.attempts
+            outcome = Outcome(reason="error", turn=len(self.turns) - 1)
             self.log.error("conversation failed", error=str(exc))
         except Exception as exc:  # a bug must not take the other conversations down
-            status, error = "error", _error_dict(exc)
-            outcome = Outcome(None, None, "error", turn=len(self.turns) - 1)
+            status, error = "error", error_info(exc)
+            outcome = Outcome(reason="error", turn=len(self.turns) - 1)
             self.log.exception("conversation crashed")
-        return self._finish(status, outcome, started, error)
+        return self._finish(status, outcome, error, failed_attempts)
+
+    @property
+    def path(self) -> Path:
+        assert self.recorder is not None
+        return self.recorder.path
 
     def _finish(
-        self, status: str, outcome: Outcome, started: float, error: dict[str, Any] | None
+        self,
+        status: Status,
+        outcome: Outcome,
+        error: ErrorInfo | None = None,
+        failed_attempts: int = 0,
     ) -> Result:
-        record = self._end_record(status, outcome, started, error)
-        assert self.writer is not None
-        self.writer.write(record)
-        self.writer.close()
-        self.observer.conversation_finished(self, record)
-        self.log.info("conversation finished", status=status, **outcome.to_dict())
-        return Result(
-            scenario=self.scenario.name,
-            repeat_index=self.plan.repeat_index,
-            path=self.writer.path,
-            status=status,
-            outcome=outcome.to_dict(),
-            turns=len(self.turns),
-            error=error,
-        )
+        assert self.recorder is not None
+        end = self.recorder.end(status, outcome, error, failed_attempts)
+        result = Result(self.path, self.recorder.run, end)
+        self.observer.conversation_finished(ConversationFinished(result.run, end, self.path))
+        self.log.info("conversation finished", status=status, **outcome.model_dump())
+        return result
 
 
-def _error_dict(exc: BaseException) -> dict[str, Any]:
-    if isinstance(exc, BackendError):
-        return exc.to_dict()
-    return {"type": type(exc).__name__, "kind": "internal", "message": str(exc), "retryable": False}
+def _scripted_turn(agent: Agent, round_no: int) -> TurnRecord:
+    stamp = now_iso()
+    return TurnRecord(
+        index=0,  # numbered by the recorder
+        round=round_no,
+        speaker=agent.name,
+        model=agent.model,
+        content=agent.opening or "",
+        started_at=stamp,
+        ended_at=stamp,
+        attempts=0,
+        scripted=True,
+    )
+
+
+def _generated_turn(
+    agent: Agent, round_no: int, request: ChatRequest, result: Generation, host: str | None
+) -> TurnRecord:
+    final = result.final
+    return TurnRecord(
+        index=0,  # numbered by the recorder
+        round=round_no,
+        speaker=agent.name,
+        model=agent.model,
+        content=result.text,
+        started_at=iso(result.started_at),
+        ended_at=iso(result.ended_at),
+        ttft_ms=None if result.ttft_ms is None else round(result.ttft_ms, 3),
+        latency_ms=round(result.latency_ms, 3),
+        prompt_tokens=final.prompt_tokens,
+        completion_tokens=final.completion_tokens,
+        done_reason=final.done_reason,
+        attempts=result.attempts,
+        scripted=False,
+        seed=request.config.seed,
+        server=final.server,
+        host=final.host if final.host and final.host != host else None,
+    )

@@ -1,15 +1,18 @@
 """One reply from one backend, with the policy every backend shares.
 
 Timeouts (first token, whole reply), retries with exponential backoff and full jitter,
+the concurrency limit, the rule that a reply is complete only with its final message,
 and client-side timing live here once, so backends stay thin.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 import structlog
@@ -26,9 +29,16 @@ class RetryPolicy:
     base: float = 1.0  # seconds before the first retry
     cap: float = 60.0  # longest single wait
 
-    def delay(self, retry: int, rng: random.Random) -> float:
-        """Full jitter: uniform in [0, min(cap, base * 2**retry)]."""
-        return rng.uniform(0, min(self.cap, self.base * (2**retry)))
+    def delay(self, retry: int, rng: random.Random | None = None) -> float:
+        """Full jitter: uniform in [0, min(cap, base * 2**retry)].
+
+        Jitter is drawn from its own unseeded generator: nothing seeded (speaking order,
+        sampling seeds) may depend on how often or how long a run waited.
+        """
+        return (rng or _JITTER).uniform(0, min(self.cap, self.base * (2**retry)))
+
+
+_JITTER = random.Random()
 
 
 @dataclass(slots=True)
@@ -105,31 +115,33 @@ async def generate(
     *,
     timeouts: Timeouts,
     retry: RetryPolicy,
+    limit: AbstractAsyncContextManager[object] | None = None,
     on_delta: DeltaCallback | None = None,
     on_retry: Callable[[BackendError, int, float], None] | None = None,
-    rng: random.Random | None = None,
 ) -> Generation:
     """Produce one reply, retrying retryable failures from scratch.
 
+    ``limit`` (the server's concurrency semaphore) is held for each attempt and released
+    while waiting to retry, so a backing-off conversation leaves its slot to others.
     ``on_delta`` sees the text of the attempt in progress; ``on_retry(error, attempt, wait)``
     is told before each retry so a live display can discard a half-streamed attempt.
     Raises the last :class:`BackendError` when a final error occurs or attempts run out.
     """
-    rng = rng or random.Random()
     errors: list[dict[str, object]] = []
     attempt = 0
     while True:
         attempt += 1
         try:
-            text, final, ttft, latency, started = await _attempt(
-                backend, request, timeouts, on_delta
-            )
+            async with limit or contextlib.nullcontext():
+                text, final, ttft, latency, started = await _attempt(
+                    backend, request, timeouts, on_delta
+                )
         except BackendError as exc:
             errors.append({"attempt": attempt, **exc.to_dict()})
             if not exc.retryable or attempt >= retry.attempts:
                 exc.attempts = attempt
                 raise
-            wait = retry.delay(attempt - 1, rng)
+            wait = retry.delay(attempt - 1)
             log.warning(
                 "retrying",
                 model=request.model,

@@ -15,7 +15,8 @@ import secrets
 from collections.abc import Callable, Sequence
 
 from agents.backends.base import ModelInfo
-from runner.conversation import Conversation, Observer, Result
+from runner.conversation import Conversation, Result
+from runner.events import Observer
 from runner.plan import Plan, bind_plans, plan_runs, preflight
 from runner.pool import BackendPool
 from runner.scenario import ResolvedScenario
@@ -69,14 +70,17 @@ async def run_scenarios(
     run_id: str | None = None,
     progress: Callable[[str, str, int | None, int | None], None] | None = None,
 ) -> list[Result]:
-    """Plan, bind backends, preflight, then run everything. Closes the pool at the end."""
-    own_pool = pool is None
-    pool = pool or BackendPool(settings)
-    try:
-        plans, infos = await prepare(scenarios, pool, pull=settings.pull, progress=progress)
-        return await run_conversations(
-            plans, pool, settings, run_id=run_id, observer=observer, model_infos=infos
-        )
-    finally:
-        if own_pool:
-            await pool.aclose()
+    """Plan, bind backends, preflight, then run everything.
+
+    Without a ``pool`` the run makes its own and closes it (and so every backend, engine
+    thread and loaded model) before returning; a given pool stays open for its owner.
+    """
+    if pool is None:
+        async with BackendPool(settings) as own:
+            return await run_scenarios(
+                scenarios, settings, pool=own, observer=observer, run_id=run_id, progress=progress
+            )
+    plans, infos = await prepare(scenarios, pool, pull=settings.pull, progress=progress)
+    return await run_conversations(
+        plans, pool, settings, run_id=run_id, observer=observer, model_infos=infos
+    )

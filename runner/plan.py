@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import structlog
 
 from agents.backends.base import Backend, ModelInfo
-from agents.backends.gguf import BUILTINS
-from agents.errors import ConfigError
+from agents.errors import ConfigError, ModelNotFound
 from runner.pool import BackendPool, Binding
 from runner.scenario import ResolvedScenario
 
@@ -47,9 +44,15 @@ def plan_runs(scenarios: Sequence[ResolvedScenario]) -> list[Plan]:
 
 
 async def bind_plans(plans: Sequence[Plan], pool: BackendPool) -> None:
+    """Give every agent its backend; the plans of one scenario share one bindings dict."""
+    shared: dict[int, dict[str, Binding]] = {}
     for plan in plans:
-        for agent in plan.scenario.agents:
-            plan.bindings[agent.name] = await pool.bind(plan.scenario, agent)
+        bindings = shared.get(id(plan.scenario))
+        if bindings is None:
+            bindings = shared[id(plan.scenario)] = {
+                agent.name: await pool.bind(plan.scenario, agent) for agent in plan.scenario.agents
+            }
+        plan.bindings = bindings
 
 
 def _progress_for(
@@ -60,24 +63,6 @@ def _progress_for(
             progress(model, status, completed, total)
 
     return report
-
-
-def _lookup(listed: dict[str, ModelInfo], model: str) -> ModelInfo | None:
-    # ollama lists "llama3.2:latest" for a scenario that says "llama3.2".
-    return listed.get(model) or listed.get(f"{model}:latest")
-
-
-def _is_file(path: str) -> bool:
-    return Path(path).expanduser().is_file()
-
-
-MISSING_HINTS = {
-    "ollama": "run `ollama pull {model}` or pass --pull",
-    "local": "the embedded engine runs "
-    + ", ".join(f"{b.name} ({b.install})" for b in BUILTINS.values())
-    + ", a path to a .gguf file, or a model pulled with ollama",
-    "openai": "the server does not list it at /v1/models",
-}
 
 
 async def preflight(
@@ -100,25 +85,22 @@ async def preflight(
     infos: dict[tuple[int, str], ModelInfo] = {}
     problems: list[str] = []
     for key, (backend, models) in needed.items():
-        listed = {info.name: info for info in await backend.list_models()}
-        missing = [m for m in sorted(models) if _lookup(listed, m) is None]
-        if missing and pull and backend.name == "ollama":
-            for model in missing:
-                log.info("pulling", model=model, host=backend.host)
-                await backend.pull(model, _progress_for(model, progress))
-            listed = {info.name: info for info in await backend.list_models()}
         for model in sorted(models):
-            if model.endswith(".gguf") and await asyncio.to_thread(_is_file, model):
+            try:
+                infos[(key, model)] = await backend.find_model(model)
                 continue
-            info = _lookup(listed, model)
-            if info is not None:
-                infos[(key, model)] = info
-                continue
-            hint = MISSING_HINTS.get(backend.name, "").format(model=model)
-            problems.append(
-                f"{backend.name} at {backend.host}: model {model!r} not found"
-                + (f"; {hint}" if hint else "")
-            )
+            except ModelNotFound as exc:
+                if not (pull and backend.can_pull):
+                    problems.append(f"{backend.name} at {backend.host}: {_missing(exc, model)}")
+                    continue
+            log.info("pulling", model=model, host=backend.host)
+            await backend.pull(model, _progress_for(model, progress))
+            infos[(key, model)] = await backend.find_model(model)
     if problems:
         raise ConfigError(problems)
     return infos
+
+
+def _missing(exc: ModelNotFound, model: str) -> str:
+    text = f"model {model!r} not found" if model not in exc.message else exc.message
+    return f"{text}; {exc.hint}" if exc.hint else text

@@ -28,7 +28,9 @@ class Binding:
 class BackendPool:
     """One backend instance per (engine, hosts), shared by every conversation of a run.
 
-    Also owns the concurrency limits: one semaphore per connection key.
+    Owns the backends' lifetime (``async with BackendPool(...)``: leaving it closes every
+    backend, which frees connections, threads and loaded models) and the concurrency
+    limits: one semaphore per connection key.
     """
 
     def __init__(
@@ -80,8 +82,17 @@ class BackendPool:
             found.append(self._fixed.backend)
         return found
 
+    async def __aenter__(self) -> BackendPool:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
     async def aclose(self) -> None:
-        for backend in self.backends():
+        backends = self.backends()
+        self._bindings.clear()
+        self._fixed = None
+        for backend in backends:
             try:
                 await backend.aclose()
             except Exception:  # closing must not hide the run's own outcome

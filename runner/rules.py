@@ -9,34 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from runner.scenario import EndRule
+from runner.transcript import Outcome
 
 # Straight double quotes, typographic quotes, guillemets, and single quotes that are not
 # apostrophes (a quote opens after a non-word character and closes before one).
 QUOTED = re.compile(r"\"[^\"\n]*\"|“[^”\n]*”|‘[^’\n]*’|«[^»\n]*»|(?<!\w)'[^'\n]*'(?!\w)")
 SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    winner: str | None
-    loser: str | None
-    reason: str
-    rule: str | None = None
-    turn: int | None = None
-    matched: str | None = None  # the sentence that fired the rule
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "winner": self.winner,
-            "loser": self.loser,
-            "reason": self.reason,
-            "rule": self.rule,
-            "turn": self.turn,
-            "matched": self.matched,
-        }
 
 
 class CompiledRule:

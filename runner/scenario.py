@@ -12,23 +12,23 @@ import difflib
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    PositiveInt,
     ValidationError,
     field_validator,
     model_validator,
 )
 
 from agents.agent import Agent
+from agents.backends.config import GenerateConfig
 from agents.errors import ConfigError
 
 Loc = tuple[str | int, ...]
@@ -37,46 +37,48 @@ ORDERS = ("round_robin", "random", "simultaneous")
 OUTCOMES = ("speaker_loses", "speaker_wins", "draw")
 
 
-def _listify(value: Any) -> Any:
-    return [value] if isinstance(value, str) else value
+MAX_TURNS = 10_000  # turns in one conversation
+MAX_REPEAT = 1_000_000  # runs of one scenario
+MAX_AGENTS = 64
+MAX_NAME = 64  # characters in an agent's name
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
-class Options(_Strict):
-    """Sampling and load options, in ollama's vocabulary; every backend maps what it can."""
+def _label(value: str) -> str:
+    """Names are one-line labels: printed, used in prompts and in file names."""
+    if not value.strip():
+        raise ValueError("a name needs a visible character")
+    if value != value.strip() or any(not ch.isprintable() for ch in value):
+        raise ValueError(
+            "a name is a one-line label without surrounding spaces or control characters"
+        )
+    return value
 
-    temperature: Annotated[float, Field(ge=0)] | None = None
-    seed: int | None = None
-    num_predict: int | None = None
-    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
-    top_k: Annotated[int, Field(ge=0)] | None = None
-    stop: Annotated[list[str], BeforeValidator(_listify)] | None = None
-    repeat_penalty: Annotated[float, Field(ge=0)] | None = None
-    num_ctx: PositiveInt | None = None
 
-    def merged(self, over: Options) -> Options:
-        """These options, with every option ``over`` sets taking precedence."""
-        return self.model_copy(update=over.model_dump(exclude_none=True))
+Label = Annotated[str, Field(min_length=1, max_length=MAX_NAME), AfterValidator(_label)]
+TurnCount = Annotated[int, Field(ge=1, le=MAX_TURNS)]
+
+# Sampling, load and output options: the backend interface's own typed config.
+Options = GenerateConfig
 
 
 class AgentSpec(_Strict):
-    name: Annotated[str, Field(min_length=1, max_length=64)]
-    model: str | None = None
-    persona: str | None = None
-    opening: str | None = None
-    max_turns: PositiveInt | None = None
-    options: Options = Options()
-    host: str | None = None
+    """One speaker."""
 
-    @field_validator("name")
-    @classmethod
-    def _name_is_a_label(cls, value: str) -> str:
-        if value != value.strip() or "\n" in value:
-            raise ValueError("a name is a one-line label without surrounding spaces")
-        return value
+    name: Label = Field(description="the speaker label; unique in the scenario")
+    model: str | None = Field(None, description="model name (or .gguf path); else defaults.model")
+    persona: str | None = Field(None, description="the system prompt; {placeholders} allowed")
+    opening: str | None = Field(
+        None, description="its first utterance, said verbatim (never checked by end rules)"
+    )
+    max_turns: TurnCount | None = Field(None, description="this agent's own turn limit")
+    options: GenerateConfig = Field(
+        GenerateConfig(), description="generation options, merged over defaults.options"
+    )
+    host: str | None = Field(None, description="a server for this agent only (--host overrides)")
 
 
 class Defaults(_Strict):
@@ -84,25 +86,31 @@ class Defaults(_Strict):
 
     model: str | None = None
     persona: str | None = None
-    max_turns: PositiveInt | None = None
-    options: Options = Options()
+    max_turns: TurnCount | None = None
+    options: GenerateConfig = GenerateConfig()
     host: str | None = None
 
 
 class EndRule(_Strict):
     """Ends the conversation when a generated turn says ``phrase`` or matches ``regex``."""
 
-    name: str | None = None
-    phrase: Annotated[str, Field(min_length=1)] | None = None
-    regex: Annotated[str, Field(min_length=1)] | None = None
+    name: str | None = Field(None, description="a label for transcripts and summaries")
+    phrase: Annotated[str, Field(min_length=1)] | None = Field(
+        None, description="whole words, any case, any whitespace between them"
+    )
+    regex: Annotated[str, Field(min_length=1)] | None = Field(
+        None, description="a Python regular expression, case-insensitive"
+    )
     outcome: Literal["speaker_loses", "speaker_wins", "draw"]
-    # Only these agents' turns are checked (default: everyone's).
-    speakers: list[str] | None = None
-    # Text in quotation marks is a quotation, not a concession: skip it.
-    ignore_quoted: bool = True
-    # A sentence that also matches one of these is not counted (e.g. the rule quoted back:
-    # "if you say I lost, you lose").
-    unless: list[str] = []
+    speakers: list[str] | None = Field(
+        None, description="only these agents' turns are checked (default: everyone's)"
+    )
+    ignore_quoted: bool = Field(
+        True, description="text in quotation marks is a quotation, not a statement: skip it"
+    )
+    unless: Annotated[list[str], Field(max_length=32)] = Field(
+        [], description="a sentence that also matches one of these regexes does not count"
+    )
 
     @model_validator(mode="after")
     def _one_matcher(self) -> EndRule:
@@ -137,22 +145,50 @@ def _compile(pattern: str) -> re.Pattern[str]:
 
 
 class Scenario(_Strict):
-    name: Annotated[str, Field(min_length=1)]
-    description: str = ""
-    vars: dict[str, str | int | float] = {}
-    backend: Literal["auto", "ollama", "local", "openai"] | None = None
-    hosts: list[str] = []
-    api_key_env: str | None = None
-    agents: Annotated[list[AgentSpec], Field(min_length=2)]
-    defaults: Defaults = Defaults()
-    order: Literal["round_robin", "random", "simultaneous"] = "round_robin"
-    max_turns: PositiveInt = 20
-    end: list[EndRule] = []
-    history: Literal["all"] | PositiveInt = "all"
-    repeat: PositiveInt = 1
-    seed: int | None = None
-    # What an agent that must speak first, with nothing to answer yet, is sent as the user.
-    kickoff: str = "Please begin."
+    """A sparring scenario: who talks, in what order, and what ends the conversation."""
+
+    name: Label = Field(description="used in transcripts and their file names")
+    description: str = Field("", description="free text; {placeholders} allowed")
+    vars: dict[str, str | int | float | bool] = Field(
+        {}, description="values for {name} placeholders (--var overrides)"
+    )
+    backend: Literal["auto", "ollama", "local", "openai"] | None = Field(
+        None, description="the engine (--backend overrides); default auto"
+    )
+    hosts: list[str] = Field([], description="server URLs for this scenario (--host overrides)")
+    api_key_env: str | None = Field(
+        None, description="name of the environment variable holding an API key (openai)"
+    )
+    agents: Annotated[list[AgentSpec], Field(min_length=2, max_length=MAX_AGENTS)]
+    defaults: Defaults = Field(
+        Defaults(), description="applied to every agent unless it sets the field"
+    )
+    order: Literal["round_robin", "random", "simultaneous"] = Field(
+        "round_robin", description="who speaks when"
+    )
+    max_turns: TurnCount = Field(20, description="the conversation's turn limit, openings included")
+    end: Annotated[list[EndRule], Field(max_length=32)] = Field(
+        [], description="rules checked after every generated turn, in order"
+    )
+    history: Literal["all"] | TurnCount = Field(
+        "all", description="all, or N: each agent is sent only the last N turns"
+    )
+    repeat: Annotated[int, Field(ge=1, le=MAX_REPEAT)] = Field(
+        1, description="how many conversations to run (--repeat overrides)"
+    )
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = Field(
+        None, description="base seed (--seed overrides); random if absent, always recorded"
+    )
+    kickoff: str = Field(
+        "Please begin.", description="what an agent speaking first, with nothing to answer, is sent"
+    )
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of a scenario file, for editors (completion, inline errors)."""
+    schema = Scenario.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
 
 
 def cross_check(scenario: Scenario) -> list[tuple[Loc, str]]:
@@ -200,12 +236,37 @@ class ResolvedScenario:
     def models(self) -> list[str]:
         return sorted({agent.model for agent in self.agents})
 
-    def to_record(self) -> dict[str, Any]:
-        """JSON-ready description, as hashed and as written to the transcript."""
-        data = asdict(self)
-        data["end"] = [rule.model_dump(exclude_none=True) for rule in self.end]
-        data.pop("hash")
-        return data
+    def content(self) -> dict[str, Any]:
+        """What the scenario makes happen, JSON-ready: hashed into ``hash``.
+
+        Leaves out where the file lives and how often and with which seed it is run, so
+        every run of the same scenario shares one hash.
+        """
+        return {
+            "name": self.name,
+            "description": self.description,
+            "agents": [
+                {
+                    "name": a.name,
+                    "model": a.model,
+                    "persona": a.persona,
+                    "opening": a.opening,
+                    "max_turns": a.max_turns,
+                    "options": a.options.set_fields(),
+                    "host": a.host,
+                }
+                for a in self.agents
+            ],
+            "order": self.order,
+            "max_turns": self.max_turns,
+            "end": [rule.model_dump(exclude_none=True) for rule in self.end],
+            "history": self.history,
+            "kickoff": self.kickoff,
+            "vars": self.vars,
+            "backend": self.backend,
+            "hosts": list(self.hosts),
+            "api_key_env": self.api_key_env,
+        }
 
 
 PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -267,7 +328,7 @@ def resolve(
                 "persona",
             )
         )
-        options = scenario.defaults.options.merged(spec.options).model_dump(exclude_none=True)
+        options = scenario.defaults.options.merged(spec.options)
         agents.append(
             Agent(
                 name=spec.name,
@@ -304,9 +365,8 @@ def resolve(
         hosts=tuple(scenario.hosts),
         api_key_env=scenario.api_key_env,
     )
-    # What the scenario does, not where its file lives: copies of one scenario hash alike.
-    content = {k: v for k, v in resolved.to_record().items() if k != "source"}
-    digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+    content = json.dumps(resolved.content(), sort_keys=True, default=str)
+    digest = hashlib.sha256(content.encode()).hexdigest()
     return replace(resolved, hash=f"sha256:{digest}")
 
 
@@ -368,7 +428,7 @@ def format_loc(loc: Loc) -> str:
 _NESTED: dict[str, type[BaseModel]] = {
     "agents": AgentSpec,
     "defaults": Defaults,
-    "options": Options,
+    "options": GenerateConfig,
     "end": EndRule,
 }
 
@@ -399,7 +459,7 @@ def _explain(error: Any, positions: PositionMap) -> str:
             message += f" (did you mean {hint[0]!r}?)"
         elif known:
             message += f"; expected one of: {', '.join(known)}"
-        option = difflib.get_close_matches(key, list(Options.model_fields), n=1)
+        option = difflib.get_close_matches(key, list(GenerateConfig.model_fields), n=1)
         if option and not hint and len(loc) >= 2 and loc[-2] != "options":
             parent = format_loc(loc[:-1])
             message += f"; sampling options go under {parent}.options.{option[0]}"

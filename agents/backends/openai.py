@@ -44,9 +44,9 @@ from agents.errors import (
 log = structlog.get_logger("sparring.openai")
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080/v1"  # llama-server's default address
-# ollama's option names -> request body keys. top_k and repeat_penalty are not OpenAI's,
-# but llama-server and vLLM read them from the body; the other options (num_ctx...) are
-# fixed when those servers start, so they are left out with a warning.
+# GenerateConfig fields -> request body keys. top_k, min_p and repeat_penalty are not
+# OpenAI's, but llama-server and vLLM read them from the body. num_ctx is fixed when those
+# servers start and keep_alive is ollama's: neither is sent.
 OPTIONS = {
     "temperature": "temperature",
     "top_p": "top_p",
@@ -54,8 +54,10 @@ OPTIONS = {
     "stop": "stop",
     "num_predict": "max_tokens",
     "top_k": "top_k",
+    "min_p": "min_p",
     "repeat_penalty": "repeat_penalty",
 }
+SUPPORTED = frozenset({*OPTIONS, "json_schema"})
 BACKOFF_CAP = 60.0
 MODEL_MISSING = re.compile(r"model.*(not found|does not exist)|no such model|unknown model", re.I)
 
@@ -84,6 +86,8 @@ class _Host:
 
 class OpenAIBackend:
     name = "openai"
+    can_pull = False
+    supported_options = SUPPORTED
 
     def __init__(self, settings: BackendSettings) -> None:
         # "--host a,b" and repeated --host both name several servers of the same model.
@@ -101,9 +105,8 @@ class OpenAIBackend:
                     f"environment variable {self._key_env} (api_key_env) is empty or not set"
                 )
         self._rr = 0
-        self._warned: set[str] = set()
         self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.clock = time.monotonic  # replaceable, so back-off can be tested without waiting
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(host={self.host!r}, api_key_env={self._key_env!r})"
@@ -115,9 +118,8 @@ class OpenAIBackend:
         return 4 * len(self._hosts)
 
     def _session_here(self) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed or self._loop is not loop:
-            self._drop_foreign_session()
+        # Created on first use, inside the event loop that uses it; aclose() closes it.
+        if self._session is None:
             timeout = aiohttp.ClientTimeout(
                 sock_connect=self._timeouts.connect, sock_read=self._timeouts.reply
             )
@@ -126,23 +128,10 @@ class OpenAIBackend:
             self._session = aiohttp.ClientSession(
                 timeout=timeout, connector=connector, headers=headers
             )
-            self._loop = loop
         return self._session
 
-    def _drop_foreign_session(self) -> None:
-        # A session can only be closed on its own loop, which asyncio.run() has closed by the
-        # time a second run uses this backend: drop its connections quietly instead of
-        # leaving an "unclosed session" warning for the garbage collector.
-        session, self._session = self._session, None
-        if session is None or session.closed or self._loop is None:
-            return
-        connector = session.connector
-        session.detach()
-        if connector is not None and self._loop.is_closed():
-            connector._close()
-
     def _pick(self) -> _Host:
-        now = time.monotonic()
+        now = self.clock()
         n = len(self._hosts)
         order = [self._hosts[(self._rr + i) % n] for i in range(n)]  # min() keeps the first
         healthy = [h for h in order if h.backoff_until <= now]
@@ -153,28 +142,33 @@ class OpenAIBackend:
         self._rr = (self._hosts.index(host) + 1) % n
         return host
 
-    def _failed(self, host: _Host, exc: BackendError) -> None:
+    def _failed(self, host: _Host, exc: BackendError | None) -> None:
         host.failures += 1
         wait = min(BACKOFF_CAP, 2.0 ** (host.failures - 1))
-        host.backoff_until = time.monotonic() + wait
+        host.backoff_until = self.clock() + wait
         if len(self._hosts) > 1:
-            log.warning("backing off host", host=host.url, seconds=wait, error=exc.kind)
+            kind = exc.kind if exc else "stream_cut"
+            log.warning("backing off host", host=host.url, seconds=wait, error=kind)
 
-    def _body(self, request: ChatRequest) -> dict[str, Any]:
+    @staticmethod
+    def _body(request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": request.model,
-            "messages": request.messages,
+            "messages": list(request.messages),
             "stream": True,
             "stream_options": {"include_usage": True},
         }
-        for key, value in request.options.items():
-            if key == "num_predict" and isinstance(value, int) and value < 0:
+        config = request.config
+        for field, key in OPTIONS.items():
+            value = getattr(config, field)
+            if value is None or (field == "num_predict" and value < 0):
                 continue  # ollama's "no limit" (-1, -2) is OpenAI's absent max_tokens
-            if key in OPTIONS:
-                body[OPTIONS[key]] = value
-            elif key not in self._warned:
-                self._warned.add(key)
-                log.warning("option not sent to an OpenAI-compatible server", option=key)
+            body[key] = value
+        if config.json_schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "reply", "schema": config.json_schema, "strict": True},
+            }
         return body
 
     async def chat(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
@@ -188,10 +182,8 @@ class OpenAIBackend:
                     raise await self._http_error(r, where)
                 finish: str | None = None
                 usage: dict[str, Any] = {}
-                done = False
                 async for data in _sse_data(r):
                     if data == "[DONE]":
-                        done = True
                         break
                     chunk = self._json(data, where)
                     if "error" in chunk or chunk.get("object") == "error":
@@ -201,8 +193,12 @@ class OpenAIBackend:
                     text, finish, usage = _read_chunk(chunk, finish, usage)
                     if text:
                         yield Delta(text)
-            if not done and finish is None:
-                raise StreamError("stream ended before its last chunk", **where)
+            if finish is None:
+                # [DONE] or end of body without a finish reason: the reply was cut short
+                # (llama-cpp-python's server does that to serve a newer request). No Final:
+                # the runner reports a cut stream and retries.
+                self._failed(host, None)
+                return
             host.failures, host.backoff_until = 0, 0.0
             yield Final(
                 prompt_tokens=usage.get("prompt_tokens"),
@@ -308,6 +304,20 @@ class OpenAIBackend:
             ) from unreachable[0]
         return [ModelInfo(name=n) for n in sorted(names)]
 
+    async def find_model(self, name: str) -> ModelInfo:
+        models = await self.list_models()
+        for info in models:
+            if info.name == name:
+                return info
+        served = ", ".join(info.name for info in models) or "nothing"
+        raise ModelNotFound(
+            f"model {name!r} not found",
+            backend=self.name,
+            host=self.host,
+            model=name,
+            hint=f"the server lists: {served} (name one of these as the model)",
+        )
+
     async def pull(self, model: str, progress: ProgressCallback) -> None:
         raise ModelNotFound(
             "OpenAI-compatible servers cannot pull models: load it on the server first",
@@ -317,9 +327,9 @@ class OpenAIBackend:
         )
 
     async def aclose(self) -> None:
-        if self._session is not None and self._loop is asyncio.get_running_loop():
-            await self._session.close()
-        self._drop_foreign_session()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
 
 async def _sse_data(response: aiohttp.ClientResponse) -> AsyncIterator[str]:

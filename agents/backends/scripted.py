@@ -11,6 +11,7 @@ from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Iterable
 
 from agents.backends.base import ChatEvent, ChatRequest, Delta, Final, ModelInfo, ProgressCallback
+from agents.backends.config import FIELDS
 from agents.errors import BackendError, ModelNotFound
 
 Reply = str | BackendError | Callable[[ChatRequest], str]
@@ -25,6 +26,7 @@ class ScriptedBackend:
     """
 
     name = "scripted"
+    supported_options = FIELDS
 
     def __init__(
         self,
@@ -44,6 +46,7 @@ class ScriptedBackend:
         self._models = set(models) if models is not None else None
         self._delay = delay
         self._concurrency = concurrency
+        self.can_pull = models is not None
         self.requests: list[ChatRequest] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -85,6 +88,16 @@ class ScriptedBackend:
     async def list_models(self) -> list[ModelInfo]:
         names = self._models if self._models is not None else set(self._queues)
         return [ModelInfo(name=n, digest=f"sha256:{abs(hash(n)):x}") for n in sorted(names)]
+
+    async def find_model(self, name: str) -> ModelInfo:
+        for info in await self.list_models():
+            if info.name == name:
+                return info
+        if self._models is None:
+            return ModelInfo(name=name)
+        raise ModelNotFound(
+            "model not found", backend=self.name, host=self.host, model=name, hint="pull it"
+        )
 
     async def pull(self, model: str, progress: ProgressCallback) -> None:
         if self._models is None:

@@ -36,6 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes import structured
 from tests.fakes.threaded import serve_in_thread
 
 VERSION = "0.12.6"
@@ -318,7 +319,12 @@ class FakeOllama:
             load = {**head, "created_at": _now(), "message": message, "done_reason": "load"}
             return web.json_response({**load, "done": True})
 
-        text = action if isinstance(action, str) else self.reply_for(model, messages, options)
+        if isinstance(action, str):
+            text = action
+        elif body.get("format"):  # structured output: a JSON document following the schema
+            text = structured.reply(body["format"], f"{options.get('seed')}{messages}")
+        else:
+            text = self.reply_for(model, messages, options)
         tokens, reason = _tokens(text), "stop"
         num_predict = options.get("num_predict")
         if isinstance(num_predict, int) and 0 <= num_predict < len(tokens):

@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes import structured
 from tests.fakes.threaded import serve_in_thread
 
 
@@ -167,7 +168,14 @@ class FakeOpenAI:
             if isinstance(action.body, str):
                 return web.Response(status=action.status, text=action.body)
             return web.json_response(action.body, status=action.status)
-        text = action if isinstance(action, str) else default_reply(body)
+        response_format = body.get("response_format") or {}
+        if isinstance(action, str):
+            text = action
+        elif response_format.get("type") == "json_schema":
+            schema = (response_format.get("json_schema") or {}).get("schema")
+            text = structured.reply(schema, f"{body.get('seed')}{body['messages']}")
+        else:
+            text = default_reply(body)
         tokens = [w if i == 0 else " " + w for i, w in enumerate(text.split(" "))]
         finish = "stop"
         max_tokens = body.get("max_tokens")

@@ -261,7 +261,8 @@ def test_turn_and_end_records(played: Played) -> None:
         assert turn["completion_tokens"] == len(turn["content"].split())
 
     assert end["status"] == "success"
-    assert "error" not in end
+    assert end["error"] is None
+    assert {line["conversation_id"] for line in (run, *turns, end)} == {run["conversation_id"]}
     outcome = end["outcome"]
     assert outcome["winner"] == "qwen"
     assert outcome["loser"] == "llama"

@@ -7,6 +7,7 @@ import io
 from rich.console import Console
 
 from runner.console import PullProgress, describe_outcome
+from runner.transcript import Outcome
 
 
 def test_pull_progress_shows_status_changes_and_ten_percent_steps() -> None:
@@ -25,9 +26,9 @@ def test_pull_progress_shows_status_changes_and_ten_percent_steps() -> None:
 
 
 def test_describe_outcome() -> None:
-    won = {"winner": "A", "loser": "B", "reason": "end_rule", "rule": "concession", "turn": 4}
+    won = Outcome(winner="A", loser="B", reason="end_rule", rule="concession", turn=4)
     assert describe_outcome(won, "success") == "A wins, B loses (turn 4: concession)"
-    draw = {"winner": None, "loser": None, "reason": "end_rule", "rule": "consensus"}
+    draw = Outcome(reason="end_rule", rule="consensus")
     assert describe_outcome(draw, "success") == "draw (consensus)"
-    assert describe_outcome({"reason": "max_turns"}, "success") == "turn limit reached"
-    assert describe_outcome({"reason": "error"}, "error") == "error"
+    assert describe_outcome(Outcome(reason="max_turns"), "success") == "turn limit reached"
+    assert describe_outcome(Outcome(reason="error"), "error") == "error"

@@ -11,6 +11,7 @@ import pytest
 from agents.backends.base import ChatRequest
 from agents.backends.scripted import ScriptedBackend
 from agents.errors import BadRequest, ConfigError, ServerError
+from runner.events import Observer, TurnFinished
 from runner.generate import RetryPolicy
 from runner.orchestrator import run_scenarios
 from runner.plan import derive_seed
@@ -71,7 +72,7 @@ def speakers(path: Path) -> list[str]:
 async def test_round_robin_in_list_order_until_max_turns(tmp_path: Path) -> None:
     [result], backend = await run(tmp_path, scenario())
     assert speakers(result.path) == ["A", "B", "A", "B", "A", "B"]
-    assert result.status == "success" and result.outcome["reason"] == "max_turns"
+    assert result.status == "success" and result.outcome.reason == "max_turns"
     assert len(backend.requests) == 6
     transcript = read_transcript(result.path)
     assert [t.round for t in transcript.turns] == [1, 1, 2, 2, 3, 3]
@@ -168,7 +169,7 @@ async def test_scripted_opening_never_fires_a_rule(tmp_path: Path) -> None:
     transcript = read_transcript(result.path)
     assert transcript.turns[0].scripted and transcript.turns[0].attempts == 0
     assert transcript.turns[0].content == "Say 'I lost' and you lose. I lost once!"
-    assert result.outcome["reason"] == "max_turns"
+    assert result.outcome.reason == "max_turns"
     assert [r.model for r in backend.requests] == ["mb", "ma"]  # the opening cost no request
 
 
@@ -179,7 +180,7 @@ async def test_agent_turn_limits(tmp_path: Path) -> None:
     ]
     [result], _ = await run(tmp_path, scenario(agents=agents, max_turns=50))
     assert speakers(result.path) == ["A", "B", "B", "B"]
-    assert result.outcome["reason"] == "agent_turn_limits"
+    assert result.outcome.reason == "agent_turn_limits"
 
 
 async def test_repeats_get_distinct_recorded_reproducible_seeds(tmp_path: Path) -> None:
@@ -201,12 +202,12 @@ async def test_agent_seeds_derive_from_the_run_seed_unless_set(tmp_path: Path) -
     # Each request's seed comes from the agent's seed and its turn number, and is recorded.
     for request, turn in zip(backend.requests, turns, strict=True):
         agent = next(a for a in run_record.agents if a.name == turn.speaker)
-        assert request.options["seed"] == turn.seed == derive_seed(agent.options["seed"], 0)
+        assert request.config.seed == turn.seed == derive_seed(agent.options["seed"], 0)
 
 
 async def test_an_agent_gets_a_new_seed_every_turn(tmp_path: Path) -> None:
     [result], backend = await run(tmp_path, scenario(max_turns=6))
-    seeds_a = [r.options["seed"] for r in backend.requests if r.model == "ma"]
+    seeds_a = [r.config.seed for r in backend.requests if r.model == "ma"]
     assert len(seeds_a) == 3 and len(set(seeds_a)) == 3
     [again], _ = await run(tmp_path / "again", scenario(max_turns=6))
     assert [t.seed for t in read_transcript(again.path).turns] == [
@@ -238,8 +239,8 @@ async def test_final_error_ends_only_its_own_conversation(tmp_path: Path) -> Non
     assert by_name["fine"].status == "success" and by_name["fine"].turns == 6
     bad = read_transcript(by_name["broken"].path)
     assert bad.end is not None and bad.end.status == "error"
-    assert bad.end.error is not None and bad.end.error["kind"] == "bad_request"
-    assert bad.end.error["retryable"] is False
+    assert bad.end.error is not None and bad.end.error.kind == "bad_request"
+    assert bad.end.error.retryable is False
 
 
 async def test_retries_run_out(tmp_path: Path) -> None:
@@ -248,18 +249,36 @@ async def test_retries_run_out(tmp_path: Path) -> None:
     )
     [result], _ = await run(tmp_path, scenario(), backend=backend)
     assert result.status == "error" and result.error is not None
-    assert result.error["attempts"] == 3
+    assert result.error.attempts == 3
+
+
+class TurnsSeen(Observer):
+    """Sets ``ready`` once ``conversations`` different conversations have finished a turn."""
+
+    def __init__(self, conversations: int) -> None:
+        self.needed = conversations
+        self.seen: set[str | None] = set()
+        self.ready = asyncio.Event()
+
+    def turn_finished(self, event: TurnFinished) -> None:
+        self.seen.add(event.record.conversation_id)
+        if len(self.seen) >= self.needed:
+            self.ready.set()
 
 
 async def test_cancellation_closes_every_transcript(tmp_path: Path) -> None:
     backend = ScriptedBackend(fallback=echo, delay=0.05, models=MODELS)
     settings = RunSettings(out_dir=tmp_path, retry=FAST, concurrency=4)
+    seen = TurnsSeen(3)
     task = asyncio.create_task(
         run_scenarios(
-            [scenario(repeat=3, max_turns=100)], settings, pool=BackendPool.fixed(backend, settings)
+            [scenario(repeat=3, max_turns=100)],
+            settings,
+            pool=BackendPool.fixed(backend, settings),
+            observer=seen,
         )
     )
-    await asyncio.sleep(0.3)
+    await asyncio.wait_for(seen.ready.wait(), 10)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -294,10 +313,9 @@ async def test_transcript_records_every_field(tmp_path: Path) -> None:
     )
     assert turn.started_at <= turn.ended_at
     assert transcript.end is not None
-    assert transcript.end.totals["completion_tokens"] == sum(
+    assert transcript.end.totals.completion_tokens == sum(
         t.completion_tokens or 0 for t in transcript.turns
     )
-    assert not any(tmp_path.glob("*.tmp"))
 
 
 async def test_retry_logs_carry_the_conversation_ids(tmp_path: Path) -> None:

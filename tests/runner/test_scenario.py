@@ -71,22 +71,28 @@ def test_defaults_merge_and_vars_substitute(tmp_path: Path) -> None:
     s = load_scenario(write(tmp_path, VALID))
     a, b = s.agents
     assert a.model == "m1" and b.model == "m2"
-    assert a.options == {"temperature": 0.9, "num_predict": 20, "stop": ["END"]}
-    assert b.options == {"temperature": 0.5, "num_predict": 20}
+    assert a.options.set_fields() == {"temperature": 0.9, "num_predict": 20, "stop": ["END"]}
+    assert b.options.set_fields() == {"temperature": 0.5, "num_predict": 20}
     assert a.persona == "Argue about tea."
     assert a.opening == "Hello about tea, {not a var}"
     assert b.max_turns == 3 and s.max_turns == 20 and s.order == "round_robin"
     assert s.hash.startswith("sha256:")
 
 
-def test_overrides_change_the_hash(tmp_path: Path) -> None:
+def test_the_hash_names_what_happens_not_how_often_or_with_which_seed(tmp_path: Path) -> None:
     path = write(tmp_path, VALID)
     plain = load_scenario(path)
-    other = load_scenario(path, vars={"topic": "coffee"}, seed=9, repeat=4)
+    more = load_scenario(path, seed=9, repeat=4)
+    assert (more.seed, more.repeat) == (9, 4)
+    assert more.hash == plain.hash  # more games of the same scenario
+    other = load_scenario(path, vars={"topic": "coffee"})
     assert other.agents[0].persona == "Argue about coffee."
-    assert (other.seed, other.repeat) == (9, 4)
-    assert other.hash != plain.hash
-    assert load_scenario(path).hash == plain.hash
+    assert other.hash != plain.hash  # a different conversation
+    assert load_scenario(path, max_turns=5).hash != plain.hash
+    copy = tmp_path / "elsewhere" / "copy.yaml"
+    copy.parent.mkdir()
+    copy.write_text(VALID, encoding="utf-8")
+    assert load_scenario(copy).hash == plain.hash  # where the file lives does not matter
 
 
 def test_substitution_never_evaluates() -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import gc
+import json
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
-from structlog.testing import capture_logs
 
 from agents.backends.base import (
     Backend,
@@ -20,6 +20,7 @@ from agents.backends.base import (
     Message,
     Timeouts,
 )
+from agents.backends.config import GenerateConfig
 from agents.backends.ollama import OllamaBackend
 from agents.errors import (
     BackendTimeout,
@@ -44,17 +45,23 @@ from tests.fakes.ollama_server import (
 )
 
 MODEL = "qwen:0.5b"
+VERDICT = {
+    "type": "object",
+    "properties": {
+        "winner": {"enum": ["first", "second", "draw"]},
+        "reason": {"type": "string"},
+    },
+    "required": ["winner", "reason"],
+}
 TIMEOUTS = Timeouts(connect=2.0, first_token=5.0, reply=10.0)
 
 
-def ask(
-    text: str = "Is coffee good for you?", model: str = MODEL, **options: object
-) -> ChatRequest:
+def ask(text: str = "Is coffee good for you?", model: str = MODEL, **options: Any) -> ChatRequest:
     messages: list[Message] = [
         {"role": "system", "content": "You argue."},
         {"role": "user", "content": text},
     ]
-    return ChatRequest(model=model, messages=messages, options=dict(options))
+    return ChatRequest(model=model, messages=messages, config=GenerateConfig(**options))
 
 
 async def collect(backend: OllamaBackend, request: ChatRequest) -> tuple[list[str], Final]:
@@ -273,13 +280,34 @@ async def test_options_reach_the_server(fake: FakeOllama, backend: OllamaBackend
     assert len(deltas) == 2 and final.done_reason == "length"
 
 
-async def test_unknown_option_is_warned_once(fake: FakeOllama, backend: OllamaBackend) -> None:
-    with capture_logs() as logs:
-        await collect(backend, ask(temprature=0.2, seed=1))
-        await collect(backend, ask(temprature=0.2, seed=1))
-    warnings = [e for e in logs if e["log_level"] == "warning"]
-    assert [e["option"] for e in warnings] == ["temprature"]
-    assert fake.requests[-1]["options"]["temprature"] == 0.2  # passed through regardless
+async def test_keep_alive_and_structured_output_reach_the_server(
+    fake: FakeOllama, backend: OllamaBackend
+) -> None:
+    deltas, _ = await collect(backend, ask(keep_alive="10m", json_schema=VERDICT, seed=3))
+    sent = fake.requests[-1]
+    assert sent["keep_alive"] == "10m"
+    assert sent["format"] == VERDICT
+    assert "keep_alive" not in sent["options"] and "json_schema" not in sent["options"]
+    verdict = json.loads("".join(deltas))  # the fake follows the schema, as ollama's grammar does
+    assert verdict["winner"] in ("first", "second", "draw") and verdict["reason"]
+    await collect(backend, ask(keep_alive=0))
+    assert fake.requests[-1]["keep_alive"] == 0  # 0 unloads: it must be sent, not dropped
+    await collect(backend, ask())
+    assert "keep_alive" not in fake.requests[-1] and "format" not in fake.requests[-1]
+
+
+async def test_find_model_resolves_latest_and_hints_at_pull(backend: OllamaBackend) -> None:
+    assert (await backend.find_model(MODEL)).name == MODEL
+    async with FakeOllama(["llama3.2"]) as other:
+        aliased = OllamaBackend(BackendSettings(hosts=(other.url,), timeouts=TIMEOUTS))
+        try:
+            assert (await aliased.find_model("llama3.2")).name == "llama3.2:latest"
+        finally:
+            await aliased.aclose()
+    with pytest.raises(ModelNotFound) as info:
+        await backend.find_model("nope:1b")
+    assert info.value.hint == "run `ollama pull nope:1b` or pass --pull"
+    assert backend.can_pull
 
 
 def test_default_concurrency_follows_ollama_num_parallel(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -290,24 +318,6 @@ def test_default_concurrency_follows_ollama_num_parallel(monkeypatch: pytest.Mon
     assert backend.default_concurrency() == 4
     monkeypatch.setenv("OLLAMA_NUM_PARALLEL", "lots")
     assert backend.default_concurrency() == 1
-
-
-def test_one_backend_survives_two_event_loops() -> None:
-    # The CLI may call asyncio.run() more than once (preflight, then the run), and may not
-    # close the backend in between: the first loop's client must not leak or be reused.
-    with FakeOllama.in_thread([MODEL]) as fake:
-        backend = OllamaBackend(BackendSettings(hosts=(fake.url,), timeouts=TIMEOUTS))
-
-        async def once(close: bool) -> list[str]:
-            deltas, _ = await collect(backend, ask())
-            if close:
-                await backend.aclose()
-            return deltas
-
-        first = asyncio.run(once(close=False))
-        gc.collect()  # a leaked socket would surface here as a ResourceWarning
-        assert asyncio.run(once(close=True)) == first
-        assert len(fake.requests) == 2
 
 
 # -- the fake server's own behaviour ------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import gc
+import json
 import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 
 from agents.backends import create_backend
 from agents.backends.base import BackendSettings, ChatRequest, Delta, Final, Timeouts
+from agents.backends.config import GenerateConfig
 from agents.backends.openai import OpenAIBackend, base_url
 from agents.errors import (
     BackendTimeout,
@@ -34,7 +35,11 @@ RETRY = RetryPolicy(attempts=3, base=0.01)
 
 
 def ask(text: str = "hi there", model: str = "fake", **options: Any) -> ChatRequest:
-    return ChatRequest(model=model, messages=[{"role": "user", "content": text}], options=options)
+    return ChatRequest(
+        model=model,
+        messages=[{"role": "user", "content": text}],
+        config=GenerateConfig(**options),
+    )
 
 
 async def collect(backend: OpenAIBackend, request: ChatRequest) -> tuple[list[str], Final]:
@@ -103,7 +108,7 @@ async def test_registry_builds_it(fake: FakeOpenAI) -> None:
         await backend.aclose()
 
 
-async def test_options_are_mapped_and_unknown_ones_warned_once(
+async def test_options_are_mapped_and_the_unsupported_ones_named(
     fake: FakeOpenAI, make_backend
 ) -> None:
     backend = make_backend(fake.url)
@@ -114,29 +119,46 @@ async def test_options_are_mapped_and_unknown_ones_warned_once(
         "temperature": 0.2,
         "top_p": 0.9,
         "top_k": 20,
+        "min_p": 0.05,
         "repeat_penalty": 1.1,
         "num_ctx": 4096,
+        "keep_alive": "5m",
     }
-    with capture_logs() as logs:
-        _, final = await collect(backend, ask(**options))
-        await collect(backend, ask(**options))
+    request = ask(**options)
+    _, final = await collect(backend, request)
     body = fake.chat_requests[0].body
     assert body["max_tokens"] == 2
     assert body["seed"] == 7
     assert body["stop"] == ["\n\n", "END"]
     assert (body["temperature"], body["top_p"], body["top_k"]) == (0.2, 0.9, 20)
-    assert body["repeat_penalty"] == 1.1
-    assert "num_ctx" not in body and "num_predict" not in body
+    assert (body["min_p"], body["repeat_penalty"]) == (0.05, 1.1)
+    for unsent in ("num_ctx", "num_predict", "keep_alive"):
+        assert unsent not in body
     assert final.done_reason == "length" and final.completion_tokens == 2
-    warned = [e for e in logs if e.get("option") == "num_ctx"]
-    assert len(warned) == 1 and warned[0]["log_level"] == "warning"
+    assert request.config.unsupported(backend.supported_options) == ["keep_alive", "num_ctx"]
+
+
+async def test_structured_output_sends_a_json_schema(fake: FakeOpenAI, make_backend) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"winner": {"enum": ["first", "second", "draw"]}},
+        "required": ["winner"],
+    }
+    backend = make_backend(fake.url)
+    deltas, _ = await collect(backend, ask(json_schema=schema))
+    body = fake.chat_requests[0].body
+    assert body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "reply", "schema": schema, "strict": True},
+    }
+    assert json.loads("".join(deltas))["winner"] in ("first", "second", "draw")
 
 
 async def test_stop_string_and_unlimited_num_predict(fake: FakeOpenAI, make_backend) -> None:
     backend = make_backend(fake.url)
     await collect(backend, ask(stop="END", num_predict=-1))
     body = fake.chat_requests[0].body
-    assert body["stop"] == "END"
+    assert body["stop"] == ["END"]  # a single string is a list of one
     assert "max_tokens" not in body
 
 
@@ -365,10 +387,16 @@ async def test_sse_parsing_follows_the_spec(raw_server, make_backend) -> None:
     assert (final.prompt_tokens, final.completion_tokens, final.done_reason) == (5, 1, "stop")
 
 
-async def test_stream_without_done_or_finish_reason_is_cut(raw_server, make_backend) -> None:
-    url = await raw_server([b'data: {"choices":[{"delta":{"content":"hi"}}]}\n\n'])
-    with pytest.raises(StreamError, match="ended"):
-        await collect(make_backend(url), ask())
+@pytest.mark.parametrize("done", [b"", b"data: [DONE]\n\n"], ids=["no-done", "done"])
+async def test_stream_without_a_finish_reason_is_cut(done: bytes, raw_server, make_backend) -> None:
+    # llama-cpp-python's server ends a stream it interrupts with [DONE] and no finish reason.
+    url = await raw_server([b'data: {"choices":[{"delta":{"content":"hi"}}]}\n\n', done])
+    backend = make_backend(url)
+    events = [event async for event in backend.chat(ask())]
+    assert events == [Delta("hi")]  # no Final: the reply was not complete
+    with pytest.raises(StreamError, match="without its final message") as caught:
+        await generate(backend, ask(), timeouts=FAST, retry=RetryPolicy(attempts=2, base=0.01))
+    assert caught.value.attempts == 2
 
 
 async def test_finish_reason_without_done_is_enough(raw_server, make_backend) -> None:
@@ -411,6 +439,7 @@ async def test_a_failing_host_is_backed_off(failure: str, make_backend) -> None:
         bad.script(*[Error(500, "broken")] * 10)
         bad_url = closed_port_url() if failure == "closed port" else bad.url
         backend = make_backend(bad_url, good.url)
+        backend.clock = lambda: 100.0  # time stands still: the back-off cannot run out
         results = [
             await generate(backend, ask(f"turn {i}"), timeouts=FAST, retry=RETRY) for i in range(5)
         ]
@@ -455,22 +484,3 @@ async def test_pull_is_not_possible(fake: FakeOpenAI, make_backend) -> None:
     with pytest.raises(ModelNotFound, match="cannot pull"):
         await backend.pull("fake", lambda *_: None)
     assert fake.requests == []
-
-
-def test_one_backend_across_event_loops() -> None:
-    # The CLI may asyncio.run() more than once (preflight, then the run) with one backend.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    backend = OpenAIBackend(BackendSettings(hosts=(f"127.0.0.1:{port}",), timeouts=FAST))
-
-    async def once(close: bool) -> str:
-        async with FakeOpenAI(port=port) as fake:
-            deltas, _ = await collect(backend, ask())
-            if close:
-                await backend.aclose()
-            assert len(fake.chat_requests) == 1
-        return "".join(deltas)
-
-    assert asyncio.run(once(close=False)) == asyncio.run(once(close=True))
-    gc.collect()  # an unclosed session from the first loop would warn here, failing the test

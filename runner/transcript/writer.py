@@ -1,0 +1,116 @@
+"""Writing transcripts: one file per conversation, one whole line per record.
+
+Each record goes to disk with one ``write`` of its whole line, straight to the file
+(no user-space buffer), so a crash loses at most the line being written. When a write
+fails (disk full, file too large), whatever part of the line reached the file is cut
+away again, so every line on disk stays valid JSON. While a transcript is being
+written, the writer holds an advisory lock on it: readers can tell a file still in
+progress from one whose writer was killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from agents.errors import SparringError
+from runner.transcript.records import Record
+
+try:  # advisory locks: POSIX only; elsewhere "still being written" is not detectable
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+
+class TranscriptError(SparringError):
+    """A transcript file that cannot be read or written."""
+
+
+class TranscriptWriteError(TranscriptError):
+    """Writing a transcript failed (disk full, permissions); ``folder`` says where."""
+
+    def __init__(self, folder: Path, reason: str) -> None:
+        self.folder = folder
+        self.reason = reason
+        super().__init__(f"{folder}: cannot write transcripts: {reason}")
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def slug(text: str, limit: int = 60) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:limit].strip("-.") or "scenario"
+
+
+def ensure_writable(out_dir: Path) -> None:
+    """Fail before any model call if transcripts cannot be written to ``out_dir``."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as exc:
+        raise TranscriptWriteError(out_dir, _reason(exc)) from None
+
+
+class TranscriptWriter:
+    """Appends records to a new file, one whole line each. Never overwrites a file."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd = fd
+        self._size = 0  # bytes of whole lines on disk
+        self.closed = False
+        self.failed: TranscriptWriteError | None = None
+
+    @classmethod
+    def create(cls, out_dir: Path, stem: str) -> TranscriptWriter:
+        """A new file ``<stem>.jsonl`` (or ``<stem>-N.jsonl``) in ``out_dir``."""
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for n in range(1000):
+                path = out_dir / (f"{stem}.jsonl" if n == 0 else f"{stem}-{n}.jsonl")
+                try:
+                    # O_EXCL: fails if the file exists, even if another process just made it.
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+                except FileExistsError:
+                    continue
+                if fcntl is not None:
+                    with contextlib.suppress(OSError):
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return cls(path, fd)
+        except OSError as exc:
+            raise TranscriptWriteError(out_dir, _reason(exc)) from None
+        raise TranscriptWriteError(out_dir, f"no free file name for {stem}")
+
+    def write(self, record: Record) -> None:
+        """Write one record as one line; on failure the file keeps only whole lines."""
+        if self.failed is not None:
+            raise self.failed
+        line = record.model_dump_json().encode("utf-8", "replace") + b"\n"
+        try:
+            view = memoryview(line)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError as exc:
+            # Cut away the part of the line that made it, so the file ends with a whole line.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
+            self.failed = TranscriptWriteError(self.path.parent, _reason(exc))
+            raise self.failed from exc
+        self._size += len(line)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            os.fsync(self._fd)
+        except OSError:
+            pass
+        finally:
+            os.close(self._fd)  # also releases the lock
