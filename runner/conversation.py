@@ -5,30 +5,26 @@ from __future__ import annotations
 import asyncio
 import secrets
 import traceback
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
 from agents.agent import Agent, Utterance
-from agents.backends.base import ChatRequest, ModelInfo
+from agents.backends.base import ModelInfo
 from agents.errors import BackendError
 from runner import __version__
 from runner.events import (
     ConversationFinished,
     ConversationStarted,
     Observer,
-    Retrying,
-    TextDelta,
     TurnFinished,
-    TurnStarted,
 )
-from runner.generate import Generation, generate
-from runner.plan import Plan, derive_seed
+from runner.plan import Plan
 from runner.pool import BackendPool, Binding
-from runner.recorder import Recorder, iso, now_iso
+from runner.recorder import Recorder, now_iso
 from runner.rules import Referee
+from runner.seat import Seat, Table
 from runner.settings import RunSettings
 from runner.transcript import (
     AgentInfo,
@@ -78,57 +74,6 @@ class Result:
         return self.end.turns
 
 
-class Seat:
-    """An agent in one conversation: its backend, its seeded config, its turn count."""
-
-    def __init__(self, agent: Agent, binding: Binding, run_seed: int) -> None:
-        self.agent = agent
-        self.binding = binding
-        # An explicit seed is kept as written; otherwise each agent gets its own seed
-        # derived from the run's, so repeats differ and every run can be replayed.
-        seed = agent.options.seed
-        self.config = agent.options.model_copy(
-            update={"seed": seed if seed is not None else derive_seed(run_seed, agent.name)}
-        )
-        self.spoken = 0
-
-    @property
-    def scripted_next(self) -> bool:
-        return self.agent.opening is not None and self.spoken == 0
-
-    def can_speak(self) -> bool:
-        return self.agent.max_turns is None or self.spoken < self.agent.max_turns
-
-    def request(
-        self, history: Sequence[Utterance], *, label_others: bool, window: int | None,
-        kickoff: str, session: str,
-    ) -> ChatRequest:  # fmt: skip
-        messages = self.agent.view(
-            history, label_others=label_others, window=window, kickoff=kickoff
-        )
-        # A fixed seed on every request would restart the same random sequence each turn
-        # (and tiny models then repeat themselves word for word): each turn gets its own
-        # seed, derived from the agent's and its turn number, so runs still replay.
-        assert self.config.seed is not None
-        config = self.config.model_copy(update={"seed": derive_seed(self.config.seed, self.spoken)})
-        return ChatRequest(self.agent.model, messages, config, session=session)
-
-    def info(self, model: ModelInfo | None) -> AgentInfo:
-        backend = self.binding.backend
-        return AgentInfo(
-            name=self.agent.name,
-            model=self.agent.model,
-            model_digest=model.digest if model else None,
-            persona=self.agent.persona,
-            opening=self.agent.opening,
-            max_turns=self.agent.max_turns,
-            options=self.config.set_fields(),
-            ignored_options=self.config.unsupported(backend.supported_options),
-            backend=self.binding.choice.name,
-            host=backend.host,
-        )
-
-
 def error_info(exc: BaseException) -> ErrorInfo:
     """An exception as transcript data; anything not a BackendError is sparring's own bug."""
     if isinstance(exc, BackendError):
@@ -164,6 +109,7 @@ class Conversation:
         self.observer = observer or Observer()
         self.agents = list(self.scenario.agents)
         self.seats = {a.name: Seat(a, plan.bindings[a.name], plan.seed) for a in self.agents}
+        self.table = Table(self.conversation_id, self.scenario, pool, settings, self.observer)
         self.referee = Referee(self.scenario.end, [a.name for a in self.agents])
         self.order = turn_order(self.scenario.order, plan.seed)
         self.model_infos = model_infos or {}
@@ -175,84 +121,28 @@ class Conversation:
             repeat=plan.repeat_index,
         )
 
+    # ------------------------------------------------------------------ turns
+
     def _run_record(self) -> RunRecord:
-        scenario, settings = self.scenario, self.settings
-        first = self.seats[self.agents[0].name].binding
-        agents = []
-        for seat in self.seats.values():
-            key = (id(seat.binding.backend), seat.agent.model)
-            agents.append(seat.info(self.model_infos.get(key)))
-        return RunRecord(
+        infos = self.model_infos
+        return run_record(
+            self.plan,
+            [
+                seat.info(infos.get((id(seat.binding.backend), seat.agent.model)))
+                for seat in self.seats.values()
+            ],
+            self.seats[self.agents[0].name].binding,
+            self.settings,
             run_id=self.run_id,
             conversation_id=self.conversation_id,
-            scenario=scenario.name,
-            description=scenario.description,
-            source=scenario.source,
-            scenario_hash=scenario.hash,
-            repeat_index=self.plan.repeat_index,
-            repeat=scenario.repeat,
-            seed=self.plan.seed,
-            base_seed=self.plan.base_seed,
-            order=scenario.order,
-            history=scenario.history,
-            max_turns=scenario.max_turns,
-            kickoff=scenario.kickoff,
-            end_rules=[rule.model_dump(exclude_none=True) for rule in scenario.end],
-            vars=scenario.vars,
-            agents=agents,
-            backend=first.choice.name,
-            backend_reason=first.choice.reason,
-            host=first.backend.host,
-            timeouts=TimeoutsInfo(
-                connect_s=settings.timeouts.connect,
-                first_token_s=settings.timeouts.first_token,
-                reply_s=settings.timeouts.reply,
-            ),
-            sparring_version=__version__,
-            started_at=now_iso(),
         )
-
-    # ------------------------------------------------------------------ turns
 
     @property
     def turns(self) -> list[TurnRecord]:
         return self.recorder.turns if self.recorder else []
 
     async def _speak(self, agent: Agent, round_no: int, history: list[Utterance]) -> TurnRecord:
-        seat = self.seats[agent.name]
-        scripted = seat.scripted_next
-        cid = self.conversation_id
-        self.observer.turn_started(TurnStarted(cid, agent.name, agent.model, scripted, round_no))
-        if scripted:
-            assert agent.opening is not None
-            self.observer.delta(TextDelta(cid, agent.name, agent.opening))
-            record = _scripted_turn(agent, round_no)
-        else:
-            request = seat.request(
-                history,
-                label_others=len(self.agents) > 2,
-                window=self.scenario.history if isinstance(self.scenario.history, int) else None,
-                kickoff=self.scenario.kickoff,
-                session=f"{cid}/{agent.name}",
-            )
-            backend = seat.binding.backend
-
-            def retrying(exc: BackendError, attempt: int, wait: float) -> None:
-                event = Retrying(cid, agent.name, agent.model, exc.kind, exc.message, attempt, wait)
-                self.observer.retrying(event)
-
-            result = await generate(
-                backend,
-                request,
-                timeouts=self.settings.timeouts,
-                retry=self.settings.retry,
-                limit=self.pool.limit(backend, agent.model),
-                on_delta=lambda text: self.observer.delta(TextDelta(cid, agent.name, text)),
-                on_retry=retrying,
-            )
-            record = _generated_turn(agent, round_no, request, result, backend.host)
-        seat.spoken += 1
-        return record
+        return await self.seats[agent.name].speak(round_no, history, self.table)
 
     async def _speak_together(self, agents: list[Agent], round_no: int) -> list[TurnRecord]:
         """A simultaneous round: every speaker answers the same turns, concurrently."""
@@ -362,41 +252,41 @@ class Conversation:
         return result
 
 
-def _scripted_turn(agent: Agent, round_no: int) -> TurnRecord:
-    stamp = now_iso()
-    return TurnRecord(
-        index=0,  # numbered by the recorder
-        round=round_no,
-        speaker=agent.name,
-        model=agent.model,
-        content=agent.opening or "",
-        started_at=stamp,
-        ended_at=stamp,
-        attempts=0,
-        scripted=True,
-    )
-
-
-def _generated_turn(
-    agent: Agent, round_no: int, request: ChatRequest, result: Generation, host: str | None
-) -> TurnRecord:
-    final = result.final
-    return TurnRecord(
-        index=0,  # numbered by the recorder
-        round=round_no,
-        speaker=agent.name,
-        model=agent.model,
-        content=result.text,
-        started_at=iso(result.started_at),
-        ended_at=iso(result.ended_at),
-        ttft_ms=None if result.ttft_ms is None else round(result.ttft_ms, 3),
-        latency_ms=round(result.latency_ms, 3),
-        prompt_tokens=final.prompt_tokens,
-        completion_tokens=final.completion_tokens,
-        done_reason=final.done_reason,
-        attempts=result.attempts,
-        scripted=False,
-        seed=request.config.seed,
-        server=final.server,
-        host=final.host if final.host and final.host != host else None,
+def run_record(
+    plan: Plan,
+    agents: list[AgentInfo],
+    first: Binding,
+    settings: RunSettings,
+    *,
+    run_id: str,
+    conversation_id: str,
+) -> RunRecord:
+    """The run line: the resolved scenario, seeds, agents and engines of one conversation."""
+    scenario, timeouts = plan.scenario, settings.timeouts
+    return RunRecord(
+        run_id=run_id,
+        conversation_id=conversation_id,
+        scenario=scenario.name,
+        description=scenario.description,
+        source=scenario.source,
+        scenario_hash=scenario.hash,
+        repeat_index=plan.repeat_index,
+        repeat=scenario.repeat,
+        seed=plan.seed,
+        base_seed=plan.base_seed,
+        order=scenario.order,
+        history=scenario.history,
+        max_turns=scenario.max_turns,
+        kickoff=scenario.kickoff,
+        end_rules=[rule.model_dump(exclude_none=True) for rule in scenario.end],
+        vars=scenario.vars,
+        agents=agents,
+        backend=first.choice.name,
+        backend_reason=first.choice.reason,
+        host=first.backend.host,
+        timeouts=TimeoutsInfo(
+            connect_s=timeouts.connect, first_token_s=timeouts.first_token, reply_s=timeouts.reply
+        ),
+        sparring_version=__version__,
+        started_at=now_iso(),
     )

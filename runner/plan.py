@@ -78,10 +78,23 @@ async def preflight(
     unless ``pull`` is set and the backend can pull.
     """
     needed: dict[int, tuple[Backend, set[str]]] = {}
+    unsent: dict[int, set[str]] = {}
     for plan in plans:
         for agent in plan.scenario.agents:
             backend = plan.bindings[agent.name].backend
             needed.setdefault(id(backend), (backend, set()))[1].add(agent.model)
+            unsent.setdefault(id(backend), set()).update(
+                agent.options.unsupported(backend.supported_options)
+            )
+    for key, options in unsent.items():
+        if options:  # once per run and engine, not once per request
+            backend = needed[key][0]
+            log.warning(
+                "options not sent: the engine has no such setting",
+                backend=backend.name,
+                host=backend.host,
+                options=sorted(options),
+            )
     infos: dict[tuple[int, str], ModelInfo] = {}
     problems: list[str] = []
     for key, (backend, models) in needed.items():

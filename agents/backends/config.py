@@ -52,9 +52,13 @@ class GenerateConfig(BaseModel):
     min_p: Annotated[float, Field(ge=0, le=1)] | None = Field(
         None, description="drop tokens less likely than min_p times the most likely one"
     )
-    stop: Annotated[list[Annotated[str, Field(min_length=1)]], BeforeValidator(_listify)] | None = (
-        Field(None, max_length=16, description="stop sequences (a string or a list)")
-    )
+    stop: (
+        Annotated[
+            list[Annotated[str, Field(min_length=1)]],
+            BeforeValidator(_listify, json_schema_input_type=str | list[str]),
+        ]
+        | None
+    ) = Field(None, max_length=16, description="stop sequences (a string or a list)")
     repeat_penalty: Annotated[float, Field(ge=0, le=10)] | None = Field(
         None, description="penalty for repeating tokens"
     )

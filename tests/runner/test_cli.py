@@ -21,7 +21,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
+import yaml
 
 from runner import __version__
 from runner.plan import derive_seed
@@ -804,3 +806,20 @@ def test_killed_run_leaves_a_readable_incomplete_transcript(tmp_path: Path) -> N
     assert len(transcript.turns) >= 2
     assert transcript.turns[0].scripted is True
     assert transcript.turns[-1].content != CONCESSION
+
+
+# ---------------------------------------------------------------------------- schema
+
+
+@pytest.mark.parametrize("what", ["scenario", "transcript"])
+def test_schema_prints_the_json_schema_of_the_models(what: str, played: Played) -> None:
+    result = sparring("schema", what)
+    assert result.returncode == 0, result.stderr
+    schema = json.loads(result.stdout)
+    if what == "scenario":
+        shipped = (ROOT / "scenarios" / "scenario.schema.json").read_text(encoding="utf-8")
+        assert schema == json.loads(shipped)
+        jsonschema.validate(yaml.safe_load(I_LOST.read_text(encoding="utf-8")), schema)
+    else:
+        for line in records(transcripts(played.out)[0]):  # what a real run wrote
+            jsonschema.validate(line, schema)

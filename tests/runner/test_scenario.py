@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import jsonschema
 import pytest
+import yaml
 
 from agents.errors import ConfigError
-from runner.scenario import load_scenario, substitute
+from runner.scenario import json_schema, load_scenario, substitute
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SCENARIOS = sorted((Path(__file__).parents[2] / "scenarios").glob("*.yaml"))
 
@@ -203,3 +208,37 @@ def test_not_a_scenario(tmp_path: Path, text: str, expected: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
         load_scenario(tmp_path / "nope.yaml")
+
+
+# ---------------------------------------------------------------------------- JSON Schema
+
+SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
+
+
+def test_the_shipped_schema_file_is_the_generated_one() -> None:
+    shipped = json.loads((ROOT / "scenarios" / "scenario.schema.json").read_text(encoding="utf-8"))
+    regenerate = "sparring schema scenario > scenarios/scenario.schema.json"
+    assert shipped == json_schema(), regenerate
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.name)
+def test_shipped_scenarios_follow_the_schema_and_point_editors_at_it(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert text.splitlines()[0] == "# yaml-language-server: $schema=scenario.schema.json"
+    jsonschema.validate(yaml.safe_load(text), json_schema())
+
+
+def test_the_schema_catches_what_the_loader_catches() -> None:
+    schema = json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    good = {"name": "t", "agents": [{"name": "a", "model": "m"}, {"name": "b", "model": "m"}]}
+    jsonschema.validate(good, schema)
+    for bad in (
+        {**good, "ordr": "random"},  # unknown key
+        {**good, "max_turns": 0},  # out of range
+        {**good, "agents": good["agents"][:1]},  # one agent
+        {**good, "defaults": {"options": {"temprature": 1}}},  # unknown option
+        {**good, "order": "alphabetical"},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)

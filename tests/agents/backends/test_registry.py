@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 
 import pytest
@@ -78,11 +79,15 @@ async def test_explicit_choice_is_kept_and_unknown_is_refused() -> None:
         create_backend("vllm", BackendSettings())
 
 
-def test_engine_detection_matches_the_import() -> None:
-    try:
-        import llama_cpp  # noqa: F401
-    except ImportError:
-        installed = False
-    else:
-        installed = True
-    assert registry.local_engine_installed() is installed
+def test_without_llama_cpp_the_embedded_engine_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "llama_cpp" else real_find_spec(name, *a),
+    )
+    assert registry.local_engine_installed() is False
+    with pytest.raises(EngineMissing, match=r"pip install 'sparring\[local\]'"):
+        create_backend("local", BackendSettings())
