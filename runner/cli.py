@@ -1,9 +1,9 @@
-"""The ``sparring`` command line.
+"""The ``sparring`` command line: argument parsing that calls the packages doing the work.
 
 Exit codes: 0 every conversation finished (whatever its outcome); 1 a conversation
-ended in error, or an internal failure; 2 nothing could start: bad input (scenario,
-option), a missing model, no engine or an unreachable server; 130 interrupted (Ctrl-C or
-SIGTERM).
+ended in error, transcripts could not be written, or an internal failure; 2 nothing could
+start: bad input (scenario, option), a missing model, no engine or an unreachable server;
+130 interrupted (Ctrl-C or SIGTERM). ``--debug`` adds tracebacks, never changes the code.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import structlog
 from rich.console import Console
@@ -25,41 +25,46 @@ from agents.backends import CHOICES, choose_backend, create_backend
 from agents.backends.base import BackendSettings, Timeouts
 from agents.errors import ConfigError, SparringError
 from runner import __version__, logs
-from runner.console import (
-    LiveObserver,
-    ProgressObserver,
-    PullProgress,
-    models_table,
-    show_transcript,
-    summary,
-)
-from runner.events import Observer
+from runner.batch import run_batch
+from runner.console import console, models_table, show_transcript
 from runner.generate import RetryPolicy
-from runner.orchestrator import prepare, run_conversations
-from runner.pool import BackendPool
+from runner.scenario import MAX_REPEAT, MAX_TURNS, ResolvedScenario, load_scenario
 from runner.scenario import json_schema as scenario_schema
-from runner.scenario import load_scenario
 from runner.settings import RunSettings
+from runner.terminal import printable
+from runner.transcript import TranscriptWriteError, read_transcript, transcript_paths
 from runner.transcript import json_schema as transcript_schema
-from runner.transcript import read_transcript, transcript_paths
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 log = structlog.get_logger("sparring.cli")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text}")
-    return value
+def _count(limit: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not 1 <= value <= limit:
+            raise argparse.ArgumentTypeError(f"expected a number from 1 to {limit}, got {text}")
+        return value
+
+    return parse
 
 
 def _seconds(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 < value <= 86_400:
+        raise argparse.ArgumentTypeError(f"expected seconds from 0 to 86400, got {text}")
     return value
+
+
+def _seed(text: str) -> int:
+    return 0 if text.strip() == "0" else _count(2**63 - 1)(text)
 
 
 def _var(text: str) -> tuple[str, str]:
@@ -69,8 +74,7 @@ def _var(text: str) -> tuple[str, str]:
     return key, value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    timeouts = Timeouts()
+def _shared() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     common.add_argument(
@@ -81,7 +85,6 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "-v", "--verbose", action="store_true", help="info-level logs on a terminal"
     )
-
     backend = argparse.ArgumentParser(add_help=False)
     backend.add_argument(
         "--backend",
@@ -99,29 +102,36 @@ def build_parser() -> argparse.ArgumentParser:
     backend.add_argument(
         "--api-key-env", metavar="VAR", help="environment variable holding an API key (openai)"
     )
+    return common, backend
 
-    parser = argparse.ArgumentParser(
-        prog="sparring",
-        description="Multi-agent conversations between language models, from YAML scenarios.",
-        parents=[common],
-    )
-    parser.add_argument("--version", action="version", version=f"sparring {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", parents=[common, backend], help="run scenarios")
+def _add_run(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    parents: list[argparse.ArgumentParser],
+) -> None:
+    run = sub.add_parser("run", parents=parents, help="run scenarios")
     run.add_argument("files", nargs="+", metavar="FILE", help="scenario YAML files")
-    run.add_argument("--repeat", type=_positive_int, metavar="N", help="run each scenario N times")
+    run.add_argument(
+        "--repeat", type=_count(MAX_REPEAT), metavar="N", help="run each scenario N times"
+    )
     run.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=_count(4096),
         metavar="N",
         help="requests in flight per server or model (default: the backend's parallel slots: "
         "OLLAMA_NUM_PARALLEL or 1 for ollama, 4 per host for openai, 1 per embedded model)",
     )
     run.add_argument(
+        "--max-conversations",
+        type=_count(MAX_REPEAT),
+        metavar="N",
+        help="conversations alive at once, each with an open transcript (default: enough to "
+        "keep every server slot busy, within the open-file limit)",
+    )
+    run.add_argument(
         "--out", metavar="DIR", type=Path, default=Path("transcripts"), help="transcript folder"
     )
-    run.add_argument("--seed", metavar="N", type=int, help="base seed (overrides the scenario's)")
+    run.add_argument("--seed", metavar="N", type=_seed, help="base seed (overrides the scenario's)")
     run.add_argument(
         "--var",
         type=_var,
@@ -131,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="set a scenario variable",
     )
     run.add_argument(
-        "--max-turns", metavar="N", type=_positive_int, help="override the scenario's max_turns"
+        "--max-turns", metavar="N", type=_count(MAX_TURNS), help="override the scenario's max_turns"
     )
     run.add_argument("--pull", action="store_true", help="pull missing models (ollama)")
     run.add_argument(
@@ -141,11 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--quiet", action="store_true", help="print only the summary")
     run.add_argument(
-        "--retries",
-        metavar="N",
-        type=_positive_int,
-        default=5,
-        help="attempts per turn (default 5)",
+        "--retries", metavar="N", type=_count(100), default=5, help="attempts per turn (default 5)"
     )
     run.add_argument(
         "--backoff",
@@ -154,39 +160,35 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="first retry wait in seconds, doubled each retry, with jitter (default 1)",
     )
-    run.add_argument(
-        "--timeout-connect",
-        metavar="SECONDS",
-        type=_seconds,
-        default=timeouts.connect,
-        help=f"seconds (default {timeouts.connect:g})",
-    )
-    run.add_argument(
-        "--timeout-first-token",
-        metavar="SECONDS",
-        type=_seconds,
-        default=timeouts.first_token,
-        help=f"seconds, includes model loading (default {timeouts.first_token:g})",
-    )
-    run.add_argument(
-        "--timeout-reply",
-        metavar="SECONDS",
-        type=_seconds,
-        default=timeouts.reply,
-        help=f"seconds for a whole reply (default {timeouts.reply:g})",
-    )
+    timeouts = Timeouts()
+    for name, default, what in (
+        ("connect", timeouts.connect, "seconds"),
+        ("first-token", timeouts.first_token, "seconds, includes model loading"),
+        ("reply", timeouts.reply, "seconds for a whole reply"),
+    ):
+        run.add_argument(
+            f"--timeout-{name}", metavar="SECONDS", type=_seconds, default=default,
+            help=f"{what} (default {default:g})",
+        )  # fmt: skip
 
+
+def build_parser() -> argparse.ArgumentParser:
+    common, backend = _shared()
+    parser = argparse.ArgumentParser(
+        prog="sparring",
+        description="Multi-agent conversations between language models, from YAML scenarios.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"sparring {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run(sub, [common, backend])
     validate = sub.add_parser("validate", parents=[common], help="check scenario files")
     validate.add_argument("files", nargs="+", metavar="FILE")
-
-    models = sub.add_parser("models", parents=[common, backend], help="list the backend's models")
-    del models  # only the shared options
-
+    sub.add_parser("models", parents=[common, backend], help="list the backend's models")
     schema = sub.add_parser(
         "schema", parents=[common], help="print the JSON Schema of scenarios or transcript lines"
     )
     schema.add_argument("what", choices=("scenario", "transcript"))
-
     show = sub.add_parser("show", parents=[common], help="print a transcript readably")
     show.add_argument(
         "transcripts", nargs="+", metavar="TRANSCRIPT", help="JSONL files or folders of them"
@@ -197,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------------- commands
 
 
-def _load_all(files: Sequence[str], **overrides: Any) -> list[Any]:
+def _load_all(files: Sequence[str], **overrides: object) -> list[ResolvedScenario]:
     scenarios, problems = [], []
     for file in files:
         try:
@@ -217,12 +219,10 @@ def cmd_validate(args: argparse.Namespace, out: Console) -> int:
         except ConfigError as exc:
             failed = True
             for problem in exc.problems:
-                print(problem, file=sys.stderr)
+                print(printable(problem), file=sys.stderr)
             continue
         agents = ", ".join(f"{a.name} ({a.model})" for a in s.agents)
-        out.print(
-            f"ok  {file}: {s.name}: {agents}; {s.order}, max {s.max_turns} turns", highlight=False
-        )
+        out.print(printable(f"ok  {file}: {s.name}: {agents}; {s.order}, max {s.max_turns} turns"))
     return EXIT_USAGE if failed else EXIT_OK
 
 
@@ -236,6 +236,7 @@ def _settings(args: argparse.Namespace) -> RunSettings:
         ),
         retry=RetryPolicy(attempts=args.retries, base=args.backoff),
         concurrency=args.concurrency,
+        max_conversations=args.max_conversations,
         backend=args.backend,
         hosts=tuple(args.host),
         api_key_env=args.api_key_env,
@@ -251,35 +252,10 @@ async def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
         repeat=args.repeat,
         max_turns=args.max_turns,
     )
-    settings = _settings(args)
-    async with BackendPool(settings) as pool:
-        plans, infos = await prepare(
-            scenarios, pool, pull=settings.pull, progress=PullProgress(err)
-        )
-        if args.dry_run:
-            for plan in plans:
-                s = plan.scenario
-                agents = ", ".join(
-                    f"{a.name}={a.model}@{plan.bindings[a.name].choice.name}" for a in s.agents
-                )
-                out.print(
-                    f"{s.name}#{plan.repeat_index}: seed {plan.seed}; {agents}", highlight=False
-                )
-            out.print(f"{len(plans)} conversation(s) would run; nothing was sent to a model")
-            return EXIT_OK
-        display: contextlib.AbstractContextManager[Observer]
-        if args.quiet:
-            display = contextlib.nullcontext(Observer())
-        elif len(plans) == 1:
-            display = contextlib.nullcontext(LiveObserver(out))
-        else:
-            display = ProgressObserver(err, len(plans))
-        with display as observer:
-            results = await run_conversations(
-                plans, pool, settings, observer=observer, model_infos=infos
-            )
-        summary(out, results)
-        return EXIT_FAILED if any(r.status == "error" for r in results) else EXIT_OK
+    failed = await run_batch(
+        scenarios, _settings(args), out=out, err=err, quiet=args.quiet, dry_run=args.dry_run
+    )
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 async def cmd_models(args: argparse.Namespace, out: Console) -> int:
@@ -308,16 +284,44 @@ def cmd_show(args: argparse.Namespace, out: Console) -> int:
     return EXIT_OK
 
 
+class _Stopper:
+    """Ctrl-C and SIGTERM stop a run like cancellation: every transcript gets its end line.
+
+    The signals are handled by the event loop, so they never interrupt code half-way (a
+    second Ctrl-C while transcripts are being closed is acknowledged, not raised).
+    """
+
+    def __init__(self, task: asyncio.Task[int], err: Console) -> None:
+        self.task, self.err, self.stopping = task, err, False
+
+    def __call__(self) -> None:
+        if self.stopping:
+            self.err.print("still closing transcripts; they will be valid in a moment")
+            return
+        self.stopping = True
+        self.task.cancel()
+
+
 async def _main_async(args: argparse.Namespace, out: Console, err: Console) -> int:
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
     if task is not None:
-        # SIGTERM stops a run like Ctrl-C: cancel, let every transcript write its end line.
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        stopper = _Stopper(task, err)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, stopper)
     if args.command == "run":
         return await cmd_run(args, out, err)
     return await cmd_models(args, out)
+
+
+def _fail(args: argparse.Namespace, code: int, lines: Sequence[str]) -> int:
+    """One readable line per problem on stderr (and the traceback with --debug)."""
+    if args.debug:
+        traceback.print_exc()
+    for line in lines:
+        print(f"sparring: {printable(line)}", file=sys.stderr)
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -325,8 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logs.configure(fmt=args.log_format, verbose=args.verbose, debug=args.debug)
     # Bound to the streams as they are now, not looked up at each print.
-    out = Console(file=sys.stdout, highlight=False, soft_wrap=True)
-    err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    out, err = console(sys.stdout), console(sys.stderr)
     try:
         if args.command == "validate":
             return cmd_validate(args, out)
@@ -339,24 +342,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print("interrupted: open transcripts were closed with status 'cancelled'")
         return EXIT_INTERRUPTED
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"sparring: {problem}", file=sys.stderr)
-        if args.debug:
-            raise
-        return EXIT_USAGE
+        return _fail(args, EXIT_USAGE, exc.problems)
+    except TranscriptWriteError as exc:  # disk full mid-run: what was written stays valid
+        return _fail(args, EXIT_FAILED, [str(exc)])
     except SparringError as exc:  # a BackendError here came before any conversation started
-        print(f"sparring: {exc}", file=sys.stderr)
-        if args.debug:
-            raise
-        return EXIT_USAGE
+        return _fail(args, EXIT_USAGE, [str(exc)])
     except Exception as exc:
-        if args.debug:
-            raise
-        print(
-            f"sparring: internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
+        message = f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)"
+        return _fail(args, EXIT_FAILED, [message])
 
 
 if __name__ == "__main__":  # pragma: no cover

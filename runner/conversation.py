@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import traceback
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from runner.transcript import (
     RunRecord,
     Status,
     TimeoutsInfo,
+    TranscriptWriteError,
     TurnRecord,
 )
 from runner.turns import turn_order
@@ -48,6 +50,7 @@ class Result:
     path: Path
     run: RunRecord
     end: EndRecord
+    ordinal: int = 0  # the plan's position in its run
 
     @property
     def scenario(self) -> str:
@@ -206,6 +209,12 @@ class Conversation:
     # ------------------------------------------------------------------ lifecycle
 
     async def run(self) -> Result:
+        """Play the conversation to its end and write it down.
+
+        A failing backend ends only this conversation (its error is recorded); failing to
+        write the transcript (disk full) is raised as TranscriptWriteError after recording
+        it where the file still takes it, because every other conversation would fail too.
+        """
         self.recorder = Recorder(self.settings.out_dir, self._run_record())
         # Each conversation is its own task with its own context: every log line inside it,
         # retries in generate() included, carries these ids.
@@ -220,7 +229,13 @@ class Conversation:
         try:
             outcome = await self._play()
         except asyncio.CancelledError:
-            self._finish("cancelled", Outcome(reason="cancelled", turn=len(self.turns) - 1))
+            with contextlib.suppress(TranscriptWriteError):  # the file stays valid, unfinished
+                self._finish("cancelled", Outcome(reason="cancelled", turn=len(self.turns) - 1))
+            raise
+        except TranscriptWriteError as exc:
+            error = ErrorInfo(type=type(exc).__name__, kind="transcript_write", message=str(exc))
+            with contextlib.suppress(TranscriptWriteError):
+                self._finish("error", Outcome(reason="error", turn=len(self.turns) - 1), error)
             raise
         except BackendError as exc:
             status, error, failed_attempts = "error", error_info(exc), exc.attempts
@@ -246,7 +261,7 @@ class Conversation:
     ) -> Result:
         assert self.recorder is not None
         end = self.recorder.end(status, outcome, error, failed_attempts)
-        result = Result(self.path, self.recorder.run, end)
+        result = Result(self.path, self.recorder.run, end, self.plan.ordinal)
         self.observer.conversation_finished(ConversationFinished(result.run, end, self.path))
         self.log.info("conversation finished", status=status, **outcome.model_dump())
         return result

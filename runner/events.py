@@ -71,3 +71,34 @@ class Observer:
     def retrying(self, event: Retrying) -> None: ...
     def turn_finished(self, event: TurnFinished) -> None: ...
     def conversation_finished(self, event: ConversationFinished) -> None: ...
+
+
+class Observers(Observer):
+    """Several observers as one: each event goes to each, in order."""
+
+    def __init__(self, *observers: Observer) -> None:
+        self.observers = observers
+
+    def conversation_started(self, event: ConversationStarted) -> None:
+        for o in self.observers:
+            o.conversation_started(event)
+
+    def turn_started(self, event: TurnStarted) -> None:
+        for o in self.observers:
+            o.turn_started(event)
+
+    def delta(self, event: TextDelta) -> None:
+        for o in self.observers:
+            o.delta(event)
+
+    def retrying(self, event: Retrying) -> None:
+        for o in self.observers:
+            o.retrying(event)
+
+    def turn_finished(self, event: TurnFinished) -> None:
+        for o in self.observers:
+            o.turn_finished(event)
+
+    def conversation_finished(self, event: ConversationFinished) -> None:
+        for o in self.observers:
+            o.conversation_finished(event)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from agents.backends.base import Backend, ChatRequest, Delta, Final, Timeouts
+from agents.backends.base import Backend, ChatRequest, Delta, Final, Timeouts, clean_text
 from agents.errors import BackendError, BackendTimeout, StreamError
 
 log = structlog.get_logger("sparring.generate")
@@ -50,7 +50,7 @@ class Generation:
     ttft_ms: float | None
     latency_ms: float
     attempts: int
-    errors: list[dict[str, object]] = field(default_factory=list)
+    failures: list[BackendError] = field(default_factory=list)  # of the attempts before
 
 
 DeltaCallback = Callable[[str], None]
@@ -76,6 +76,7 @@ async def _attempt(
         async with asyncio.timeout(timeouts.first_token) as deadline:
             async for event in stream:
                 if isinstance(event, Delta):
+                    event = Delta(clean_text(event.text))
                     if ttft is None:
                         ttft = (time.perf_counter() - t0) * 1000
                         phase = "whole reply"
@@ -127,7 +128,7 @@ async def generate(
     is told before each retry so a live display can discard a half-streamed attempt.
     Raises the last :class:`BackendError` when a final error occurs or attempts run out.
     """
-    errors: list[dict[str, object]] = []
+    failures: list[BackendError] = []
     attempt = 0
     while True:
         attempt += 1
@@ -137,7 +138,7 @@ async def generate(
                     backend, request, timeouts, on_delta
                 )
         except BackendError as exc:
-            errors.append({"attempt": attempt, **exc.to_dict()})
+            failures.append(exc)
             if not exc.retryable or attempt >= retry.attempts:
                 exc.attempts = attempt
                 raise
@@ -161,5 +162,5 @@ async def generate(
             ttft_ms=ttft,
             latency_ms=latency,
             attempts=attempt,
-            errors=errors,
+            failures=failures,
         )

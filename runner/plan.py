@@ -1,10 +1,16 @@
-"""Planning a run: one Plan per conversation, seeds, backends, and the preflight."""
+"""Planning a run: which conversations, with which seeds and backends, and the preflight.
+
+A :class:`RunPlan` is lazy: it knows its scenarios and their base seeds and yields one
+:class:`Plan` per conversation when iterated, so planning ten thousand conversations
+costs no more memory than planning one. Backends are bound once per scenario and shared
+by its plans.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -15,6 +21,8 @@ from runner.pool import BackendPool, Binding
 from runner.scenario import ResolvedScenario
 
 log = structlog.get_logger("sparring.plan")
+
+PullProgress = Callable[[str, str, int | None, int | None], None]
 
 
 def derive_seed(base: int, *parts: object) -> int:
@@ -32,31 +40,60 @@ class Plan:
     seed: int
     base_seed: int  # what ``seed`` was derived from: --seed BASE replays this run
     bindings: dict[str, Binding] = field(default_factory=dict)  # agent name -> binding
+    ordinal: int = 0  # position in its run's plan
 
 
-def plan_runs(scenarios: Sequence[ResolvedScenario]) -> list[Plan]:
-    plans = []
-    for scenario in scenarios:
-        base = scenario.seed if scenario.seed is not None else secrets.randbelow(2**31)
-        for i in range(scenario.repeat):
-            plans.append(Plan(scenario, i, derive_seed(base, i), base))
-    return plans
+@dataclass(slots=True)
+class ScenarioPlan:
+    """A scenario's share of a run: its base seed and its agents' backends."""
+
+    scenario: ResolvedScenario
+    base_seed: int
+    bindings: dict[str, Binding] = field(default_factory=dict)
+
+    def plan(self, repeat_index: int, ordinal: int = 0) -> Plan:
+        seed = derive_seed(self.base_seed, repeat_index)
+        return Plan(self.scenario, repeat_index, seed, self.base_seed, self.bindings, ordinal)
 
 
-async def bind_plans(plans: Sequence[Plan], pool: BackendPool) -> None:
-    """Give every agent its backend; the plans of one scenario share one bindings dict."""
-    shared: dict[int, dict[str, Binding]] = {}
-    for plan in plans:
-        bindings = shared.get(id(plan.scenario))
-        if bindings is None:
-            bindings = shared[id(plan.scenario)] = {
-                agent.name: await pool.bind(plan.scenario, agent) for agent in plan.scenario.agents
-            }
-        plan.bindings = bindings
+class RunPlan:
+    """Every conversation of a run, yielded one at a time in scenario and repeat order."""
+
+    def __init__(self, scenarios: Sequence[ResolvedScenario]) -> None:
+        self.parts = [
+            ScenarioPlan(s, s.seed if s.seed is not None else secrets.randbelow(2**31))
+            for s in scenarios
+        ]
+
+    def __len__(self) -> int:
+        return sum(part.scenario.repeat for part in self.parts)
+
+    def __iter__(self) -> Iterator[Plan]:
+        ordinal = 0
+        for part in self.parts:
+            for i in range(part.scenario.repeat):
+                yield part.plan(i, ordinal)
+                ordinal += 1
+
+    async def bind(self, pool: BackendPool) -> None:
+        """Give every agent of every scenario its backend."""
+        for part in self.parts:
+            for agent in part.scenario.agents:
+                part.bindings[agent.name] = await pool.bind(part.scenario, agent)
+
+    def backends(self) -> Iterable[tuple[Backend, str, ResolvedScenario]]:
+        """(backend, model, scenario) for every agent of every scenario."""
+        for part in self.parts:
+            for agent in part.scenario.agents:
+                yield part.bindings[agent.name].backend, agent.model, part.scenario
+
+
+def plan_runs(scenarios: Sequence[ResolvedScenario]) -> RunPlan:
+    return RunPlan(scenarios)
 
 
 def _progress_for(
-    model: str, progress: Callable[[str, str, int | None, int | None], None] | None
+    model: str, progress: PullProgress | None
 ) -> Callable[[str, int | None, int | None], None]:
     def report(status: str, completed: int | None, total: int | None) -> None:
         if progress is not None:
@@ -65,11 +102,26 @@ def _progress_for(
     return report
 
 
+def _warn_unsent(run: RunPlan) -> None:
+    """Options an engine cannot send: said once per run and engine, not once per request."""
+    unsent: dict[int, tuple[Backend, set[str]]] = {}
+    for part in run.parts:
+        for agent in part.scenario.agents:
+            backend = part.bindings[agent.name].backend
+            unsupported = agent.options.unsupported(backend.supported_options)
+            unsent.setdefault(id(backend), (backend, set()))[1].update(unsupported)
+    for backend, names in unsent.values():
+        if names:
+            log.warning(
+                "options not sent: the engine has no such setting",
+                backend=backend.name,
+                host=backend.host,
+                options=sorted(names),
+            )
+
+
 async def preflight(
-    plans: Sequence[Plan],
-    *,
-    pull: bool = False,
-    progress: Callable[[str, str, int | None, int | None], None] | None = None,
+    run: RunPlan, *, pull: bool = False, progress: PullProgress | None = None
 ) -> dict[tuple[int, str], ModelInfo]:
     """Check every backend has every model it will be asked for, before the first chat.
 
@@ -78,23 +130,9 @@ async def preflight(
     unless ``pull`` is set and the backend can pull.
     """
     needed: dict[int, tuple[Backend, set[str]]] = {}
-    unsent: dict[int, set[str]] = {}
-    for plan in plans:
-        for agent in plan.scenario.agents:
-            backend = plan.bindings[agent.name].backend
-            needed.setdefault(id(backend), (backend, set()))[1].add(agent.model)
-            unsent.setdefault(id(backend), set()).update(
-                agent.options.unsupported(backend.supported_options)
-            )
-    for key, options in unsent.items():
-        if options:  # once per run and engine, not once per request
-            backend = needed[key][0]
-            log.warning(
-                "options not sent: the engine has no such setting",
-                backend=backend.name,
-                host=backend.host,
-                options=sorted(options),
-            )
+    for backend, model, _ in run.backends():
+        needed.setdefault(id(backend), (backend, set()))[1].add(model)
+    _warn_unsent(run)
     infos: dict[tuple[int, str], ModelInfo] = {}
     problems: list[str] = []
     for key, (backend, models) in needed.items():

@@ -69,11 +69,14 @@ class BackendPool:
             self._bindings[key] = Binding(backend, choice)
         return self._bindings[key]
 
+    def slots(self, backend: Backend) -> int:
+        """Requests in flight per connection key: --concurrency, else the backend's default."""
+        return max(1, self.settings.concurrency or backend.default_concurrency())
+
     def limit(self, backend: Backend, model: str) -> asyncio.Semaphore:
         key = backend.connection_key(model)
         if key not in self._limits:
-            size = self.settings.concurrency or backend.default_concurrency()
-            self._limits[key] = asyncio.Semaphore(max(1, size))
+            self._limits[key] = asyncio.Semaphore(self.slots(backend))
         return self._limits[key]
 
     def backends(self) -> list[Backend]:

@@ -103,7 +103,8 @@ class Recorder:
             error=error,
         )
         try:
-            self._writer.write(record)
+            # Also after a failed turn line: the end line says what went wrong, if it fits.
+            self._writer.write(record, after_failure=True)
         finally:
             self._writer.close()
         return record

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -30,8 +29,7 @@ from pydantic import (
 from agents.agent import Agent
 from agents.backends.config import GenerateConfig
 from agents.errors import ConfigError
-
-Loc = tuple[str | int, ...]
+from runner.source import Loc, PositionMap, format_loc, read_yaml
 
 ORDERS = ("round_robin", "random", "simultaneous")
 OUTCOMES = ("speaker_loses", "speaker_wins", "draw")
@@ -373,58 +371,6 @@ def resolve(
 # ---------------------------------------------------------------------------- loading
 
 
-class PositionMap:
-    """Field path -> (line, column), 1-based, from the composed YAML node tree."""
-
-    def __init__(self, source: str, root: yaml.Node | None = None) -> None:
-        self.source = source
-        self.values: dict[Loc, tuple[int, int]] = {}
-        self.keys: dict[Loc, tuple[int, int]] = {}
-        self.duplicates: list[tuple[Loc, tuple[int, int]]] = []
-        if root is not None:
-            self._walk(root, ())
-
-    def _walk(self, node: yaml.Node, loc: Loc) -> None:
-        self.values[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
-        if isinstance(node, yaml.MappingNode):
-            seen: set[str] = set()
-            for key_node, value_node in node.value:
-                key = str(key_node.value)
-                child = (*loc, key)
-                pos = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-                if key in seen:
-                    self.duplicates.append((child, pos))
-                seen.add(key)
-                self.keys[child] = pos
-                self._walk(value_node, child)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                self._walk(item, (*loc, i))
-
-    def position(self, loc: Loc, *, key: bool = False) -> tuple[int, int] | None:
-        # The deepest known ancestor: a missing field is reported where its parent is.
-        for depth in range(len(loc), -1, -1):
-            prefix = loc[:depth]
-            table = self.keys if key and depth == len(loc) else self.values
-            if prefix in table:
-                return table[prefix]
-            if prefix in self.keys:
-                return self.keys[prefix]
-        return None
-
-    def describe(self, loc: Loc, message: str, *, key: bool = False) -> str:
-        pos = self.position(loc, key=key)
-        where = f"{self.source}:{pos[0]}:{pos[1]}" if pos else self.source
-        return f"{where}: {format_loc(loc) or '(top level)'}: {message}"
-
-
-def format_loc(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 _NESTED: dict[str, type[BaseModel]] = {
     "agents": AgentSpec,
     "defaults": Defaults,
@@ -494,40 +440,8 @@ def _explain(error: Any, positions: PositionMap) -> str:
 
 def load_scenario(path: str | Path, **overrides: Any) -> ResolvedScenario:
     """Read, validate and resolve one scenario file, or raise ConfigError listing every problem."""
-    path = Path(path)
-    source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{source}: cannot read: {exc}") from None
-    try:
-        # One pass: the node tree (for positions) and the data built from it, exactly as
-        # yaml.safe_load builds it.
-        loader = yaml.SafeLoader(text)
-        try:
-            root = loader.get_single_node()
-            data = loader.construct_document(root) if root is not None else None
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
-    if root is None or data is None:
-        raise ConfigError(
-            f"{source}: the file is empty; expected a scenario with 'name' and 'agents'"
-        )
-    positions = PositionMap(source, root)
-    if not isinstance(data, dict):
-        raise ConfigError(
-            positions.describe(
-                (), f"expected a mapping with 'name' and 'agents'; got a {type(data).__name__}"
-            )
-        )
-    return scenario_from_data(data, source, positions, **overrides)
+    data, positions = read_yaml(path, "a scenario with 'name' and 'agents'")
+    return scenario_from_data(data, str(path), positions, **overrides)
 
 
 def scenario_from_data(

@@ -15,7 +15,7 @@ from runner.pool import BackendPool, Binding
 from runner.recorder import iso, now_iso
 from runner.scenario import ResolvedScenario
 from runner.settings import RunSettings
-from runner.transcript import AgentInfo, TurnRecord
+from runner.transcript import AgentInfo, AttemptError, TurnRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +149,7 @@ def _generated_turn(
         completion_tokens=final.completion_tokens,
         done_reason=final.done_reason,
         attempts=result.attempts,
+        attempt_errors=[AttemptError(kind=e.kind, message=e.message) for e in result.failures],
         scripted=False,
         seed=request.config.seed,
         server=final.server,

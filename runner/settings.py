@@ -15,6 +15,9 @@ class RunSettings:
     timeouts: Timeouts = field(default_factory=Timeouts)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     concurrency: int | None = None  # per connection key; None: the backend's default
+    # Conversations alive at once (each holds an open transcript); None: enough to keep
+    # every server's slots busy (see runner.orchestrator.default_max_conversations).
+    max_conversations: int | None = None
     backend: str | None = None  # --backend; None: the scenario's, else auto
     hosts: tuple[str, ...] = ()  # --host; overrides the scenario's and agents' hosts
     api_key_env: str | None = None

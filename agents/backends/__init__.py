@@ -6,11 +6,14 @@ only matters to the user who asks for it.
 
 from __future__ import annotations
 
+import base64
 import importlib
 import importlib.util
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 
@@ -27,8 +30,45 @@ CHOICES = ("auto", *BACKENDS)
 DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
 
 
+Credentials = tuple[str, str]
+
+
+def split_credentials(url: str) -> tuple[str, Credentials | None]:
+    """``http://user:pass@host:1/x`` -> (``http://host:1/x``, (user, pass)).
+
+    Hosts are recorded and printed without their credentials; backends send them as
+    HTTP Basic auth (what reverse proxies in front of ollama ask for).
+    """
+    scheme, sep, rest = url.strip().partition("://")
+    if not sep:
+        scheme, rest = "", url.strip()
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, hostport = netloc.rpartition("@")
+    if not at:
+        return url.strip(), None
+    user, _, password = userinfo.partition(":")
+    bare = f"{scheme}://{hostport}" if sep else hostport
+    return bare + (slash + path if slash else ""), (unquote(user), unquote(password))
+
+
+def basic_auth(credentials: Credentials) -> str:
+    """The ``Authorization`` header value for HTTP Basic auth."""
+    user, password = credentials
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
+def redact(text: str) -> str:
+    """Any ``scheme://user:pass@`` in ``text`` with the credentials replaced by ``***``."""
+    return _USERINFO.sub(r"\1***@", text)
+
+
+_USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+
+
 def normalize_host(host: str, default_port: int = 11434) -> str:
-    """Turn OLLAMA_HOST-style values (``0.0.0.0``, ``host:port``, URLs) into a base URL."""
+    """Turn OLLAMA_HOST-style values (``0.0.0.0``, ``host:port``, URLs) into a base URL
+    (without credentials: see :func:`split_credentials`)."""
+    host, _ = split_credentials(host)
     host = host.strip().rstrip("/")
     if "://" not in host:
         host = "http://" + host
@@ -41,11 +81,15 @@ def normalize_host(host: str, default_port: int = 11434) -> str:
     return f"{scheme}://{netloc}" + (f"/{path}" if path else "")
 
 
+def ollama_target(hosts: tuple[str, ...] = ()) -> tuple[str, Credentials | None]:
+    """``--host`` first, then OLLAMA_HOST, then ollama's default address; and credentials."""
+    raw = hosts[0] if hosts else os.environ.get("OLLAMA_HOST") or DEFAULT_OLLAMA_HOST
+    return normalize_host(raw), split_credentials(raw)[1]
+
+
 def ollama_host(hosts: tuple[str, ...] = ()) -> str:
-    """``--host`` first, then OLLAMA_HOST, then ollama's default address."""
-    if hosts:
-        return normalize_host(hosts[0])
-    return normalize_host(os.environ.get("OLLAMA_HOST") or DEFAULT_OLLAMA_HOST)
+    """Where ollama is, without credentials."""
+    return ollama_target(hosts)[0]
 
 
 def local_engine_installed() -> bool:
@@ -58,10 +102,10 @@ class Choice:
     reason: str
 
 
-async def probe_ollama(host: str, wait: float = 1.5) -> bool:
+async def probe_ollama(host: str, wait: float = 1.5, auth: Credentials | None = None) -> bool:
     """True when an ollama server answers ``GET /api/version`` at ``host``."""
     try:
-        async with httpx.AsyncClient(timeout=wait) as client:
+        async with httpx.AsyncClient(timeout=wait, auth=auth) as client:
             response = await client.get(f"{host}/api/version")
             return response.status_code == 200 and "version" in response.json()
     except (httpx.HTTPError, ValueError):
@@ -75,8 +119,8 @@ async def choose_backend(requested: str, settings: BackendSettings) -> Choice:
             choices = ", ".join(CHOICES)
             raise ConfigError(f"unknown backend {requested!r}; expected one of {choices}")
         return Choice(requested, f"--backend {requested}")
-    host = ollama_host(settings.hosts)
-    if await probe_ollama(host):
+    host, auth = ollama_target(settings.hosts)
+    if await probe_ollama(host, auth=auth):
         return Choice("ollama", f"an ollama server answered at {host}")
     if local_engine_installed():
         return Choice("local", f"no ollama server answered at {host}; using the embedded engine")

@@ -10,6 +10,7 @@ live in the runner, once, for every backend. Library errors are mapped onto
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypedDict, runtime_checkable
@@ -17,6 +18,14 @@ from typing import Literal, Protocol, TypedDict, runtime_checkable
 from agents.backends.config import GenerateConfig
 
 Role = Literal["system", "user", "assistant"]
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """Text from a server with lone surrogates (valid in JSON's ``\\ud800``, not in UTF-8)
+    replaced by U+FFFD, as undecodable bytes already are."""
+    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
 
 
 class Message(TypedDict):

@@ -8,8 +8,9 @@ only turns a :class:`ChatRequest` into deltas and a final, and library errors in
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, cast
 
 import httpx
@@ -17,7 +18,7 @@ import ollama
 import pydantic
 import structlog
 
-from agents.backends import ollama_host
+from agents.backends import ollama_target
 from agents.backends.base import (
     BackendSettings,
     ChatEvent,
@@ -78,7 +79,8 @@ class OllamaBackend:
 
     def __init__(self, settings: BackendSettings) -> None:
         self.settings = settings
-        self.host: str | None = ollama_host(settings.hosts)
+        host, self._auth = ollama_target(settings.hosts)
+        self.host: str | None = host
         self._client: ollama.AsyncClient | None = None
 
     def _get_client(self) -> ollama.AsyncClient:
@@ -95,6 +97,7 @@ class OllamaBackend:
                     connect=t.connect, read=t.reply, write=t.connect, pool=t.first_token
                 ),
                 limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+                auth=httpx.BasicAuth(*self._auth) if self._auth else None,
             )
         return self._client
 
@@ -126,8 +129,13 @@ class OllamaBackend:
                         yield Delta(part.message.content)
                     if part.done:
                         done = part
+        except BackendError:
+            raise
         except Exception as exc:
-            raise self._error(exc, request.model) from exc
+            mapped = self._error(exc, request.model)
+            if mapped is exc:
+                raise
+            raise mapped from exc
         if done is None:
             return  # cut short: no final message (the runner says so and retries)
         yield Final(
@@ -160,7 +168,10 @@ class OllamaBackend:
         try:
             listing = await self._get_client().list()
         except Exception as exc:
-            raise self._error(exc, None) from exc
+            mapped = self._error(exc, None)
+            if mapped is exc:
+                raise
+            raise mapped from exc
         models = []
         for m in listing.models:
             details = m.details
@@ -183,44 +194,71 @@ class OllamaBackend:
                 async for part in stream:
                     progress(part.status or "", part.completed, part.total)
         except Exception as exc:
-            raise self._error(exc, model, pulling=True) from exc
+            mapped = self._error(exc, model, pulling=True)
+            if mapped is exc:
+                raise
+            raise mapped from exc
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
         if client is not None:
             await client.close()
 
-    def _error(self, exc: Exception, model: str | None, *, pulling: bool = False) -> BackendError:
-        """The agents.errors twin of a library error."""
+    def _error(self, exc: Exception, model: str | None, *, pulling: bool = False) -> Exception:
+        """The agents.errors twin of a library error; anything unknown comes back unchanged.
+
+        An exception that is not in this table is not the server's doing but a bug (ours or
+        a library's): it must surface as an internal error, not pass for a bad reply.
+        """
         where: dict[str, Any] = {"backend": self.name, "host": self.host, "model": model}
-        if isinstance(exc, BackendError):
-            return exc
         if isinstance(exc, ollama.ResponseError):
-            status, text = exc.status_code, str(exc.error)
-            lowered = text.lower()
-            # A mid-stream pull error ("file does not exist") has no HTTP status of its own.
-            if status == 404 or (
-                status < 500 and ("not found" in lowered or "file does not exist" in lowered)
-            ):
-                hint = pull_hint(model) if model and not pulling else None
-                return ModelNotFound(text, status=status, hint=hint, **where)
-            if status == -1:
-                return StreamError(f"error mid-stream: {text}", **where)
-            if status >= 500:
-                return ServerError(text, status=status, **where)
-            if 400 <= status < 500:
-                return BadRequest(text, status=status, **where)
-            return BadResponse(f"HTTP {status}: {text}", status=status, **where)
-        if isinstance(exc, httpx.TimeoutException):
-            return BackendTimeout(f"{type(exc).__name__}: {exc}", **where)
-        if isinstance(exc, httpx.ConnectError | ConnectionError):
-            return BackendUnavailable(f"cannot connect: {exc}", **where)
-        if isinstance(exc, httpx.TransportError):
-            return StreamError(f"connection failed mid-reply: {type(exc).__name__}: {exc}", **where)
-        if isinstance(exc, ollama.RequestError) or (
-            # ollama-python validates the request it is about to send with pydantic
-            isinstance(exc, pydantic.ValidationError) and exc.title.endswith("Request")
+            return self._response_error(exc, where, pulling=pulling)
+        for kinds, make in _LIBRARY_ERRORS:
+            if isinstance(exc, kinds):
+                return make(exc, where)
+        if isinstance(exc, pydantic.ValidationError):
+            # ollama-python validates the request it sends and the replies it reads.
+            if exc.title.endswith("Request"):
+                return BadRequest(str(exc), **where)
+            return BadResponse(f"unreadable reply: {exc}", **where)
+        return exc
+
+    @staticmethod
+    def _response_error(
+        exc: ollama.ResponseError, where: dict[str, Any], *, pulling: bool
+    ) -> BackendError:
+        status, text = exc.status_code, str(exc.error)
+        lowered = text.lower()
+        model = where.get("model")
+        # A mid-stream pull error ("file does not exist") has no HTTP status of its own.
+        if status == 404 or (
+            status < 500 and ("not found" in lowered or "file does not exist" in lowered)
         ):
-            return BadRequest(str(exc), **where)
-        # json.JSONDecodeError and pydantic's ValidationError are ValueErrors.
-        return BadResponse(f"unreadable reply: {type(exc).__name__}: {exc}", **where)
+            hint = pull_hint(model) if model and not pulling else None
+            return ModelNotFound(text, status=status, hint=hint, **where)
+        if status == -1:
+            return StreamError(f"error mid-stream: {text}", **where)
+        if status >= 500:
+            return ServerError(text, status=status, **where)
+        if 400 <= status < 500:
+            return BadRequest(text, status=status, **where)
+        return BadResponse(f"HTTP {status}: {text}", status=status, **where)
+
+
+ErrorMaker = Callable[[Exception, dict[str, Any]], BackendError]
+
+# Library exceptions and what they mean, most specific first.
+_LIBRARY_ERRORS: tuple[tuple[type[Exception] | tuple[type[Exception], ...], ErrorMaker], ...] = (
+    (httpx.TimeoutException, lambda e, w: BackendTimeout(f"{type(e).__name__}: {e}", **w)),
+    (
+        (httpx.ConnectError, ConnectionError),
+        lambda e, w: BackendUnavailable(f"cannot connect: {e}", **w),
+    ),
+    (
+        httpx.TransportError,
+        lambda e, w: StreamError(f"connection failed mid-reply: {type(e).__name__}: {e}", **w),
+    ),
+    (httpx.DecodingError, lambda e, w: BadResponse(f"undecodable reply: {e}", **w)),
+    (json.JSONDecodeError, lambda e, w: BadResponse(f"unreadable reply: {e}", **w)),
+    (ollama.RequestError, lambda e, w: BadRequest(str(e), **w)),
+)

@@ -1,25 +1,20 @@
 """The OpenAI-compatible backend: llama.cpp's llama-server, vLLM, LM Studio, ollama's /v1.
 
-Several hosts serving the same model make one backend: each request goes to the least
-busy host that is not backing off after a retryable failure, so the runner's retries
-(which call :meth:`OpenAIBackend.chat` again) land on another host by themselves.
+Several hosts serving the same model make one backend (:mod:`agents.backends.hostpool`);
+the wire format lives in :mod:`agents.backends.openai_wire`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import re
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import structlog
 import yarl
 
+from agents.backends import basic_auth, split_credentials
 from agents.backends.base import (
     BackendSettings,
     ChatEvent,
@@ -29,19 +24,23 @@ from agents.backends.base import (
     ModelInfo,
     ProgressCallback,
 )
+from agents.backends.hostpool import Host, HostPool
+from agents.backends.openai_wire import (
+    error_message,
+    http_error,
+    json_object,
+    read_chunk,
+    sse_data,
+    transport_error,
+)
 from agents.errors import (
     BackendError,
     BackendTimeout,
     BackendUnavailable,
-    BadRequest,
-    BadResponse,
     ConfigError,
     ModelNotFound,
-    ServerError,
     StreamError,
 )
-
-log = structlog.get_logger("sparring.openai")
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080/v1"  # llama-server's default address
 # GenerateConfig fields -> request body keys. top_k, min_p and repeat_penalty are not
@@ -58,30 +57,44 @@ OPTIONS = {
     "repeat_penalty": "repeat_penalty",
 }
 SUPPORTED = frozenset({*OPTIONS, "json_schema"})
-BACKOFF_CAP = 60.0
-MODEL_MISSING = re.compile(r"model.*(not found|does not exist)|no such model|unknown model", re.I)
 
 
 def base_url(url: str) -> str:
-    """``host:port``, a server root or a ``/v1`` URL -> the ``/v1`` base URL."""
+    """``host:port``, a server root or a ``/v1`` URL -> the ``/v1`` base URL (credentials
+    left as given: see :func:`host`)."""
     url = url.strip().rstrip("/")
     if "://" not in url:
         url = "http://" + url
+    shown = split_credentials(url)[0]
     try:
         parsed = yarl.URL(url)
     except ValueError as exc:
-        raise ConfigError(f"invalid OpenAI-compatible server URL {url!r}: {exc}") from None
+        raise ConfigError(f"invalid OpenAI-compatible server URL {shown!r}: {exc}") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise ConfigError(f"invalid OpenAI-compatible server URL {url!r}: expected http(s)://host")
+        raise ConfigError(
+            f"invalid OpenAI-compatible server URL {shown!r}: expected http(s)://host"
+        )
     return url if parsed.path.endswith("/v1") else url + "/v1"
 
 
-@dataclass(slots=True)
-class _Host:
-    url: str
-    in_flight: int = 0
-    failures: int = 0  # consecutive retryable failures
-    backoff_until: float = 0.0  # time.monotonic()
+def host(url: str) -> Host:
+    bare, credentials = split_credentials(base_url(url))
+    return Host(bare, credentials)
+
+
+def api_key(env: str | None) -> str | None:
+    """The key in environment variable ``env``; refused when a header could not carry it."""
+    if not env:
+        return None
+    key = os.environ.get(env) or None
+    if key is None:
+        raise ConfigError(f"environment variable {env} (api_key_env) is empty or not set")
+    if not key.isprintable() or any(ch.isspace() for ch in key):
+        raise ConfigError(
+            f"environment variable {env} (api_key_env) holds spaces or control characters; "
+            "an API key is one line of visible characters"
+        )
+    return key
 
 
 class OpenAIBackend:
@@ -92,21 +105,18 @@ class OpenAIBackend:
     def __init__(self, settings: BackendSettings) -> None:
         # "--host a,b" and repeated --host both name several servers of the same model.
         entries = settings.hosts or (os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL,)
-        urls = [base_url(u) for entry in entries for u in entry.split(",") if u.strip()]
-        self._hosts = [_Host(url) for url in dict.fromkeys(urls)]
-        self.host: str | None = ",".join(h.url for h in self._hosts)
+        urls = [u.strip() for entry in entries for u in entry.split(",") if u.strip()]
+        self.pool = HostPool([host(u) for u in dict.fromkeys(urls)])
+        self.host: str | None = ",".join(h.url for h in self.pool.hosts)
         self._timeouts = settings.timeouts
         self._key_env = settings.api_key_env
-        self._key: str | None = None
-        if self._key_env:
-            self._key = os.environ.get(self._key_env) or None
-            if self._key is None:
-                raise ConfigError(
-                    f"environment variable {self._key_env} (api_key_env) is empty or not set"
-                )
-        self._rr = 0
+        self._key = api_key(self._key_env)
+        if self._key and any(h.credentials for h in self.pool.hosts):
+            raise ConfigError(
+                "a host with user:password@ and an API key (api_key_env) cannot both be sent: "
+                "both go in the Authorization header"
+            )
         self._session: aiohttp.ClientSession | None = None
-        self.clock = time.monotonic  # replaceable, so back-off can be tested without waiting
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(host={self.host!r}, api_key_env={self._key_env!r})"
@@ -115,7 +125,7 @@ class OpenAIBackend:
         return f"openai|{self.host}"
 
     def default_concurrency(self) -> int:
-        return 4 * len(self._hosts)
+        return 4 * len(self.pool)
 
     def _session_here(self) -> aiohttp.ClientSession:
         # Created on first use, inside the event loop that uses it; aclose() closes it.
@@ -124,31 +134,15 @@ class OpenAIBackend:
                 sock_connect=self._timeouts.connect, sock_read=self._timeouts.reply
             )
             headers = {"Authorization": f"Bearer {self._key}"} if self._key else None
-            connector = aiohttp.TCPConnector(limit=32 * len(self._hosts))
+            connector = aiohttp.TCPConnector(limit=32 * len(self.pool))
             self._session = aiohttp.ClientSession(
                 timeout=timeout, connector=connector, headers=headers
             )
         return self._session
 
-    def _pick(self) -> _Host:
-        now = self.clock()
-        n = len(self._hosts)
-        order = [self._hosts[(self._rr + i) % n] for i in range(n)]  # min() keeps the first
-        healthy = [h for h in order if h.backoff_until <= now]
-        if healthy:
-            host = min(healthy, key=lambda h: h.in_flight)
-        else:
-            host = min(order, key=lambda h: h.backoff_until)
-        self._rr = (self._hosts.index(host) + 1) % n
-        return host
-
-    def _failed(self, host: _Host, exc: BackendError | None) -> None:
-        host.failures += 1
-        wait = min(BACKOFF_CAP, 2.0 ** (host.failures - 1))
-        host.backoff_until = self.clock() + wait
-        if len(self._hosts) > 1:
-            kind = exc.kind if exc else "stream_cut"
-            log.warning("backing off host", host=host.url, seconds=wait, error=kind)
+    @staticmethod
+    def _headers(target: Host) -> dict[str, str] | None:
+        return {"Authorization": basic_auth(target.credentials)} if target.credentials else None
 
     @staticmethod
     def _body(request: ChatRequest) -> dict[str, Any]:
@@ -172,120 +166,68 @@ class OpenAIBackend:
         return body
 
     async def chat(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
-        host = self._pick()
-        host.in_flight += 1
-        where: dict[str, Any] = {"backend": self.name, "host": host.url, "model": request.model}
+        target = self.pool.pick()
+        target.in_flight += 1
+        where: dict[str, Any] = {"backend": self.name, "host": target.url, "model": request.model}
         try:
-            session = self._session_here()
-            async with session.post(f"{host.url}/chat/completions", json=self._body(request)) as r:
+            async with self._session_here().post(
+                f"{target.url}/chat/completions",
+                json=self._body(request),
+                headers=self._headers(target),
+            ) as r:
                 if r.status != 200:
-                    raise await self._http_error(r, where)
+                    raise await http_error(r, where, self._key, self._key_env)
                 finish: str | None = None
                 usage: dict[str, Any] = {}
-                async for data in _sse_data(r):
+                async for data in sse_data(r):
                     if data == "[DONE]":
                         break
-                    chunk = self._json(data, where)
+                    chunk = json_object(data, where)
                     if "error" in chunk or chunk.get("object") == "error":
-                        raise StreamError(
-                            f"server error mid-stream: {self._message(chunk)}", **where
-                        )
-                    text, finish, usage = _read_chunk(chunk, finish, usage)
+                        message = error_message(chunk, self._key)
+                        raise StreamError(f"server error mid-stream: {message}", **where)
+                    text, finish, usage = read_chunk(chunk, finish, usage)
                     if text:
                         yield Delta(text)
             if finish is None:
                 # [DONE] or end of body without a finish reason: the reply was cut short
                 # (llama-cpp-python's server does that to serve a newer request). No Final:
                 # the runner reports a cut stream and retries.
-                self._failed(host, None)
+                self.pool.failed(target, "stream_cut")
                 return
-            host.failures, host.backoff_until = 0, 0.0
+            self.pool.succeeded(target)
             yield Final(
                 prompt_tokens=usage.get("prompt_tokens"),
                 completion_tokens=usage.get("completion_tokens"),
                 done_reason=finish,
-                host=host.url,
+                host=target.url,
             )
         except BackendError as exc:
             if exc.retryable:
-                self._failed(host, exc)
+                self.pool.failed(target, exc.kind)
             raise
         except (aiohttp.ClientError, TimeoutError) as exc:
-            error = self._transport_error(exc, where)
-            self._failed(host, error)
+            error = transport_error(exc, where)
+            self.pool.failed(target, error.kind)
             raise error from exc
         finally:
-            host.in_flight -= 1
+            target.in_flight -= 1
 
-    @staticmethod
-    def _transport_error(exc: BaseException, where: dict[str, Any]) -> BackendError:
-        # ClientConnectorError is a ClientOSError, and ServerTimeoutError a TimeoutError:
-        # the order of these checks matters.
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            return BackendUnavailable(f"cannot connect: {exc.os_error or exc}", **where)
-        if isinstance(exc, TimeoutError):
-            return BackendTimeout(f"the server went silent ({type(exc).__name__})", **where)
-        if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientConnectionError):
-            return StreamError(f"connection lost: {exc or type(exc).__name__}", **where)
-        return BackendUnavailable(f"{type(exc).__name__}: {exc}", **where)
-
-    def _json(self, text: str, where: dict[str, Any]) -> dict[str, Any]:
+    async def _models(self, target: Host) -> list[str]:
+        where: dict[str, Any] = {"backend": self.name, "host": target.url}
         try:
-            value = json.loads(text)
-        except ValueError:
-            value = None
-        if not isinstance(value, dict):
-            raise BadResponse(f"expected a JSON object, got {text[:200]!r}", **where)
-        return value
-
-    def _message(self, body: Any) -> str:
-        """The error text of OpenAI-style, ollama-style or plain bodies, without the key."""
-        # OpenAI: {"error": {"message"}}, ollama: {"error": "..."}, vLLM: {"message"},
-        # FastAPI validation: {"detail"}
-        error = body.get("error", body) if isinstance(body, dict) else body
-        if isinstance(error, dict):
-            error = error.get("message") or error.get("detail") or json.dumps(error)
-        text = str(error).strip()[:500]
-        # Some servers echo the key they refused; it must not reach logs or transcripts.
-        return text.replace(self._key, "***") if self._key else text
-
-    async def _http_error(self, r: aiohttp.ClientResponse, where: dict[str, Any]) -> BackendError:
-        raw = await r.text(errors="replace")
-        try:
-            body: Any = json.loads(raw)
-        except ValueError:
-            body = raw
-        message = self._message(body) or r.reason or "no details"
-        status = r.status
-        if status in (401, 403):
-            hint = (
-                f"check the API key in ${self._key_env}"
-                if self._key_env
-                else "the server wants an API key: set api_key_env to the name of the "
-                "environment variable holding it"
-            )
-            return BadRequest(f"HTTP {status}: {message}; {hint}", status=status, **where)
-        if status in (408, 409, 429) or status >= 500:
-            return ServerError(f"HTTP {status}: {message}", status=status, **where)
-        if status == 404 or MODEL_MISSING.search(message):
-            return ModelNotFound(f"HTTP {status}: {message}", status=status, **where)
-        if 400 <= status < 500:
-            return BadRequest(f"HTTP {status}: {message}", status=status, **where)
-        return BadResponse(f"unexpected HTTP {status}: {message}", status=status, **where)
-
-    async def _models(self, host: _Host) -> list[str]:
-        where: dict[str, Any] = {"backend": self.name, "host": host.url}
-        try:
-            async with self._session_here().get(f"{host.url}/models") as r:
+            session = self._session_here()
+            async with session.get(f"{target.url}/models", headers=self._headers(target)) as r:
                 if r.status != 200:
-                    raise await self._http_error(r, where)
-                body = self._json(await r.text(), where)
+                    raise await http_error(r, where, self._key, self._key_env)
+                body = json_object(await r.text(), where)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise self._transport_error(exc, where) from exc
+            raise transport_error(exc, where) from exc
         return [m["id"] for m in body.get("data") or () if isinstance(m, dict) and "id" in m]
 
     async def list_models(self) -> list[ModelInfo]:
-        results = await asyncio.gather(*map(self._models, self._hosts), return_exceptions=True)
+        hosts = self.pool.hosts
+        results = await asyncio.gather(*map(self._models, hosts), return_exceptions=True)
         names: set[str] = set()
         unreachable: list[BackendError] = []
         for result in results:
@@ -295,7 +237,7 @@ class OpenAIBackend:
                 raise result
             else:
                 names.update(result)
-        if len(unreachable) == len(self._hosts):
+        if len(unreachable) == len(hosts):
             raise BackendUnavailable(
                 "no OpenAI-compatible server answered: "
                 + "; ".join(e.message for e in unreachable),
@@ -330,39 +272,3 @@ class OpenAIBackend:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
-
-
-async def _sse_data(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
-    """The ``data`` of each server-sent event, per the HTML spec's parsing rules."""
-    buffer = b""
-    data: list[str] = []
-    # iter_any rather than readline: a long event must not hit aiohttp's line limit.
-    async for chunk in response.content.iter_any():
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for raw in lines:
-            line = raw.rstrip(b"\r").decode("utf-8", errors="replace")
-            if not line:
-                if data:
-                    yield "\n".join(data)
-                    data = []
-            elif line.startswith("data:"):
-                data.append(line[5:].removeprefix(" "))
-            # comments (":...") and the event, id and retry fields carry nothing for us
-    # An event cut off before its blank line is incomplete: the spec says to drop it.
-
-
-def _read_chunk(
-    chunk: dict[str, Any], finish: str | None, usage: dict[str, Any]
-) -> tuple[str, str | None, dict[str, Any]]:
-    """Text, finish reason and usage so far, after one ``chat.completion.chunk``."""
-    text = ""
-    choices = chunk.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        delta = choices[0].get("delta")
-        if isinstance(delta, dict) and isinstance(delta.get("content"), str):
-            text = delta["content"]
-        finish = choices[0].get("finish_reason") or finish
-    if isinstance(chunk.get("usage"), dict):  # vLLM sends "usage": null in every chunk
-        usage = chunk["usage"]
-    return text, finish, usage

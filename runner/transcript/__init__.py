@@ -6,6 +6,7 @@ from runner.transcript.reader import Transcript, iter_transcripts, read_transcri
 from runner.transcript.records import (
     SCHEMA_VERSION,
     AgentInfo,
+    AttemptError,
     EndRecord,
     ErrorInfo,
     Outcome,
@@ -28,6 +29,7 @@ from runner.transcript.writer import (
 __all__ = [
     "SCHEMA_VERSION",
     "AgentInfo",
+    "AttemptError",
     "EndRecord",
     "ErrorInfo",
     "Outcome",

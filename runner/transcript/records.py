@@ -89,6 +89,13 @@ class RunRecord(Record):
         return next((a for a in self.agents if a.name == name), None)
 
 
+class AttemptError(Record):
+    """Why one attempt at a turn failed (the turn was retried)."""
+
+    kind: str
+    message: str
+
+
 class TurnRecord(Record):
     """One turn: who said what, how long it took, what it cost."""
 
@@ -107,6 +114,9 @@ class TurnRecord(Record):
     completion_tokens: int | None = None
     done_reason: str | None = Field(None, description="stop, length, or the engine's word")
     attempts: int = Field(1, description="tries it took; 0 for a scripted line")
+    attempt_errors: list[AttemptError] = Field(
+        default_factory=list, description="what went wrong in each failed attempt, in order"
+    )
     scripted: bool = Field(False, description="an opening said verbatim")
     seed: int | None = Field(None, description="the sampling seed of this request")
     server: dict[str, float] = Field(

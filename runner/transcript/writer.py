@@ -86,9 +86,13 @@ class TranscriptWriter:
             raise TranscriptWriteError(out_dir, _reason(exc)) from None
         raise TranscriptWriteError(out_dir, f"no free file name for {stem}")
 
-    def write(self, record: Record) -> None:
-        """Write one record as one line; on failure the file keeps only whole lines."""
-        if self.failed is not None:
+    def write(self, record: Record, *, after_failure: bool = False) -> None:
+        """Write one record as one line; on failure the file keeps only whole lines.
+
+        After a failed write the writer refuses further lines (a turn missing in the middle
+        would go unnoticed) unless ``after_failure``: the end line saying what went wrong.
+        """
+        if self.failed is not None and not after_failure:
             raise self.failed
         line = record.model_dump_json().encode("utf-8", "replace") + b"\n"
         try:

@@ -36,6 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
+from agents.backends import basic_auth
 from tests.fakes import structured
 from tests.fakes.threaded import serve_in_thread
 
@@ -148,6 +149,7 @@ class FakeOllama:
         pullable: Iterable[str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        basic_auth: tuple[str, str] | None = None,
     ) -> None:
         self.models: dict[str, dict[str, Any]] = {}
         for name in models:
@@ -159,6 +161,9 @@ class FakeOllama:
         self.pullable = None if pullable is None else {normalize(n) for n in pullable}
         self.host = host
         self.port = port
+        # Like a reverse proxy in front of ollama: every request needs these credentials.
+        self.basic_auth = basic_auth
+        self.authorizations: list[str | None] = []  # the Authorization header of each request
         self.requests: list[dict[str, Any]] = []  # every /api/chat body, in arrival order
         self.active = 0  # chat streams being served now
         self.max_active = 0
@@ -267,6 +272,12 @@ class FakeOllama:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        given = request.headers.get("Authorization")
+        self.authorizations.append(given)
+        if self.basic_auth is not None and given != basic_auth(self.basic_auth):
+            return web.Response(
+                status=401, text="401 Unauthorized", headers={"WWW-Authenticate": "Basic"}
+            )
         try:
             return await handler(request)
         finally:

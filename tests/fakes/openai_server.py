@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from agents.backends import basic_auth
 from tests.fakes import structured
 from tests.fakes.threaded import serve_in_thread
 
@@ -81,10 +82,12 @@ class FakeOpenAI:
         api_key: str | None = None,
         token_delay: float = 0.0,
         port: int = 0,
+        basic_auth: tuple[str, str] | None = None,
     ) -> None:
         self.models = list(models)
         self.api_key = api_key
         self.token_delay = token_delay
+        self.basic_auth = basic_auth  # a proxy's credentials, besides any API key
         self.port = port  # 0: an ephemeral port, known once started
         self.requests: list[RecordedRequest] = []
         self._script: deque[Action] = deque()
@@ -128,6 +131,10 @@ class FakeOpenAI:
     # -- handlers ---------------------------------------------------------------------
 
     def _refused(self, request: web.Request) -> web.Response | None:
+        if self.basic_auth is not None:
+            if request.headers.get("Authorization") != basic_auth(self.basic_auth):
+                return _error(401, "proxy authentication required")
+            return None
         if self.api_key is None:
             return None
         given = request.headers.get("Authorization", "")

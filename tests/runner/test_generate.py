@@ -59,7 +59,7 @@ async def test_first_token_timeout_then_retry_succeeds() -> None:
         on_retry=lambda e, n, w: retried.append(n),
     )
     assert result.attempts == 2 and retried == [1]
-    assert result.errors[0]["kind"] == "timeout"
+    assert result.failures[0].kind == "timeout"
 
 
 async def test_whole_reply_timeout() -> None:

@@ -9,7 +9,7 @@ from structlog.testing import capture_logs
 
 from agents.backends.scripted import ScriptedBackend
 from agents.errors import ConfigError
-from runner.plan import bind_plans, derive_seed, plan_runs, preflight
+from runner.plan import derive_seed, plan_runs, preflight
 from runner.pool import BackendPool
 from runner.scenario import ResolvedScenario, scenario_from_data
 
@@ -33,7 +33,10 @@ def test_derived_seeds_are_stable_distinct_and_in_range() -> None:
 
 
 def test_plans_number_the_repeats_and_derive_their_seeds() -> None:
-    plans = plan_runs([scenario(repeat=3), scenario(name="u", seed=None)])
+    run = plan_runs([scenario(repeat=3), scenario(name="u", seed=None)])
+    assert len(run) == 4
+    plans = list(run)
+    assert [p.ordinal for p in plans] == [0, 1, 2, 3]
     assert [(p.scenario.name, p.repeat_index) for p in plans] == [
         ("t", 0),
         ("t", 1),
@@ -47,18 +50,21 @@ def test_plans_number_the_repeats_and_derive_their_seeds() -> None:
     assert unseeded.seed == derive_seed(unseeded.base_seed, 0)
 
 
-async def test_plans_of_one_scenario_share_one_bindings_table() -> None:
+async def test_plans_are_made_one_at_a_time_and_share_one_bindings_table() -> None:
     backend = ScriptedBackend(models=["ma", "mb"])
-    plans = plan_runs([scenario(repeat=50)])
-    await bind_plans(plans, BackendPool.fixed(backend))
-    assert all(p.bindings is plans[0].bindings for p in plans)
-    assert set(plans[0].bindings) == {"A", "B"}
+    run = plan_runs([scenario(repeat=100_000)])
+    await run.bind(BackendPool.fixed(backend))
+    plans = iter(run)
+    first, second = next(plans), next(plans)  # nothing else is made until asked for
+    assert first.bindings is second.bindings
+    assert set(first.bindings) == {"A", "B"}
+    assert len(run) == 100_000
 
 
 async def test_preflight_returns_what_the_backend_knows_of_each_model() -> None:
     backend = ScriptedBackend(models=["ma", "mb"])
     plans = plan_runs([scenario()])
-    await bind_plans(plans, BackendPool.fixed(backend))
+    await plans.bind(BackendPool.fixed(backend))
     infos = await preflight(plans)
     assert set(infos) == {(id(backend), "ma"), (id(backend), "mb")}
     assert infos[(id(backend), "ma")].digest == (await backend.find_model("ma")).digest
@@ -67,7 +73,7 @@ async def test_preflight_returns_what_the_backend_knows_of_each_model() -> None:
 async def test_preflight_names_every_missing_model_with_its_hint() -> None:
     backend = ScriptedBackend(models=["ma"], host="box")
     plans = plan_runs([scenario(agents=[{"name": "A", "model": "x"}, {"name": "B", "model": "y"}])])
-    await bind_plans(plans, BackendPool.fixed(backend))
+    await plans.bind(BackendPool.fixed(backend))
     with pytest.raises(ConfigError) as info:
         await preflight(plans)
     assert info.value.problems == [
@@ -80,7 +86,7 @@ async def test_preflight_names_every_missing_model_with_its_hint() -> None:
 async def test_preflight_pulls_only_where_asked_and_possible() -> None:
     backend = ScriptedBackend(models=["ma"])
     plans = plan_runs([scenario()])
-    await bind_plans(plans, BackendPool.fixed(backend))
+    await plans.bind(BackendPool.fixed(backend))
     progress: list[tuple[str, str]] = []
     infos = await preflight(plans, pull=True, progress=lambda m, s, *_: progress.append((m, s)))
     assert (id(backend), "mb") in infos
@@ -89,7 +95,7 @@ async def test_preflight_pulls_only_where_asked_and_possible() -> None:
     cannot = ScriptedBackend(models=["ma"])
     cannot.can_pull = False
     plans = plan_runs([scenario()])
-    await bind_plans(plans, BackendPool.fixed(cannot))
+    await plans.bind(BackendPool.fixed(cannot))
     with pytest.raises(ConfigError, match="'mb' not found"):
         await preflight(plans, pull=True)
 
@@ -98,7 +104,7 @@ async def test_options_an_engine_cannot_send_are_warned_once_per_run() -> None:
     backend = ScriptedBackend(models=["ma", "mb"])
     backend.supported_options = frozenset({"temperature", "seed"})
     plans = plan_runs([scenario(repeat=5, defaults={"options": {"num_ctx": 512, "top_k": 3}})])
-    await bind_plans(plans, BackendPool.fixed(backend))
+    await plans.bind(BackendPool.fixed(backend))
     with capture_logs() as logs:
         await preflight(plans)
     warnings = [e for e in logs if e["log_level"] == "warning"]

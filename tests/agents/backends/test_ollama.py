@@ -192,7 +192,7 @@ async def test_stalled_reply_times_out_then_succeeds_on_retry(
     )
     assert generation.text == "Second time lucky."
     assert generation.attempts == 2
-    assert [e["type"] for e in generation.errors] == [BackendTimeout.__name__]
+    assert [type(e).__name__ for e in generation.failures] == [BackendTimeout.__name__]
     assert len(fake.requests) == 2
 
 
@@ -203,7 +203,7 @@ async def test_retry_after_server_busy_succeeds(fake: FakeOllama, backend: Ollam
     )
     assert generation.text == "Now I have time."
     assert generation.attempts == 2
-    assert generation.errors[0]["status"] == 503
+    assert generation.failures[0].status == 503
 
 
 async def test_cancellation_is_not_swallowed(fake: FakeOllama, backend: OllamaBackend) -> None:

@@ -335,7 +335,7 @@ async def test_a_stall_times_out_then_the_retry_succeeds(fake: FakeOpenAI, make_
         retry=RetryPolicy(attempts=2, base=0.01),
     )
     assert generation.attempts == 2
-    assert generation.errors[0]["kind"] == "timeout"
+    assert generation.failures[0].kind == "timeout"
     assert generation.text == "fake heard 1 messages, last: are you there"
     assert len(fake.chat_requests) == 2
 
@@ -439,7 +439,7 @@ async def test_a_failing_host_is_backed_off(failure: str, make_backend) -> None:
         bad.script(*[Error(500, "broken")] * 10)
         bad_url = closed_port_url() if failure == "closed port" else bad.url
         backend = make_backend(bad_url, good.url)
-        backend.clock = lambda: 100.0  # time stands still: the back-off cannot run out
+        backend.pool.clock = lambda: 100.0  # time stands still: the back-off cannot run out
         results = [
             await generate(backend, ask(f"turn {i}"), timeouts=FAST, retry=RETRY) for i in range(5)
         ]
@@ -456,7 +456,7 @@ async def test_back_off_grows_and_resets_on_success(fake: FakeOpenAI, make_backe
     for _ in range(2):
         with pytest.raises(ServerError):
             await collect(backend, ask())
-    (host,) = backend._hosts
+    (host,) = backend.pool.hosts
     assert host.failures == 2
     # A lone host is used even while backed off: there is nowhere else to go.
     await collect(backend, ask())

@@ -1,0 +1,170 @@
+"""YAML files read safely, with every value's position, for one-line errors.
+
+Reading is ``yaml.safe_load`` plus limits that keep a hostile or broken file from costing
+more than a moment: a size limit, a nesting limit (checked on the event stream, which
+needs no recursion) and a limit on the values the document expands to once its aliases
+are followed (counted on the node graph, each shared node once), so an alias bomb is
+refused before anything walks it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agents.errors import ConfigError
+
+Loc = tuple[str | int, ...]
+
+MAX_BYTES = 1_048_576  # 1 MiB: a scenario with long personas is a few kilobytes
+MAX_DEPTH = 64  # nested mappings and lists
+MAX_VALUES = 100_000  # values in the document with every alias expanded
+
+# libyaml's parser when PyYAML has it (it does in the PyPI wheels): faster, same results.
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class PositionMap:
+    """Field path -> (line, column), 1-based, from the composed YAML node tree."""
+
+    def __init__(self, source: str, root: yaml.Node | None = None) -> None:
+        self.source = source
+        self.values: dict[Loc, tuple[int, int]] = {}
+        self.keys: dict[Loc, tuple[int, int]] = {}
+        self.duplicates: list[tuple[Loc, tuple[int, int]]] = []
+        if root is not None:
+            self._walk(root, ())
+
+    def _walk(self, node: yaml.Node, loc: Loc) -> None:
+        self.values[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                child = (*loc, key)
+                pos = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                if key in seen:
+                    self.duplicates.append((child, pos))
+                seen.add(key)
+                self.keys[child] = pos
+                self._walk(value_node, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._walk(item, (*loc, i))
+
+    def position(self, loc: Loc, *, key: bool = False) -> tuple[int, int] | None:
+        # The deepest known ancestor: a missing field is reported where its parent is.
+        for depth in range(len(loc), -1, -1):
+            prefix = loc[:depth]
+            table = self.keys if key and depth == len(loc) else self.values
+            if prefix in table:
+                return table[prefix]
+            if prefix in self.keys:
+                return self.keys[prefix]
+        return None
+
+    def describe(self, loc: Loc, message: str, *, key: bool = False) -> str:
+        pos = self.position(loc, key=key)
+        where = f"{self.source}:{pos[0]}:{pos[1]}" if pos else self.source
+        return f"{where}: {format_loc(loc) or '(top level)'}: {message}"
+
+
+def format_loc(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _where(source: str, mark: Any) -> str:
+    return f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
+
+
+def _check_depth(source: str, text: str) -> None:
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ConfigError(
+                    f"{_where(source, event.start_mark)}: nested more than {MAX_DEPTH} levels "
+                    "deep; a scenario never needs that"
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many values the document holds once aliases are followed (capped)."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        if isinstance(node, yaml.ScalarNode):
+            sizes[id(node)] = 1
+            continue
+        children = (
+            [n for pair in node.value for n in pair]
+            if isinstance(node, yaml.MappingNode)
+            else list(node.value)
+        )
+        if children_done:
+            total = 1 + sum(sizes.get(id(c), 0) for c in children)
+            sizes[id(node)] = min(total, MAX_VALUES + 1)
+        else:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
+def read_yaml(path: str | Path, expected: str) -> tuple[dict[str, Any], PositionMap]:
+    """The mapping in a YAML file and the position of each of its values.
+
+    Raises ConfigError (one line naming the file, and the line and column where there is
+    one) for a missing, unreadable, oversized, malformed or non-mapping file.
+    """
+    path = Path(path)
+    source = str(path)
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_BYTES:
+        raise ConfigError(f"{source}: larger than {MAX_BYTES // 1024} KiB; not a scenario file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        _check_depth(source, text)
+        loader = _Loader(text)
+        try:
+            root = loader.get_single_node()
+            if root is not None and _expanded_size(root) > MAX_VALUES:
+                raise ConfigError(
+                    f"{source}: expands to more than {MAX_VALUES} values (aliases referring "
+                    "to aliases?); refusing to read it"
+                )
+            # The data built from the same nodes, exactly as yaml.safe_load builds it.
+            data = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
+    except (yaml.YAMLError, RecursionError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{_where(source, mark)}: not valid YAML: {problem}") from None
+    if root is None or data is None:
+        raise ConfigError(f"{source}: the file is empty; expected {expected}")
+    positions = PositionMap(source, root)
+    if not isinstance(data, dict):
+        raise ConfigError(
+            positions.describe((), f"expected a mapping: {expected}; got a {type(data).__name__}")
+        )
+    return data, positions

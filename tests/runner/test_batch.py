@@ -1,0 +1,183 @@
+"""Batches through the command line at their limits: many conversations under a low
+open-file limit, a full disk, a double Ctrl-C, and exit codes that --debug leaves alone."""
+
+from __future__ import annotations
+
+import json
+import resource
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from runner.transcript import read_transcript
+from tests.fakes.ollama_server import FakeOllama
+from tests.runner.test_cli import (
+    I_LOST,
+    LLAMA,
+    QWEN,
+    ROOT,
+    TIMEOUT,
+    _command,
+    _env,
+    line_count,
+    no_traceback,
+    on,
+    transcripts,
+    wait_for,
+)
+
+
+def limited(resource_id: int, value: int) -> Callable[[], None]:
+    def apply() -> None:
+        resource.setrlimit(resource_id, (value, value))
+
+    return apply
+
+
+def run_limited(
+    args: list[str | Path], preexec: Callable[[], None], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        _command(*args),
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        preexec_fn=preexec,
+    )
+
+
+def every_line_is_json(files: list[Path]) -> None:
+    for file in files:
+        text = file.read_text(encoding="utf-8")
+        assert text == "" or text.endswith("\n"), file
+        for line in text.splitlines():
+            json.loads(line)
+
+
+def test_many_conversations_run_under_a_low_open_file_limit(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with FakeOllama.in_thread(models=[QWEN, LLAMA]) as server:
+        result = run_limited(
+            [
+                "run",
+                I_LOST,
+                *on(
+                    server,
+                    "--out",
+                    out,
+                    "--repeat",
+                    "300",
+                    "--quiet",
+                    "--concurrency",
+                    "8",
+                    "--max-conversations",
+                    "5000",
+                    "--log-format",
+                    "console",
+                ),
+            ],
+            limited(resource.RLIMIT_NOFILE, 128),
+        )
+    assert result.returncode == 0, result.stderr[-2000:]
+    no_traceback(result)
+    assert "open-file limit is low" in result.stderr  # 5000 asked, fewer allowed, said once
+    files = transcripts(out)
+    assert len(files) == 300
+    assert {read_transcript(f).status for f in files} == {"success"}
+    assert "300 conversations: 300 success" in result.stdout  # the tally, not 300 lines
+    assert result.stdout.count("\n") < 40
+
+
+def test_a_full_disk_ends_the_run_with_one_line_and_valid_files(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with FakeOllama.in_thread(models=[QWEN, LLAMA], concede_after=None) as server:
+        result = run_limited(
+            [
+                "run",
+                I_LOST,
+                *on(server, "--out", out, "--repeat", "6", "--quiet", "--log-format", "console"),
+            ],
+            # No file may grow past 5000 bytes: each transcript fills up mid-conversation.
+            limited(resource.RLIMIT_FSIZE, 5000),
+        )
+    assert result.returncode == 1
+    no_traceback(result)
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == f"sparring: {out}: cannot write transcripts: File too large"
+    files = transcripts(out)
+    assert files
+    every_line_is_json(files)  # cut lines were cut back: every line on disk is whole
+    for file in files:
+        transcript = read_transcript(file)
+        assert not transcript.truncated
+        if transcript.end is not None:  # where the end line still fitted, it says why
+            assert transcript.end.status in ("error", "cancelled")
+
+
+def test_a_double_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    stderr = tmp_path / "stderr"
+    with (
+        FakeOllama.in_thread(models=[QWEN, LLAMA], token_delay=0.02) as server,
+        stderr.open("w") as err,
+    ):
+        proc = subprocess.Popen(
+            _command("run", I_LOST, *on(server, "--out", out, "--repeat", "4", "--quiet")),
+            cwd=ROOT,
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        try:
+            wait_for(lambda: server.active >= 1 and line_count(out) >= 2, "a reply in flight")
+            proc.send_signal(signal.SIGINT)
+            proc.send_signal(signal.SIGINT)  # impatient: at once, while transcripts close
+            code = proc.wait(timeout=TIMEOUT)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    text = stderr.read_text()
+    assert code == 130, text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text
+    files = transcripts(out)
+    every_line_is_json(files)
+    assert {read_transcript(f).status for f in files} == {"cancelled"}
+
+
+def test_debug_adds_detail_but_keeps_the_exit_code(tmp_path: Path) -> None:
+    args = ["run", I_LOST, "--backend", "ollama", "--host", "http://127.0.0.1:9", "--out", tmp_path]
+    plain = run_limited(args, lambda: None, timeout=TIMEOUT)
+    debug = run_limited([*args, "--debug"], lambda: None, timeout=TIMEOUT)
+    assert plain.returncode == debug.returncode == 2
+    assert "Traceback" in debug.stderr and "Traceback" not in plain.stderr
+
+
+@pytest.mark.parametrize("length", [27, 28, 64])
+def test_long_scenario_names_never_cut_the_repeat_or_id_out_of_file_names(
+    length: int, tmp_path: Path
+) -> None:
+    name = "x" * length
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        I_LOST.read_text(encoding="utf-8").replace("name: i-lost", f"name: {name}"),
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    with FakeOllama.in_thread(models=[QWEN, LLAMA]) as server:
+        result = run_limited(
+            ["run", scenario, *on(server, "--out", out, "--repeat", "2", "--quiet")],
+            lambda: None,
+            timeout=TIMEOUT,
+        )
+    assert result.returncode == 0, result.stderr
+    for file in transcripts(out):
+        run = read_transcript(file).run
+        assert run is not None
+        assert file.name.endswith(f"_{run.repeat_index:03d}_{run.conversation_id}.jsonl")
