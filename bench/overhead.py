@@ -1,4 +1,4 @@
-"""Orchestrator overhead and throughput, printed as figures (no assertions).
+"""Orchestrator overhead, throughput and scale, printed as figures (no assertions).
 
 1. Overhead per turn: conversations against an instant in-process backend, through the
    whole orchestrator (agent views, rules, transcript writes), compared with calling the
@@ -7,6 +7,10 @@
 2. Throughput: conversations against the fake ollama server (a separate process) with S
    parallel slots and a per-token delay, through the real ollama backend, as a share of
    the ideal: S streams producing a token every delay. Aim: at least 90% of ideal.
+3. Scale: 100, 1,000 and 10,000 planned conversations against the instant backend,
+   results streamed and dropped as a long run's caller does: peak Python memory
+   (tracemalloc) and the most files open at once, each as a ratio to the 100 run.
+   Aim: flat (about 1x) however many are planned.
 
 Run: .venv/bin/python bench/overhead.py [--turns N] [--slots S] [--token-delay SECONDS]
 """
@@ -28,11 +32,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agents.backends.base import BackendSettings, ChatRequest, Delta, Final  # noqa: E402
+from agents.backends.config import GenerateConfig  # noqa: E402
 from agents.backends.ollama import OllamaBackend  # noqa: E402
 from agents.backends.scripted import ScriptedBackend  # noqa: E402
 from runner.generate import RetryPolicy  # noqa: E402
 from runner.logs import configure  # noqa: E402
-from runner.orchestrator import run_scenarios  # noqa: E402
+from runner.events import ConversationStarted, Observer  # noqa: E402
+from runner.orchestrator import iter_conversations, prepare, run_scenarios  # noqa: E402
 from runner.pool import BackendPool  # noqa: E402
 from runner.scenario import scenario_from_data  # noqa: E402
 from runner.settings import RunSettings  # noqa: E402
@@ -66,7 +72,7 @@ def scenario(models: list[str], turns: int, repeat: int) -> Any:
 
 async def overhead(turns: int, conversations: int) -> None:
     backend = Instant(models=["m"])
-    request = ChatRequest("m", [{"role": "user", "content": "hi"}], {})
+    request = ChatRequest("m", [{"role": "user", "content": "hi"}], GenerateConfig())
     total = turns * conversations
 
     t0 = time.perf_counter()
@@ -173,6 +179,52 @@ async def throughput(slots: int, token_delay: float, conversations: int, turns: 
         server.wait(timeout=10)
 
 
+class OpenFiles(Observer):
+    """Samples the process's open file descriptors whenever a conversation starts."""
+
+    def __init__(self) -> None:
+        self.most = 0
+
+    def conversation_started(self, event: ConversationStarted) -> None:
+        self.most = max(self.most, len(os.listdir("/proc/self/fd")))
+
+
+async def scale_one(planned: int) -> tuple[float, int, float]:
+    import tracemalloc
+
+    backend = Instant(models=["m"], concurrency=4)
+    with tempfile.TemporaryDirectory() as out:
+        settings = RunSettings(out_dir=Path(out))
+        pool = BackendPool.fixed(backend, settings)
+        files = OpenFiles()
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        ready = await prepare([scenario(["m"], 4, planned)], pool)
+        done = 0
+        async for _ in iter_conversations(
+            ready.run, pool, settings, max_conversations=ready.max_conversations, observer=files
+        ):
+            done += 1
+        wall = time.perf_counter() - t0
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert done == planned
+    return peak / 1e6, files.most, wall
+
+
+async def scale() -> None:
+    print("scale: conversations planned vs peak memory and open files (results streamed)")
+    base: tuple[float, int, float] | None = None
+    for planned in (100, 1_000, 10_000):
+        peak, most, wall = await scale_one(planned)
+        base = base or (peak, most, wall)
+        print(
+            f"  {planned:>6} planned: peak {peak:6.2f} MB ({peak / base[0]:.2f}x), "
+            f"at most {most} files open ({most / base[1]:.2f}x), "
+            f"{wall / planned * 1000:.2f} ms per conversation"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=100, help="turns per conversation (overhead)")
@@ -185,6 +237,7 @@ def main() -> None:
 
     asyncio.run(overhead(args.turns, args.conversations))
     asyncio.run(throughput(args.slots, args.token_delay, conversations=args.slots * 4, turns=10))
+    asyncio.run(scale())
 
 
 if __name__ == "__main__":

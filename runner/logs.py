@@ -12,7 +12,29 @@ from typing import Literal
 
 import structlog
 
+from agents.backends import redact
+from runner.terminal import printable
+
 LogFormat = Literal["console", "json"]
+
+
+def _inert(
+    logger: object, method: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """Log values come from servers and models too: no credentials, no terminal control."""
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = printable(redact(value))
+    return event
+
+
+def _redacted(
+    logger: object, method: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = redact(value)
+    return event
 
 
 def configure(*, fmt: LogFormat | None = None, verbose: bool = False, debug: bool = False) -> None:
@@ -41,6 +63,8 @@ def configure(*, fmt: LogFormat | None = None, verbose: bool = False, debug: boo
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info if fmt == "json" else structlog.dev.set_exc_info,
+            # JSON escapes control characters itself; a terminal needs them made visible.
+            _redacted if fmt == "json" else _inert,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),

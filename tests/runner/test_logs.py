@@ -48,3 +48,18 @@ def test_off_a_terminal_the_default_is_json(capsys: pytest.CaptureFixture[str]) 
     logs.configure()  # pytest's captured stderr is not a terminal
     structlog.get_logger("sparring.test").warning("x")
     assert json.loads(capsys.readouterr().err)["event"] == "x"
+
+
+def test_console_logs_are_inert_and_never_carry_credentials(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logs.configure(fmt="console")
+    structlog.get_logger("sparring.test").warning(
+        "retrying", error="HTTP 500: \x1b]0;pwned\x07 at http://alice:S3cret@box:1/v1"
+    )
+    err = capsys.readouterr().err
+    assert "\x1b]0;" not in err and "\\x1b]0;pwned" in err
+    assert "S3cret" not in err and "http://***@box:1/v1" in err
+    logs.configure(fmt="json")
+    structlog.get_logger("sparring.test").warning("x", host="https://bob:pw@h")
+    assert json.loads(capsys.readouterr().err)["host"] == "https://***@h"
