@@ -74,6 +74,16 @@ def _var(text: str) -> tuple[str, str]:
     return key, value
 
 
+def _model(text: str) -> tuple[str | None, str]:
+    """``AGENT=MODEL`` for one agent, or ``MODEL`` for every agent."""
+    agent, sep, model = text.partition("=")
+    if not sep:
+        return None, text.strip()
+    if not agent.strip() or not model.strip():
+        raise argparse.ArgumentTypeError(f"expected AGENT=MODEL or MODEL, got {text!r}")
+    return agent.strip(), model.strip()
+
+
 def _shared() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -111,9 +121,41 @@ def _add_run(
 ) -> None:
     run = sub.add_parser("run", parents=parents, help="run scenarios")
     run.add_argument("files", nargs="+", metavar="FILE", help="scenario YAML files")
+    _add_inputs(run)
+    _add_limits(run)
+    run.add_argument(
+        "--out", metavar="DIR", type=Path, default=Path("transcripts"), help="transcript folder"
+    )
+    run.add_argument("--pull", action="store_true", help="pull missing models (ollama)")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate, choose backends and check models; do not chat",
+    )
+    run.add_argument("--quiet", action="store_true", help="print only the summary")
+
+
+def _add_inputs(run: argparse.ArgumentParser) -> None:
+    """What to run: changes to the scenarios, all recorded as overrides."""
     run.add_argument(
         "--repeat", type=_count(MAX_REPEAT), metavar="N", help="run each scenario N times"
     )
+    run.add_argument("--seed", metavar="N", type=_seed, help="base seed (overrides the scenario's)")
+    run.add_argument(
+        "--var", type=_var, action="append", default=[], metavar="KEY=VALUE",
+        help="set a scenario variable",
+    )  # fmt: skip
+    run.add_argument(
+        "--model", type=_model, action="append", default=[], metavar="[AGENT=]MODEL",
+        help="use MODEL for AGENT, or for every agent (repeatable)",
+    )  # fmt: skip
+    run.add_argument(
+        "--max-turns", metavar="N", type=_count(MAX_TURNS), help="override the scenario's max_turns"
+    )
+
+
+def _add_limits(run: argparse.ArgumentParser) -> None:
+    """How hard to push the servers, and how long to wait for them."""
     run.add_argument(
         "--concurrency",
         type=_count(4096),
@@ -128,28 +170,6 @@ def _add_run(
         help="conversations alive at once, each with an open transcript (default: enough to "
         "keep every server slot busy, within the open-file limit)",
     )
-    run.add_argument(
-        "--out", metavar="DIR", type=Path, default=Path("transcripts"), help="transcript folder"
-    )
-    run.add_argument("--seed", metavar="N", type=_seed, help="base seed (overrides the scenario's)")
-    run.add_argument(
-        "--var",
-        type=_var,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="set a scenario variable",
-    )
-    run.add_argument(
-        "--max-turns", metavar="N", type=_count(MAX_TURNS), help="override the scenario's max_turns"
-    )
-    run.add_argument("--pull", action="store_true", help="pull missing models (ollama)")
-    run.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="validate, choose backends and check models; do not chat",
-    )
-    run.add_argument("--quiet", action="store_true", help="print only the summary")
     run.add_argument(
         "--retries", metavar="N", type=_count(100), default=5, help="attempts per turn (default 5)"
     )
@@ -248,6 +268,7 @@ async def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     scenarios = _load_all(
         args.files,
         vars=dict(args.var),
+        models=dict(args.model),
         seed=args.seed,
         repeat=args.repeat,
         max_turns=args.max_turns,

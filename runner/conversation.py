@@ -11,7 +11,7 @@ from pathlib import Path
 
 import structlog
 
-from agents.agent import Agent, Utterance
+from agents.agent import Agent
 from agents.backends.base import ModelInfo
 from agents.errors import BackendError
 from runner import __version__
@@ -25,7 +25,7 @@ from runner.plan import Plan
 from runner.pool import BackendPool, Binding
 from runner.recorder import Recorder, now_iso
 from runner.rules import Referee
-from runner.seat import Seat, Table
+from runner.seat import Seat, Table, speak_together
 from runner.settings import RunSettings
 from runner.transcript import (
     AgentInfo,
@@ -126,41 +126,15 @@ class Conversation:
 
     # ------------------------------------------------------------------ turns
 
-    def _run_record(self) -> RunRecord:
-        infos = self.model_infos
-        return run_record(
-            self.plan,
-            [
-                seat.info(infos.get((id(seat.binding.backend), seat.agent.model)))
-                for seat in self.seats.values()
-            ],
-            self.seats[self.agents[0].name].binding,
-            self.settings,
-            run_id=self.run_id,
-            conversation_id=self.conversation_id,
-        )
-
     @property
     def turns(self) -> list[TurnRecord]:
         return self.recorder.turns if self.recorder else []
 
-    async def _speak(self, agent: Agent, round_no: int, history: list[Utterance]) -> TurnRecord:
-        return await self.seats[agent.name].speak(round_no, history, self.table)
-
     async def _speak_together(self, agents: list[Agent], round_no: int) -> list[TurnRecord]:
         """A simultaneous round: every speaker answers the same turns, concurrently."""
         snapshot = list(self.turns)
-        try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [
-                    group.create_task(self._speak(a, round_no, self.order.history(snapshot, a)))
-                    for a in agents
-                ]
-        except ExceptionGroup as failed:
-            # One agent's failure ends the round (the others were cancelled); report it
-            # like a failure in a sequential round.
-            raise failed.exceptions[0] from None
-        return [task.result() for task in tasks]
+        seats = [(self.seats[a.name], self.order.history(snapshot, a)) for a in agents]
+        return await speak_together(seats, round_no, self.table)
 
     def _commit(self, record: TurnRecord) -> Outcome | None:
         """Write a finished turn, tell the observers, and judge it."""
@@ -200,7 +174,8 @@ class Conversation:
                 continue
             for agent in speakers:
                 history = self.order.history(self.turns, agent)
-                outcome = self._commit(await self._speak(agent, round_no, history))
+                record = await self.seats[agent.name].speak(round_no, history, self.table)
+                outcome = self._commit(record)
                 if outcome is not None:
                     return outcome
                 if (limit := self._limit_outcome()) is not None:
@@ -215,7 +190,16 @@ class Conversation:
         write the transcript (disk full) is raised as TranscriptWriteError after recording
         it where the file still takes it, because every other conversation would fail too.
         """
-        self.recorder = Recorder(self.settings.out_dir, self._run_record())
+        agents = [
+            seat.info(self.model_infos.get((id(seat.binding.backend), seat.agent.model)))
+            for seat in self.seats.values()
+        ]
+        first = self.seats[self.agents[0].name].binding
+        record = run_record(
+            self.plan, agents, first, self.settings,
+            run_id=self.run_id, conversation_id=self.conversation_id,
+        )  # fmt: skip
+        self.recorder = Recorder(self.settings.out_dir, record)
         # Each conversation is its own task with its own context: every log line inside it,
         # retries in generate() included, carries these ids.
         structlog.contextvars.bind_contextvars(
@@ -295,6 +279,7 @@ def run_record(
         kickoff=scenario.kickoff,
         end_rules=[rule.model_dump(exclude_none=True) for rule in scenario.end],
         vars=scenario.vars,
+        overrides=scenario.overrides,
         agents=agents,
         backend=first.choice.name,
         backend_reason=first.choice.reason,

@@ -229,6 +229,8 @@ class ResolvedScenario:
     hosts: tuple[str, ...]
     api_key_env: str | None
     hash: str = field(default="")
+    # What the command line changed (vars, models, max_turns, repeat, seed), as recorded.
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def models(self) -> list[str]:
@@ -295,57 +297,107 @@ def substitute(text: str, variables: dict[str, Any]) -> tuple[str, list[str]]:
     return PLACEHOLDER.sub(repl, text), missing
 
 
+class _Substitution:
+    """Fills ``{name}`` placeholders, collecting an error line for each undefined one."""
+
+    def __init__(self, variables: dict[str, Any], positions: PositionMap) -> None:
+        self.variables = variables
+        self.positions = positions
+        self.problems: list[str] = []
+
+    def __call__(self, text: str | None, loc: Loc) -> str | None:
+        if text is None:
+            return None
+        result, missing = substitute(text, self.variables)
+        defined = ", ".join(sorted(self.variables)) or "none"
+        for key in missing:
+            message = f"undefined placeholder {{{key}}} (vars defined: {defined})"
+            self.problems.append(self.positions.describe(loc, message))
+        return result
+
+
+def _agent(scenario: Scenario, i: int, sub: _Substitution, model: str | None) -> Agent:
+    spec, defaults = scenario.agents[i], scenario.defaults
+    own_persona = spec.persona is not None
+    persona_loc: Loc = ("agents", i, "persona") if own_persona else ("defaults", "persona")
+    return Agent(
+        name=spec.name,
+        model=model or spec.model or defaults.model or "",
+        persona=sub(spec.persona if own_persona else defaults.persona, persona_loc) or "",
+        opening=sub(spec.opening, ("agents", i, "opening")),
+        max_turns=spec.max_turns or defaults.max_turns,
+        options=defaults.options.merged(spec.options),
+        host=spec.host or defaults.host,
+    )
+
+
+def placeholders(scenario: Scenario) -> set[str]:
+    """Every ``{name}`` the scenario's texts use."""
+    texts = [scenario.description, scenario.kickoff, scenario.defaults.persona or ""]
+    texts += [t for a in scenario.agents for t in (a.persona, a.opening) if t]
+    return {m.group(1) for text in texts for m in PLACEHOLDER.finditer(text) if m.group(1)}
+
+
+def suggestion(name: str, choices: list[str]) -> str:
+    """`` (did you mean 'X'?)`` for the closest choice, ignoring case; else nothing."""
+    lowered = {c.lower(): c for c in choices}
+    hint = difflib.get_close_matches(name.lower(), list(lowered), n=1)
+    return f" (did you mean {lowered[hint[0]]!r}?)" if hint else ""
+
+
+def _check_overrides(scenario: Scenario, source: str, overrides: dict[str, Any]) -> None:
+    """Command-line variables and models must name something the scenario has."""
+    problems = []
+    known = set(scenario.vars) | placeholders(scenario)
+    for key in overrides.get("vars") or {}:
+        if key not in known:
+            listed = ", ".join(sorted(known)) or "none"
+            problems.append(
+                f"{source}: --var {key}: the scenario has no variable {key!r}"
+                f"{suggestion(key, sorted(known))}; its variables: {listed}"
+            )
+    names = [a.name for a in scenario.agents]
+    for agent in overrides.get("models") or {}:
+        if agent is not None and agent not in names:
+            problems.append(
+                f"{source}: --model {agent}=...: no agent {agent!r}{suggestion(agent, names)}; "
+                f"agents: {', '.join(names)}"
+            )
+    if problems:
+        raise ConfigError(problems)
+
+
 def resolve(
     scenario: Scenario, source: str, positions: PositionMap | None = None, **overrides: Any
 ) -> ResolvedScenario:
-    """Merge defaults, substitute variables and fix the run parameters."""
+    """Merge defaults, substitute variables and fix the run parameters.
+
+    ``overrides`` come from the command line: ``vars`` (name -> value), ``models`` (agent
+    name -> model; the key None means every agent), ``max_turns``, ``repeat``, ``seed``.
+    """
+    _check_overrides(scenario, source, overrides)
     variables: dict[str, Any] = {**scenario.vars, **(overrides.get("vars") or {})}
-    problems: list[str] = []
-    positions = positions or PositionMap(source)
-
-    def sub(text: str | None, loc: Loc) -> str | None:
-        if text is None:
-            return None
-        result, missing = substitute(text, variables)
-        for key in missing:
-            defined = ", ".join(sorted(variables)) or "none"
-            problems.append(
-                positions.describe(
-                    loc, f"undefined placeholder {{{key}}} (vars defined: {defined})"
-                )
-            )
-        return result
-
-    agents = []
-    for i, spec in enumerate(scenario.agents):
-        persona_loc: Loc = (
-            ("agents", i, "persona")
-            if spec.persona is not None
-            else (
-                "defaults",
-                "persona",
-            )
-        )
-        options = scenario.defaults.options.merged(spec.options)
-        agents.append(
-            Agent(
-                name=spec.name,
-                model=spec.model or scenario.defaults.model or "",
-                persona=sub(
-                    spec.persona if spec.persona is not None else scenario.defaults.persona,
-                    persona_loc,
-                )
-                or "",
-                opening=sub(spec.opening, ("agents", i, "opening")),
-                max_turns=spec.max_turns or scenario.defaults.max_turns,
-                options=options,
-                host=spec.host or scenario.defaults.host,
-            )
-        )
+    sub = _Substitution(variables, positions or PositionMap(source))
+    models: dict[str | None, str] = overrides.get("models") or {}
+    agents = [
+        _agent(scenario, i, sub, models.get(spec.name) or models.get(None))
+        for i, spec in enumerate(scenario.agents)
+    ]
     description = sub(scenario.description, ("description",)) or ""
     kickoff = sub(scenario.kickoff, ("kickoff",)) or ""
-    if problems:
-        raise ConfigError(problems)
+    if sub.problems:
+        raise ConfigError(sub.problems)
+    recorded = {
+        key: value
+        for key, value in {
+            "vars": overrides.get("vars") or None,
+            "models": {k or "*": v for k, v in models.items()} or None,
+            "max_turns": overrides.get("max_turns"),
+            "repeat": overrides.get("repeat"),
+            "seed": overrides.get("seed"),
+        }.items()
+        if value is not None
+    }
     resolved = ResolvedScenario(
         name=scenario.name,
         description=description,
@@ -362,6 +414,7 @@ def resolve(
         backend=scenario.backend,
         hosts=tuple(scenario.hosts),
         api_key_env=scenario.api_key_env,
+        overrides=recorded,
     )
     content = json.dumps(resolved.content(), sort_keys=True, default=str)
     digest = hashlib.sha256(content.encode()).hexdigest()

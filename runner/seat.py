@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -114,6 +115,22 @@ class Seat:
             record = _generated_turn(agent, round_no, request, result, backend.host)
         self.spoken += 1
         return record
+
+
+async def speak_together(
+    seats: Sequence[tuple[Seat, Sequence[Utterance]]], round_no: int, table: Table
+) -> list[TurnRecord]:
+    """Several seats answer at the same time; their records in the given order.
+
+    One seat's failure ends the round (the others are cancelled) and is raised as it is,
+    like a failure in a sequential round.
+    """
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(seat.speak(round_no, h, table)) for seat, h in seats]
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [task.result() for task in tasks]
 
 
 def _scripted_turn(agent: Agent, round_no: int) -> TurnRecord:

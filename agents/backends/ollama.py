@@ -205,44 +205,8 @@ class OllamaBackend:
             await client.close()
 
     def _error(self, exc: Exception, model: str | None, *, pulling: bool = False) -> Exception:
-        """The agents.errors twin of a library error; anything unknown comes back unchanged.
-
-        An exception that is not in this table is not the server's doing but a bug (ours or
-        a library's): it must surface as an internal error, not pass for a bad reply.
-        """
         where: dict[str, Any] = {"backend": self.name, "host": self.host, "model": model}
-        if isinstance(exc, ollama.ResponseError):
-            return self._response_error(exc, where, pulling=pulling)
-        for kinds, make in _LIBRARY_ERRORS:
-            if isinstance(exc, kinds):
-                return make(exc, where)
-        if isinstance(exc, pydantic.ValidationError):
-            # ollama-python validates the request it sends and the replies it reads.
-            if exc.title.endswith("Request"):
-                return BadRequest(str(exc), **where)
-            return BadResponse(f"unreadable reply: {exc}", **where)
-        return exc
-
-    @staticmethod
-    def _response_error(
-        exc: ollama.ResponseError, where: dict[str, Any], *, pulling: bool
-    ) -> BackendError:
-        status, text = exc.status_code, str(exc.error)
-        lowered = text.lower()
-        model = where.get("model")
-        # A mid-stream pull error ("file does not exist") has no HTTP status of its own.
-        if status == 404 or (
-            status < 500 and ("not found" in lowered or "file does not exist" in lowered)
-        ):
-            hint = pull_hint(model) if model and not pulling else None
-            return ModelNotFound(text, status=status, hint=hint, **where)
-        if status == -1:
-            return StreamError(f"error mid-stream: {text}", **where)
-        if status >= 500:
-            return ServerError(text, status=status, **where)
-        if 400 <= status < 500:
-            return BadRequest(text, status=status, **where)
-        return BadResponse(f"HTTP {status}: {text}", status=status, **where)
+        return map_error(exc, where, pulling=pulling)
 
 
 ErrorMaker = Callable[[Exception, dict[str, Any]], BackendError]
@@ -262,3 +226,44 @@ _LIBRARY_ERRORS: tuple[tuple[type[Exception] | tuple[type[Exception], ...], Erro
     (json.JSONDecodeError, lambda e, w: BadResponse(f"unreadable reply: {e}", **w)),
     (ollama.RequestError, lambda e, w: BadRequest(str(e), **w)),
 )
+
+
+def map_error(exc: Exception, where: dict[str, Any], *, pulling: bool = False) -> Exception:
+    """The agents.errors twin of a library error; anything unknown comes back unchanged.
+
+    An exception that is not in this table is not the server's doing but a bug (ours or
+    a library's): it must surface as an internal error, not pass for a bad reply.
+    """
+    if isinstance(exc, ollama.ResponseError):
+        return response_error(exc, where, pulling=pulling)
+    for kinds, make in _LIBRARY_ERRORS:
+        if isinstance(exc, kinds):
+            return make(exc, where)
+    if isinstance(exc, pydantic.ValidationError):
+        # ollama-python validates the request it sends and the replies it reads.
+        if exc.title.endswith("Request"):
+            return BadRequest(str(exc), **where)
+        return BadResponse(f"unreadable reply: {exc}", **where)
+    return exc
+
+
+def response_error(
+    exc: ollama.ResponseError, where: dict[str, Any], *, pulling: bool
+) -> BackendError:
+    """An error the ollama server itself reported, by status and text."""
+    status, text = exc.status_code, str(exc.error)
+    lowered = text.lower()
+    model = where.get("model")
+    # A mid-stream pull error ("file does not exist") has no HTTP status of its own.
+    if status == 404 or (
+        status < 500 and ("not found" in lowered or "file does not exist" in lowered)
+    ):
+        hint = pull_hint(model) if model and not pulling else None
+        return ModelNotFound(text, status=status, hint=hint, **where)
+    if status == -1:
+        return StreamError(f"error mid-stream: {text}", **where)
+    if status >= 500:
+        return ServerError(text, status=status, **where)
+    if 400 <= status < 500:
+        return BadRequest(text, status=status, **where)
+    return BadResponse(f"HTTP {status}: {text}", status=status, **where)

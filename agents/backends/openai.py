@@ -26,10 +26,12 @@ from agents.backends.base import (
 )
 from agents.backends.hostpool import Host, HostPool
 from agents.backends.openai_wire import (
+    OPTIONS,
     error_message,
     http_error,
     json_object,
     read_chunk,
+    request_body,
     sse_data,
     transport_error,
 )
@@ -43,19 +45,6 @@ from agents.errors import (
 )
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080/v1"  # llama-server's default address
-# GenerateConfig fields -> request body keys. top_k, min_p and repeat_penalty are not
-# OpenAI's, but llama-server and vLLM read them from the body. num_ctx is fixed when those
-# servers start and keep_alive is ollama's: neither is sent.
-OPTIONS = {
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "seed": "seed",
-    "stop": "stop",
-    "num_predict": "max_tokens",
-    "top_k": "top_k",
-    "min_p": "min_p",
-    "repeat_penalty": "repeat_penalty",
-}
 SUPPORTED = frozenset({*OPTIONS, "json_schema"})
 
 
@@ -144,27 +133,6 @@ class OpenAIBackend:
     def _headers(target: Host) -> dict[str, str] | None:
         return {"Authorization": basic_auth(target.credentials)} if target.credentials else None
 
-    @staticmethod
-    def _body(request: ChatRequest) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": request.model,
-            "messages": list(request.messages),
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        config = request.config
-        for field, key in OPTIONS.items():
-            value = getattr(config, field)
-            if value is None or (field == "num_predict" and value < 0):
-                continue  # ollama's "no limit" (-1, -2) is OpenAI's absent max_tokens
-            body[key] = value
-        if config.json_schema is not None:
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "reply", "schema": config.json_schema, "strict": True},
-            }
-        return body
-
     async def chat(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
         target = self.pool.pick()
         target.in_flight += 1
@@ -172,7 +140,7 @@ class OpenAIBackend:
         try:
             async with self._session_here().post(
                 f"{target.url}/chat/completions",
-                json=self._body(request),
+                json=request_body(request),
                 headers=self._headers(target),
             ) as r:
                 if r.status != 200:

@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 
+from agents.backends.base import ChatRequest
 from agents.errors import (
     BackendError,
     BackendTimeout,
@@ -20,7 +21,42 @@ from agents.errors import (
     StreamError,
 )
 
+# GenerateConfig fields -> request body keys. top_k, min_p and repeat_penalty are not
+# OpenAI's, but llama-server and vLLM read them from the body. num_ctx is fixed when those
+# servers start and keep_alive is ollama's: neither is sent.
+OPTIONS = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "seed": "seed",
+    "stop": "stop",
+    "num_predict": "max_tokens",
+    "top_k": "top_k",
+    "min_p": "min_p",
+    "repeat_penalty": "repeat_penalty",
+}
 MODEL_MISSING = re.compile(r"model.*(not found|does not exist)|no such model|unknown model", re.I)
+
+
+def request_body(request: ChatRequest) -> dict[str, Any]:
+    """A streamed /chat/completions request, with the options this server family reads."""
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": list(request.messages),
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    config = request.config
+    for field, key in OPTIONS.items():
+        value = getattr(config, field)
+        if value is None or (field == "num_predict" and value < 0):
+            continue  # ollama's "no limit" (-1, -2) is OpenAI's absent max_tokens
+        body[key] = value
+    if config.json_schema is not None:
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "reply", "schema": config.json_schema, "strict": True},
+        }
+    return body
 
 
 def transport_error(exc: BaseException, where: dict[str, Any]) -> BackendError:

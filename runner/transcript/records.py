@@ -77,6 +77,11 @@ class RunRecord(Record):
     kickoff: str | None = Field(None, description="what an agent speaking first is sent")
     end_rules: list[dict[str, Any]] = Field(default_factory=list, description="as resolved")
     vars: dict[str, Any] = Field(default_factory=dict, description="variable values used")
+    overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description="what the command line changed: vars, models (agent or * -> model), "
+        "max_turns, repeat, seed",
+    )
     agents: list[AgentInfo]
     backend: str = Field(description="the first agent's engine")
     backend_reason: str | None = Field(None, description="why that engine was chosen")

@@ -823,3 +823,15 @@ def test_schema_prints_the_json_schema_of_the_models(what: str, played: Played) 
     else:
         for line in records(transcripts(played.out)[0]):  # what a real run wrote
             jsonschema.validate(line, schema)
+
+
+def test_model_overrides_swap_models_without_editing_yaml(fake: FakeOllama, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = sparring("run", I_LOST, *on(fake, "--out", out, "--quiet", "--model", f"qwen={LLAMA}"))
+    assert result.returncode == 0, result.stderr
+    run = records(transcripts(out)[0])[0]
+    assert [a["model"] for a in run["agents"]] == [LLAMA, LLAMA]
+    assert run["overrides"] == {"models": {"qwen": LLAMA}}
+    assert chats_for(fake, QWEN) == []
+    typo = sparring("run", I_LOST, *on(fake, "--out", out, "--var", "topik=x", "--dry-run"))
+    assert typo.returncode == 2 and "--var topik" in typo.stderr

@@ -242,3 +242,36 @@ def test_the_schema_catches_what_the_loader_catches() -> None:
     ):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)
+
+
+# ---------------------------------------------------------------------------- overrides
+
+
+def test_a_misspelt_var_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID)
+    with pytest.raises(ConfigError) as info:
+        load_scenario(path, vars={"topik": "coffee"})
+    [line] = info.value.problems
+    assert "--var topik" in line and "did you mean 'topic'?" in line and str(path) in line
+
+
+def test_a_var_only_used_as_a_placeholder_may_be_set(tmp_path: Path) -> None:
+    text = VALID.replace("vars: {topic: tea}\n", "")  # {topic} is used, never defined
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match="undefined placeholder"):
+        load_scenario(path)
+    assert load_scenario(path, vars={"topic": "tea"}).agents[0].persona == "Argue about tea."
+
+
+def test_model_overrides_per_agent_or_for_all(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID)
+    plain = load_scenario(path)
+    one = load_scenario(path, models={"B": "other:1b"})
+    assert [a.model for a in one.agents] == [plain.agents[0].model, "other:1b"]
+    assert one.overrides == {"models": {"B": "other:1b"}}
+    every = load_scenario(path, models={None: "x:1b", "A": "y:2b"})
+    assert [a.model for a in every.agents] == ["y:2b", "x:1b"]  # an agent's own wins
+    assert every.overrides["models"] == {"*": "x:1b", "A": "y:2b"}
+    assert one.hash != plain.hash  # another matchup is another scenario
+    with pytest.raises(ConfigError, match=r"no agent 'b'.*did you mean 'B'"):
+        load_scenario(path, models={"b": "m"})
