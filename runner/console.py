@@ -267,7 +267,11 @@ def tally_table(out: Console, tally: Tally) -> None:
     table = Table(show_edge=False, pad_edge=False)
     for column in ("agent", "model", "wins", "losses", "draws", "concessions", "errors",
                    "turns", "tokens"):  # fmt: skip
-        table.add_column(column, justify="left" if column in ("agent", "model") else "right")
+        table.add_column(
+            column,
+            justify="left" if column in ("agent", "model") else "right",
+            overflow="fold",  # names are shown whole, wrapped if they must be
+        )
     for row in tally.rows.values():
         tokens = "unknown" if row.tokens is None else str(row.tokens)
         table.add_row(

@@ -199,7 +199,7 @@ class Conversation:
             self.plan, agents, first, self.settings,
             run_id=self.run_id, conversation_id=self.conversation_id,
         )  # fmt: skip
-        self.recorder = Recorder(self.settings.out_dir, record)
+        self.recorder = Recorder(self.settings.out_dir, record, self.plan.stem)
         # Each conversation is its own task with its own context: every log line inside it,
         # retries in generate() included, carries these ids.
         structlog.contextvars.bind_contextvars(
@@ -289,4 +289,5 @@ def run_record(
         ),
         sparring_version=__version__,
         started_at=now_iso(),
+        **plan.labels,
     )

@@ -41,6 +41,10 @@ class Plan:
     base_seed: int  # what ``seed`` was derived from: --seed BASE replays this run
     bindings: dict[str, Binding] = field(default_factory=dict)  # agent name -> binding
     ordinal: int = 0  # position in its run's plan
+    # A tournament game: its transcript's file name (without .jsonl) and its labels
+    # (tournament, tournament_hash, game_id) for the run line.
+    stem: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -52,11 +52,16 @@ class BackendPool:
         pool._fixed = Binding(backend, Choice(backend.name, "given"))
         return pool
 
-    async def bind(self, scenario: ResolvedScenario, agent: Agent) -> Binding:
+    async def bind(
+        self, scenario: ResolvedScenario, agent: Agent, hosts: tuple[str, ...] | None = None
+    ) -> Binding:
+        """The backend for ``agent``: on ``hosts`` when given (a tournament's host), else on
+        --host, the agent's host or the scenario's hosts, in that order."""
         if self._fixed is not None:
             return self._fixed
         requested = self.settings.backend or scenario.backend or "auto"
-        hosts = self.settings.hosts or ((agent.host,) if agent.host else scenario.hosts)
+        if hosts is None:
+            hosts = self.settings.hosts or ((agent.host,) if agent.host else tuple(scenario.hosts))
         api_key_env = self.settings.api_key_env or scenario.api_key_env
         key = (requested, tuple(hosts), api_key_env)
         if key not in self._bindings:

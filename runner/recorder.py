@@ -66,11 +66,11 @@ def totals(turns: list[TurnRecord], failed_attempts: int = 0) -> Totals:
 class Recorder:
     """Writes one conversation's run, turn and end lines, and keeps its turns."""
 
-    def __init__(self, out_dir: Path, run: RunRecord) -> None:
+    def __init__(self, out_dir: Path, run: RunRecord, stem: str | None = None) -> None:
         self.run = run
         self.turns: list[TurnRecord] = []
         self._started = time.monotonic()
-        stem = file_stem(run.scenario, run.repeat_index, run.conversation_id)
+        stem = stem or file_stem(run.scenario, run.repeat_index, run.conversation_id)
         self._writer = TranscriptWriter.create(out_dir, stem)
         self.path = self._writer.path
         self._writer.write(run)

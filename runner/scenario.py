@@ -21,7 +21,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -29,7 +28,7 @@ from pydantic import (
 from agents.agent import Agent
 from agents.backends.config import GenerateConfig
 from agents.errors import ConfigError
-from runner.source import Loc, PositionMap, format_loc, read_yaml
+from runner.source import Loc, PositionMap, Schema, format_loc, read_yaml, validate
 
 ORDERS = ("round_robin", "random", "simultaneous")
 OUTCOMES = ("speaker_loses", "speaker_wins", "draw")
@@ -424,71 +423,19 @@ def resolve(
 # ---------------------------------------------------------------------------- loading
 
 
-_NESTED: dict[str, type[BaseModel]] = {
-    "agents": AgentSpec,
-    "defaults": Defaults,
-    "options": GenerateConfig,
-    "end": EndRule,
-}
+def _options_hint(loc: Loc, key: str) -> str:
+    option = difflib.get_close_matches(key, list(GenerateConfig.model_fields), n=1)
+    if option and len(loc) >= 2 and loc[-2] != "options":
+        return f"; sampling options go under {format_loc(loc[:-1])}.options.{option[0]}"
+    return ""
 
 
-def _known_fields(loc: Loc) -> list[str]:
-    """Field names allowed in the mapping that holds ``loc``'s last key."""
-    model: type[BaseModel] = Scenario
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        nested = _NESTED.get(str(part))
-        if nested is None:
-            return []
-        model = nested
-    return list(model.model_fields)
-
-
-def _explain(error: Any, positions: PositionMap) -> str:
-    loc: Loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
-    kind = error["type"]
-    value = error.get("input")
-    if kind == "extra_forbidden":
-        key = str(loc[-1])
-        known = _known_fields(loc)
-        hint = difflib.get_close_matches(key, known, n=1)
-        message = f"unknown key {key!r}"
-        if hint:
-            message += f" (did you mean {hint[0]!r}?)"
-        elif known:
-            message += f"; expected one of: {', '.join(known)}"
-        option = difflib.get_close_matches(key, list(GenerateConfig.model_fields), n=1)
-        if option and not hint and len(loc) >= 2 and loc[-2] != "options":
-            parent = format_loc(loc[:-1])
-            message += f"; sampling options go under {parent}.options.{option[0]}"
-        return positions.describe(loc, message, key=True)
-    if kind == "missing":
-        return positions.describe(loc, "required field is missing")
-    if kind == "literal_error":
-        expected = error.get("ctx", {}).get("expected", "")
-        return positions.describe(loc, f"expected one of {expected}; got {value!r}")
-    if kind == "too_short" and loc == ("agents",):
-        count = len(value) if isinstance(value, list) else 0
-        return positions.describe(loc, f"a scenario needs at least two agents; got {count}")
-    message = str(error["msg"])
-    for prefix in ("Value error, ", "Assertion failed, "):
-        message = message.removeprefix(prefix)
-    if kind in {
-        "model_type",
-        "dict_type",
-        "list_type",
-        "string_type",
-        "int_type",
-        "float_type",
-        "int_parsing",
-        "float_parsing",
-        "bool_type",
-        "bool_parsing",
-        "int_from_float",
-    }:
-        message = f"{message}; got {value!r}"
-    return positions.describe(loc, message)
+SCHEMA = Schema(
+    root=Scenario,
+    nested={"agents": AgentSpec, "defaults": Defaults, "options": GenerateConfig, "end": EndRule},
+    unknown_key_hint=_options_hint,
+    too_short={("agents",): "a scenario needs at least two agents"},
+)
 
 
 def load_scenario(path: str | Path, **overrides: Any) -> ResolvedScenario:
@@ -505,21 +452,5 @@ def scenario_from_data(
 ) -> ResolvedScenario:
     """Validate already-parsed scenario data and resolve it (raises ConfigError)."""
     positions = positions or PositionMap(source)
-    problems = [
-        positions.describe(loc, f"duplicate key {loc[-1]!r}", key=True)
-        for loc, _ in positions.duplicates
-    ]
-    try:
-        scenario = Scenario.model_validate(data)
-    except ValidationError as exc:
-        problems.extend(_explain(error, positions) for error in exc.errors())
-        raise ConfigError(sorted(problems, key=_line_of)) from None
-    problems.extend(positions.describe(loc, message) for loc, message in cross_check(scenario))
-    if problems:
-        raise ConfigError(sorted(problems, key=_line_of))
+    scenario = validate(data, positions, SCHEMA, cross_check)
     return resolve(scenario, source, positions, **overrides)
-
-
-def _line_of(problem: str) -> tuple[int, int]:
-    match = re.match(r".*?:(\d+):(\d+): ", problem)
-    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)

@@ -9,12 +9,19 @@ refused before anything walks it.
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from agents.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
 
 Loc = tuple[str | int, ...]
 
@@ -168,3 +175,99 @@ def read_yaml(path: str | Path, expected: str) -> tuple[dict[str, Any], Position
             positions.describe((), f"expected a mapping: {expected}; got a {type(data).__name__}")
         )
     return data, positions
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+@dataclass(frozen=True)
+class Schema:
+    """How to explain a model's validation errors in a file's terms."""
+
+    root: type[BaseModel]
+    # A field name -> the model of its value (or of its list's items), for unknown keys.
+    nested: dict[str, type[BaseModel]] = field(default_factory=dict)
+    # Extra advice for an unknown key at loc (e.g. "options go under ...").
+    unknown_key_hint: Callable[[Loc, str], str] | None = None
+    # Messages for lists that are too short, by location.
+    too_short: dict[Loc, str] = field(default_factory=dict)
+
+    def known_fields(self, loc: Loc) -> list[str]:
+        """Field names allowed in the mapping that holds ``loc``'s last key."""
+        model: type[BaseModel] = self.root
+        for part in loc[:-1]:
+            if isinstance(part, int):
+                continue
+            nested = self.nested.get(str(part))
+            if nested is None:
+                return []
+            model = nested
+        return list(model.model_fields)
+
+
+_SHOW_VALUE = {
+    "model_type", "dict_type", "list_type", "string_type", "int_type", "float_type",
+    "int_parsing", "float_parsing", "bool_type", "bool_parsing", "int_from_float",
+}  # fmt: skip
+
+
+def explain(error: Any, positions: PositionMap, schema: Schema) -> str:
+    """One pydantic error as ``FILE:LINE:COL: FIELD: what was expected``."""
+    loc: Loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
+    kind = error["type"]
+    value = error.get("input")
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        known = schema.known_fields(loc)
+        hint = difflib.get_close_matches(key, known, n=1)
+        message = f"unknown key {key!r}"
+        if hint:
+            message += f" (did you mean {hint[0]!r}?)"
+        elif known:
+            message += f"; expected one of: {', '.join(known)}"
+        if not hint and schema.unknown_key_hint is not None:
+            message += schema.unknown_key_hint(loc, key)
+        return positions.describe(loc, message, key=True)
+    if kind == "missing":
+        return positions.describe(loc, "required field is missing")
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        return positions.describe(loc, f"expected one of {expected}; got {value!r}")
+    if kind == "too_short" and loc in schema.too_short:
+        count = len(value) if isinstance(value, list) else 0
+        return positions.describe(loc, f"{schema.too_short[loc]}; got {count}")
+    message = str(error["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    if kind in _SHOW_VALUE:
+        message = f"{message}; got {value!r}"
+    return positions.describe(loc, message)
+
+
+def line_of(problem: str) -> tuple[int, int]:
+    match = re.match(r".*?:(\d+):(\d+): ", problem)
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+def validate(
+    data: dict[str, Any],
+    positions: PositionMap,
+    schema: Schema,
+    cross_check: Callable[[Any], list[tuple[Loc, str]]] | None = None,
+) -> Any:
+    """``data`` as ``schema.root``, or ConfigError with every problem, one located line each,
+    in file order (duplicate keys and the ``cross_check``'s findings included)."""
+    problems = [
+        positions.describe(loc, f"duplicate key {loc[-1]!r}", key=True)
+        for loc, _ in positions.duplicates
+    ]
+    try:
+        model = schema.root.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(explain(error, positions, schema) for error in exc.errors())
+        raise ConfigError(sorted(problems, key=line_of)) from None
+    if cross_check is not None:
+        problems.extend(positions.describe(loc, msg) for loc, msg in cross_check(model))
+    if problems:
+        raise ConfigError(sorted(problems, key=line_of))
+    return model

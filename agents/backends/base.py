@@ -136,6 +136,11 @@ class Backend(Protocol):
         """Fetch a missing model, where the backend can (``can_pull``); else ModelNotFound."""
         ...
 
+    async def release(self, model: str) -> None:
+        """Free ``model``'s memory now (ollama: unload it; embedded: free the engine); a
+        later request loads it again. Where a backend cannot, it does nothing."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections, threads and loaded models."""
         ...

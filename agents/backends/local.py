@@ -250,6 +250,15 @@ class LocalBackend:
             hint=hint,
         )
 
+    async def release(self, model: str) -> None:
+        """Let go of ``model``'s engines (freed when no other backend uses them)."""
+        resolved = self._resolved.get(model)
+        if resolved is None:
+            return
+        for key in [k for k in self._engines if k[0] == str(resolved.path)]:
+            engine = self._engines.pop(key)
+            await asyncio.to_thread(llama_engine.release, engine)
+
     async def aclose(self) -> None:
         """Release the engines this backend used; the last user of a model unloads it."""
         engines = list(self._engines.values())

@@ -199,6 +199,18 @@ class OllamaBackend:
                 raise
             raise mapped from exc
 
+    async def release(self, model: str) -> None:
+        """Unload ``model`` now: an empty chat with keep_alive 0 (ollama's own way)."""
+        try:
+            await self._get_client().chat(model, [], keep_alive=0)
+        except BackendError:
+            raise
+        except Exception as exc:
+            mapped = self._error(exc, model)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
     async def aclose(self) -> None:
         client, self._client = self._client, None
         if client is not None:

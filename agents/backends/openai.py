@@ -236,6 +236,9 @@ class OpenAIBackend:
             model=model,
         )
 
+    async def release(self, model: str) -> None:
+        """Nothing to do: these servers load what they were started with."""
+
     async def aclose(self) -> None:
         session, self._session = self._session, None
         if session is not None:

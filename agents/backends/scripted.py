@@ -7,6 +7,7 @@ It implements the same interface as the real backends, so orchestrator tests and
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Iterable
 
@@ -50,6 +51,7 @@ class ScriptedBackend:
         self.requests: list[ChatRequest] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self.released: list[str] = []
         self.closed = False
 
     def connection_key(self, model: str) -> str:
@@ -87,7 +89,10 @@ class ScriptedBackend:
 
     async def list_models(self) -> list[ModelInfo]:
         names = self._models if self._models is not None else set(self._queues)
-        return [ModelInfo(name=n, digest=f"sha256:{abs(hash(n)):x}") for n in sorted(names)]
+        return [
+            ModelInfo(name=n, digest="sha256:" + hashlib.sha256(n.encode()).hexdigest())
+            for n in sorted(names)
+        ]
 
     async def find_model(self, name: str) -> ModelInfo:
         for info in await self.list_models():
@@ -105,6 +110,9 @@ class ScriptedBackend:
         progress("pulling", 0, 1)
         self._models.add(model)
         progress("success", 1, 1)
+
+    async def release(self, model: str) -> None:
+        self.released.append(model)
 
     async def aclose(self) -> None:
         self.closed = True

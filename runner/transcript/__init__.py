@@ -16,6 +16,7 @@ from runner.transcript.records import (
     TimeoutsInfo,
     Totals,
     TurnRecord,
+    VerdictRecord,
     json_schema,
 )
 from runner.transcript.writer import (
@@ -43,6 +44,7 @@ __all__ = [
     "TranscriptWriteError",
     "TranscriptWriter",
     "TurnRecord",
+    "VerdictRecord",
     "ensure_writable",
     "iter_transcripts",
     "json_schema",

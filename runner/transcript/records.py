@@ -89,6 +89,9 @@ class RunRecord(Record):
     timeouts: TimeoutsInfo = Field(default_factory=TimeoutsInfo)
     sparring_version: str
     started_at: str = Field(description="UTC, ISO 8601")
+    tournament: str | None = Field(None, description="the tournament this game belongs to")
+    tournament_hash: str | None = Field(None, description="sha256 of the tournament")
+    game_id: str | None = Field(None, description="the game's stable id in its tournament")
 
     def agent(self, name: str | None) -> AgentInfo | None:
         return next((a for a in self.agents if a.name == name), None)
@@ -181,8 +184,42 @@ class EndRecord(Record):
     error: ErrorInfo | None = None
 
 
-AnyRecord = Annotated[RunRecord | TurnRecord | EndRecord, Field(discriminator="type")]
-RECORD_TYPES: dict[str, type[Record]] = {"run": RunRecord, "turn": TurnRecord, "end": EndRecord}
+class VerdictRecord(Record):
+    """A judge's verdict on a finished game, appended after its ``end`` line.
+
+    The judge reads the conversation with speakers anonymised; ``order`` says which seat
+    was presented as Speaker 1. Every game is judged in both orders.
+    """
+
+    type: Literal["verdict"] = "verdict"
+    conversation_id: str | None = Field(None, description="as on the run line")
+    judge_model: str
+    order: Literal["as_seated", "swapped"] = Field(
+        description="as_seated: the first seat is Speaker 1; swapped: it is Speaker 2"
+    )
+    winner: Literal["first", "second", "draw"] | None = Field(
+        None, description="the verdict (Speaker 1, Speaker 2, draw); null: no valid verdict"
+    )
+    speaker: str | None = Field(None, description="the agent the verdict names, if any")
+    reason: str | None = None
+    raw: str = Field("", description="the judge's reply, exactly")
+    seed: int | None = None
+    attempts: int = 1
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    error: str | None = Field(None, description="why there is no valid verdict")
+    at: str = Field("", description="UTC, ISO 8601")
+
+
+AnyRecord = Annotated[
+    RunRecord | TurnRecord | EndRecord | VerdictRecord, Field(discriminator="type")
+]
+RECORD_TYPES: dict[str, type[Record]] = {
+    "run": RunRecord,
+    "turn": TurnRecord,
+    "end": EndRecord,
+    "verdict": VerdictRecord,
+}
 
 
 def json_schema() -> dict[str, Any]:

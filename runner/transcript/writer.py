@@ -46,6 +46,13 @@ def slug(text: str, limit: int = 60) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:limit].strip("-.") or "scenario"
 
 
+def _whole_lines(path: Path) -> int:
+    """Bytes of ``path`` up to and including its last newline."""
+    with path.open("rb") as f:
+        data = f.read()
+    return data.rfind(b"\n") + 1
+
+
 def ensure_writable(out_dir: Path) -> None:
     """Fail before any model call if transcripts cannot be written to ``out_dir``."""
     try:
@@ -85,6 +92,20 @@ class TranscriptWriter:
         except OSError as exc:
             raise TranscriptWriteError(out_dir, _reason(exc)) from None
         raise TranscriptWriteError(out_dir, f"no free file name for {stem}")
+
+    @classmethod
+    def append(cls, path: Path) -> TranscriptWriter:
+        """Add records to an existing transcript (a judge's verdicts after its end line)."""
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        except OSError as exc:
+            raise TranscriptWriteError(path.parent, _reason(exc)) from None
+        writer = cls(path, fd)
+        writer._size = _whole_lines(path)
+        # A line cut off by a crash would fuse with the next one: cut it away first.
+        if writer._size != os.fstat(fd).st_size:
+            os.ftruncate(fd, writer._size)
+        return writer
 
     def write(self, record: Record, *, after_failure: bool = False) -> None:
         """Write one record as one line; on failure the file keeps only whole lines.
