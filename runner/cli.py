@@ -32,6 +32,8 @@ from runner.scenario import MAX_REPEAT, MAX_TURNS, ResolvedScenario, load_scenar
 from runner.scenario import json_schema as scenario_schema
 from runner.settings import RunSettings
 from runner.terminal import printable
+from runner.tournament import commands as tournament_commands
+from runner.tournament.play import PlaySettings
 from runner.transcript import TranscriptWriteError, read_transcript, transcript_paths
 from runner.transcript import json_schema as transcript_schema
 
@@ -192,6 +194,44 @@ def _add_limits(run: argparse.ArgumentParser) -> None:
         )  # fmt: skip
 
 
+def _add_tournament(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+    backend: argparse.ArgumentParser,
+) -> None:
+    tournament = sub.add_parser("tournament", parents=[common], help="run and follow tournaments")
+    verbs = tournament.add_subparsers(dest="verb", required=True, metavar="VERB")
+    run = verbs.add_parser("run", parents=[common, backend], help="run (or resume) a tournament")
+    run.add_argument("file", type=Path, metavar="FILE", help="tournament YAML file")
+    run.add_argument("--out", type=Path, required=True, metavar="DIR", help="tournament folder")
+    run.add_argument("--dry-run", action="store_true", help="check models, print the plan")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--pull", action="store_true", help="pull missing models (ollama)")
+    run.add_argument(
+        "--max-loaded", type=_count(64), metavar="N",
+        help="models a server keeps loaded at once, the judge's included (default 3 for ollama)",
+    )  # fmt: skip
+    run.add_argument(
+        "--max-errors", type=_count(1_000_000), metavar="N", help="stop after N games in error"
+    )
+    run.add_argument(
+        "--accept-changes", action="store_true",
+        help="go on although the tournament file changed since DIR was started",
+    )  # fmt: skip
+    run.add_argument(
+        "--retry-errors", action="store_true", help="play games that ended in error again"
+    )
+    _add_limits(run)
+    status = verbs.add_parser("status", parents=[common], help="a tournament's progress, from disk")
+    status.add_argument("folder", type=Path, metavar="DIR")
+    status.add_argument("--format", choices=("table", "json"), default="table")
+    board = sub.add_parser("leaderboard", parents=[common], help="ratings from a tournament folder")
+    board.add_argument("folder", type=Path, metavar="DIR")
+    board.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    board.add_argument("--rounds", type=_count(100_000), default=1000, help="bootstrap rounds")
+    board.add_argument("--seed", type=_seed, help="bootstrap seed (default: the tournament's)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common, backend = _shared()
     parser = argparse.ArgumentParser(
@@ -202,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sparring {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(sub, [common, backend])
+    _add_tournament(sub, common, backend)
     validate = sub.add_parser("validate", parents=[common], help="check scenario files")
     validate.add_argument("files", nargs="+", metavar="FILE")
     sub.add_parser("models", parents=[common, backend], help="list the backend's models")
@@ -291,6 +332,37 @@ async def cmd_models(args: argparse.Namespace, out: Console) -> int:
     return EXIT_OK
 
 
+def _play_settings(args: argparse.Namespace) -> PlaySettings:
+    return PlaySettings(
+        out=args.out,
+        run=RunSettings(
+            out_dir=args.out,
+            timeouts=Timeouts(
+                connect=args.timeout_connect,
+                first_token=args.timeout_first_token,
+                reply=args.timeout_reply,
+            ),
+            retry=RetryPolicy(attempts=args.retries, base=args.backoff),
+            concurrency=args.concurrency,
+            backend=args.backend,
+            hosts=tuple(args.host),
+            api_key_env=args.api_key_env,
+            pull=args.pull,
+        ),
+        max_loaded=args.max_loaded,
+        max_errors=args.max_errors,
+        accept_changes=args.accept_changes,
+        retry_errors=args.retry_errors,
+    )
+
+
+async def cmd_tournament(args: argparse.Namespace, out: Console, err: Console) -> int:
+    failed = await tournament_commands.run(
+        args.file, _play_settings(args), out=out, err=err, dry_run=args.dry_run, quiet=args.quiet
+    )
+    return EXIT_FAILED if failed else EXIT_OK
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     schema = scenario_schema() if args.what == "scenario" else transcript_schema()
     sys.stdout.write(json.dumps(schema, indent=2, ensure_ascii=False) + "\n")
@@ -333,6 +405,8 @@ async def _main_async(args: argparse.Namespace, out: Console, err: Console) -> i
                 loop.add_signal_handler(signum, stopper)
     if args.command == "run":
         return await cmd_run(args, out, err)
+    if args.command == "tournament":
+        return await cmd_tournament(args, out, err)
     return await cmd_models(args, out)
 
 
@@ -358,6 +432,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_show(args, out)
         if args.command == "schema":
             return cmd_schema(args)
+        if args.command == "tournament" and args.verb == "status":
+            tournament_commands.status(args.folder, out=out, fmt=args.format)
+            return EXIT_OK
+        if args.command == "leaderboard":
+            tournament_commands.leaderboard(
+                args.folder, out=out, fmt=args.format, rounds=args.rounds, seed=args.seed
+            )
+            return EXIT_OK
         return asyncio.run(_main_async(args, out, err))
     except (KeyboardInterrupt, asyncio.CancelledError):
         err.print("interrupted: open transcripts were closed with status 'cancelled'")

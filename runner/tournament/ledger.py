@@ -19,7 +19,7 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +31,7 @@ from agents.errors import SparringError
 from runner.recorder import now_iso
 from runner.tournament.games import Game, all_games, seat_names
 from runner.tournament.spec import Tournament
-from runner.transcript import Transcript, VerdictRecord, iter_transcripts, slug
+from runner.transcript import Transcript, TurnRecord, VerdictRecord, iter_transcripts, slug
 
 try:
     import fcntl
@@ -79,6 +79,10 @@ class ResultRecord(BaseModel):
     latency_ms: float = 0.0
     duration_s: float | None = None
     loads: int = Field(0, description="model loads the server reported during the game")
+    replies: dict[str, int] = Field(default_factory=dict, description="generated turns per entrant")
+    reply_tokens: dict[str, int] = Field(
+        default_factory=dict, description="completion tokens per entrant, where reported"
+    )
     error: str | None = None
     finished_at: str = ""
 
@@ -132,9 +136,19 @@ def result_from(
         latency_ms=totals.latency_ms,
         duration_s=end.duration_s,
         loads=loads_in(transcript),
+        replies=_count_by_speaker(transcript, lambda t: 1),
+        reply_tokens=_count_by_speaker(transcript, lambda t: t.completion_tokens or 0),
         error=end.error.message if end.error else None,
         finished_at=now_iso(),
     )
+
+
+def _count_by_speaker(transcript: Transcript, value: Callable[[TurnRecord], int]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for turn in transcript.turns:
+        if not turn.scripted:
+            counts[turn.speaker] = counts.get(turn.speaker, 0) + value(turn)
+    return counts
 
 
 def judge_decision(

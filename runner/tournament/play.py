@@ -417,3 +417,12 @@ async def play(
             return await game.run(ledger)
     finally:
         ledger.close()
+
+
+async def check(tournament: Tournament, settings: PlaySettings) -> int:
+    """Bind backends and check every model (entrants' and judge's) without playing; the
+    number of models a server may hold at once, for the plan."""
+    async with BackendPool(replace(settings.run, out_dir=settings.out / GAMES)) as pool:
+        game = Play(tournament, settings, pool, TournamentObserver())
+        await game.connect()
+        return game.capacity()

@@ -61,6 +61,7 @@ class Leaderboard:
     rounds: int
     seed: int
     excluded: dict[str, int] = field(default_factory=dict)  # games not counted, by reason
+    reply_tokens: dict[str, float] = field(default_factory=dict)  # mean per reply, by entrant
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +75,9 @@ class Leaderboard:
                     "wins": s.wins,
                     "draws": s.draws,
                     "losses": s.losses,
+                    "mean_reply_tokens": round(self.reply_tokens[s.name], 1)
+                    if s.name in self.reply_tokens
+                    else None,
                 }
                 for s in self.entrants
             ],

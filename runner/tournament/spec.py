@@ -74,7 +74,11 @@ class TournamentSpec(_Strict):
     )
     vars: dict[str, str | int | float | bool] = Field({}, description="the scenario's variables")
     entrants: Annotated[
-        list[Annotated[EntrantSpec, BeforeValidator(_shorthand)]],
+        list[
+            Annotated[
+                EntrantSpec, BeforeValidator(_shorthand, json_schema_input_type=str | EntrantSpec)
+            ]
+        ],
         Field(min_length=2, max_length=MAX_ENTRANTS),
     ]
     format: Literal["round_robin", "gauntlet"] = Field(

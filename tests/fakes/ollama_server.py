@@ -28,7 +28,7 @@ import hashlib
 import json
 import re
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -136,6 +136,64 @@ async def _line(response: web.StreamResponse, obj: dict[str, Any]) -> None:
     await response.write(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
 
 
+class Residency:
+    """Which models the fake holds in memory, the way ollama's scheduler does.
+
+    At most ``max_loaded`` models are loaded; a request for another one evicts the least
+    recently used idle model (or waits until one is idle) and then spends ``load_delay``
+    seconds loading, reported as the reply's ``load_duration``. Requests for loaded models
+    go ahead while another model loads. ``keep_alive: 0`` unloads a model once it is idle;
+    an empty chat with ``keep_alive: 0`` unloads it at once.
+    """
+
+    def __init__(self, max_loaded: int, load_delay: float) -> None:
+        self.max_loaded = max_loaded
+        self.load_delay = load_delay
+        self.loaded: dict[str, float] = {}  # model -> last use (loop time), LRU order
+        self.users: Counter[str] = Counter()
+        self.loads: Counter[str] = Counter()
+        self.evictions = 0
+        self.most_loaded = 0
+        self._lock = asyncio.Lock()
+        self._idle = asyncio.Event()
+
+    async def acquire(self, model: str) -> int:
+        """Hold ``model`` for one request; the nanoseconds spent loading it."""
+        loop = asyncio.get_running_loop()
+        if model in self.loaded:
+            self.users[model] += 1
+            self.loaded[model] = loop.time()
+            return 0
+        async with self._lock:  # one load at a time, as ollama's scheduler does
+            while model not in self.loaded and len(self.loaded) >= self.max_loaded:
+                idle = [m for m in self.loaded if self.users[m] == 0]
+                if idle:
+                    self.unload(min(idle, key=self.loaded.__getitem__))
+                    break
+                self._idle.clear()
+                await self._idle.wait()
+            self.users[model] += 1
+            if model in self.loaded:
+                return 0
+            await asyncio.sleep(self.load_delay)
+            self.loaded[model] = loop.time()
+            self.loads[model] += 1
+            self.most_loaded = max(self.most_loaded, len(self.loaded))
+            return int(self.load_delay * 1e9)
+
+    def release(self, model: str, keep_alive: Any) -> None:
+        self.users[model] -= 1
+        if self.users[model] == 0:
+            if keep_alive in (0, "0", "0s", "0m"):
+                self.unload(model)
+            self._idle.set()
+
+    def unload(self, model: str) -> None:
+        if self.loaded.pop(model, None) is not None:
+            self.evictions += 1
+            self._idle.set()
+
+
 class FakeOllama:
     """An ollama look-alike on 127.0.0.1; ``async with`` starts it on an ephemeral port."""
 
@@ -150,8 +208,12 @@ class FakeOllama:
         host: str = "127.0.0.1",
         port: int = 0,
         basic_auth: tuple[str, str] | None = None,
+        max_loaded: int | None = None,
+        load_delay: float = 0.0,
     ) -> None:
         self.models: dict[str, dict[str, Any]] = {}
+        # None: every model is resident after its first use (a "load" reported, not waited).
+        self.residency = Residency(max_loaded, load_delay) if max_loaded else None
         for name in models:
             self.add_model(name)
         self.token_delay = token_delay
@@ -318,17 +380,44 @@ class FakeOllama:
         if model not in self.models:
             return _error(404, NOT_FOUND_MESSAGE.format(model=name))
         messages = body.get("messages") or []
-        options = body.get("options") or {}
         action = self._next_action(model)
         if isinstance(action, Error):
             return _error(action.status, action.message)
-        load_ns = 0 if model in self.loaded else 1_250_000_000  # "load" on first use
-        self.loaded[model] = datetime.now(UTC) + timedelta(minutes=5)
         head = {"model": name}
-        if not messages:  # an empty chat only loads the model
+        keep_alive = body.get("keep_alive")
+        if not messages:  # an empty chat loads the model, or unloads it with keep_alive 0
             message = {"role": "assistant", "content": ""}
+            if keep_alive in (0, "0", "0s", "0m"):
+                self.loaded.pop(model, None)
+                if self.residency is not None:
+                    self.residency.unload(model)
+                reply = {**head, "created_at": _now(), "message": message, "done_reason": "unload"}
+                return web.json_response({**reply, "done": True})
             load = {**head, "created_at": _now(), "message": message, "done_reason": "load"}
             return web.json_response({**load, "done": True})
+        if self.residency is None:
+            load_ns = 0 if model in self.loaded else 1_250_000_000  # "load" on first use
+        else:
+            load_ns = await self.residency.acquire(model)
+        self.loaded[model] = datetime.now(UTC) + timedelta(minutes=5)
+        try:
+            return await self._reply(request, body, model, action, load_ns, t0)
+        finally:
+            if self.residency is not None:
+                self.residency.release(model, keep_alive)
+
+    async def _reply(
+        self,
+        request: web.Request,
+        body: dict[str, Any],
+        model: str,
+        action: Action | None,
+        load_ns: int,
+        t0: int,
+    ) -> web.StreamResponse:
+        head = {"model": str(body.get("model") or body.get("name") or "")}
+        messages = body.get("messages") or []
+        options = body.get("options") or {}
 
         if isinstance(action, str):
             text = action

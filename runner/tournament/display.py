@@ -1,0 +1,295 @@
+"""A tournament in the terminal: the plan, live progress, the summary and the tables."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from dataclasses import dataclass, field
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from runner.console import safe
+from runner.events import Retrying
+from runner.terminal import printable
+from runner.tournament.games import all_games, models
+from runner.tournament.ledger import ResultRecord
+from runner.tournament.play import Outcome, TournamentObserver
+from runner.tournament.ratings import Leaderboard
+from runner.tournament.schedule import Scheduler, Work, load_lower_bound
+from runner.tournament.spec import Tournament
+from runner.tournament.standings import Status
+
+
+@dataclass(slots=True)
+class Block:
+    resident: list[str]
+    loaded: list[str]
+    evicted: list[str]
+    games: int = 0
+    judgings: int = 0
+
+
+@dataclass(slots=True)
+class Forecast:
+    blocks: list[Block] = field(default_factory=list)
+    loads: int = 0
+    lower_bound: int = 0
+
+
+def forecast(tournament: Tournament, capacity: int) -> Forecast:
+    """The model blocks the scheduler will use for the whole tournament on one server,
+    playing games one at a time (judging every game, when there is a judge)."""
+    scheduler: Scheduler[object] = Scheduler(["server"], capacity)
+    games = all_games(tournament)
+    for game in games:
+        scheduler.add(Work(game, models(tournament, game)))
+    judge = tournament.judge
+    plan = Forecast()
+    resident: set[str] = set()
+    while True:
+        before = set(scheduler.hosts["server"].resident)
+        work = scheduler.next("server")
+        if work is None:
+            break
+        after = scheduler.hosts["server"].resident
+        if after != before or not plan.blocks:
+            plan.blocks.append(Block(sorted(after), sorted(after - before), sorted(before - after)))
+        if work.judging:
+            plan.blocks[-1].judgings += 1
+        else:
+            plan.blocks[-1].games += 1
+            if judge is not None:
+                scheduler.add(Work(None, frozenset({judge.model}), judging=True))
+        scheduler.finished("server", work)
+        resident = set(after)
+    del resident
+    plan.loads = scheduler.loads
+    sets = [models(tournament, g) for g in games]
+    plan.lower_bound = load_lower_bound(sets, capacity) + (1 if judge else 0)
+    return plan
+
+
+def print_plan(out: Console, tournament: Tournament, capacity: int) -> None:
+    games = all_games(tournament)
+    seat_order = "both seat orders" if tournament.swap_seats else "one seat order"
+    out.print(
+        safe(
+            f"{tournament.name}: {len(tournament.entrants)} entrants, {tournament.format}, "
+            f"{tournament.games} game(s) per pairing and seat order ({seat_order}), seed "
+            f"{tournament.seed}"
+        )
+    )
+    first, second = tournament.seats
+    out.print(
+        safe(f"  seats: {first} (speaks first), {second}; scenario {tournament.scenario.name}")
+    )
+    scripted = sum(1 for a in tournament.scenario.agents if a.opening is not None)
+    requests = len(games) * (tournament.scenario.max_turns - scripted)
+    judge = f" + {2 * len(games)} judge requests at most" if tournament.judge else ""
+    out.print(safe(f"  {len(games)} games, at most {requests} requests{judge}"))
+    plan = forecast(tournament, capacity)
+    out.print(safe(f"  model blocks with {capacity} model(s) loaded at once:"))
+    for i, block in enumerate(plan.blocks, start=1):
+        change = (
+            f"+ {', '.join(block.loaded)}"
+            + (f" (- {', '.join(block.evicted)})" if block.evicted else "")
+            if i > 1
+            else ", ".join(block.resident)
+        )
+        work = f"{block.games} game(s)" + (
+            f", {block.judgings} judging(s)" if block.judgings else ""
+        )
+        out.print(safe(f"    {i:>2}. {change}: {work}"))
+    out.print(safe(f"  expected model loads: {plan.loads} (lower bound {plan.lower_bound})"))
+    out.print("nothing was sent to a model")
+
+
+class TournamentDisplay(TournamentObserver):
+    """A live bar: games done of planned, errors, games per minute, ETA."""
+
+    def __init__(self, err: Console, enabled: bool = True) -> None:
+        self.err = err
+        self.enabled = enabled
+        self.progress = Progress(
+            TextColumn("[bold]games"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[errors]} errors, {task.fields[rate]}, {task.fields[eta]}"),
+            TimeElapsedColumn(),
+            console=err,
+            disable=not enabled,
+        )
+        self.task = self.progress.add_task(
+            "games", total=0, errors=0, rate="- games/min", eta="ETA -"
+        )
+        self.started = time.monotonic()
+        self.this_run = 0
+        self.total = 0
+        self.done = 0
+        self.errors = 0
+
+    def __enter__(self) -> TournamentDisplay:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def planned(self, total: int, done: int, errors: int) -> None:
+        self.total, self.done, self.errors = total, done, errors
+        self.progress.update(self.task, total=total, completed=done, errors=errors)
+
+    def recorded(self, result: ResultRecord) -> None:
+        self.done += 1
+        self.this_run += 1
+        self.errors += result.status == "error"
+        minutes = (time.monotonic() - self.started) / 60
+        rate = self.this_run / minutes if minutes > 0 else 0.0
+        left = self.total - self.done
+        eta = f"ETA {left / rate:.0f} min" if rate > 0 and left else "done" if not left else "ETA -"
+        self.progress.update(
+            self.task,
+            completed=self.done,
+            errors=self.errors,
+            rate=f"{rate:.1f} games/min",
+            eta=eta,
+        )
+
+    def retrying(self, event: Retrying) -> None:
+        self.progress.console.print(
+            safe(
+                f"retrying {event.speaker} ({event.model}) in {event.wait:.1f}s: {event.message}",
+                "dim yellow",
+            )
+        )
+
+    def paused(self, host: str, message: str, wait: float) -> None:
+        self.progress.console.print(
+            safe(
+                f"{host} is not answering ({message}); paused, asking again in {wait:.0f}s",
+                "yellow",
+            )
+        )
+
+    def resumed(self, host: str) -> None:
+        self.progress.console.print(safe(f"{host} answers again; resuming", "green"))
+
+
+def print_summary(out: Console, outcome: Outcome, status: Status, lower_bound: int) -> None:
+    recorded = len(outcome.recorded)
+    out.print(Text("summary", style="bold"))
+    out.print(
+        safe(
+            f"  {recorded} game(s) finished in this run; {status.done} of {status.planned} "
+            f"planned are done, {status.errors} in error"
+        )
+    )
+    decided = ", ".join(f"{n} by {k}" for k, n in sorted(status.by_decision.items()))
+    if decided:
+        out.print(safe(f"  decided: {decided}"))
+    out.print(
+        safe(
+            f"  model loads: {outcome.loads} made by the scheduler this run, "
+            f"{status.loads} seen in the server's replies in all (lower bound {lower_bound})"
+        )
+    )
+    errors = [r for r in outcome.recorded if r.status == "error"][:10]
+    for r in errors:
+        out.print(safe(f"  error: {' vs '.join(r.seats.values())} #{r.number}: {r.error}", "red"))
+    if outcome.stopped:
+        out.print(safe(f"  stopped: {outcome.stopped}", "red"))
+
+
+def leaderboard_table(out: Console, board: Leaderboard) -> None:
+    table = Table(title="leaderboard", title_justify="left", show_edge=False)
+    for column in (
+        "#",
+        "entrant",
+        "rating",
+        "95% interval",
+        "games",
+        "W",
+        "D",
+        "L",
+        "tokens/reply",
+    ):
+        table.add_column(
+            column, justify="left" if column == "entrant" else "right", overflow="fold"
+        )
+    for rank, s in enumerate(board.entrants, start=1):
+        tokens = board.reply_tokens.get(s.name)
+        table.add_row(
+            str(rank), safe(s.name), f"{s.rating:.0f}", f"{s.ci_low:.0f} - {s.ci_high:.0f}",
+            str(s.games), str(s.wins), str(s.draws), str(s.losses),
+            "" if tokens is None else f"{tokens:.0f}",
+        )  # fmt: skip
+    out.print(table)
+    seat = board.seat_advantage
+    first = board.first_seat_score
+    out.print(
+        safe(
+            f"first seat: {seat['rating']:+.0f} rating points ({seat['ci_low']:+.0f} to "
+            f"{seat['ci_high']:+.0f}); it scored {first['mean']:.2f} per game "
+            f"({first['ci_low']:.2f} - {first['ci_high']:.2f}; a draw is 0.5)"
+        )
+    )
+    if board.excluded:
+        out.print(safe(f"not counted: {', '.join(f'{n} {k}' for k, n in board.excluded.items())}"))
+    out.print(
+        Text(
+            f"{board.games} games; Bradley-Terry, Elo-like scale (mean 1000), 95% percentile "
+            f"bootstrap over games ({board.rounds} rounds, seed {board.seed})",
+            style="dim",
+        )
+    )
+
+
+def leaderboard_text(board: Leaderboard, fmt: str) -> str:
+    """The leaderboard as JSON or CSV, for scripts."""
+    data = board.to_dict()
+    if fmt == "json":
+        return json.dumps(data, indent=2)
+    buffer = io.StringIO()
+    fields = [
+        "name",
+        "rating",
+        "ci_low",
+        "ci_high",
+        "games",
+        "wins",
+        "draws",
+        "losses",
+        "mean_reply_tokens",
+    ]
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in data["entrants"]:
+        writer.writerow({k: printable(v) if isinstance(v, str) else v for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def status_text(out: Console, status: Status) -> None:
+    running = f"running (pid {status.running})" if status.running else "not running"
+    out.print(safe(f"{status.name}  {running}  {status.hash[:19]}"))
+    out.print(
+        safe(
+            f"  games: {status.done}/{status.planned} done, {status.errors} in error, "
+            f"{status.planned - status.done} to go"
+        )
+    )
+    if status.rate_per_min:
+        eta = f"; ETA {status.eta_s / 60:.0f} min" if status.eta_s else ""
+        out.print(safe(f"  rate: {status.rate_per_min:.1f} games/min lately{eta}"))
+    if status.by_decision:
+        out.print(
+            safe(
+                "  decided: "
+                + ", ".join(f"{n} by {k}" for k, n in sorted(status.by_decision.items()))
+            )
+        )
+    out.print(safe(f"  judged: {status.judged}; model loads seen: {status.loads}"))

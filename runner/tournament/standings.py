@@ -1,0 +1,147 @@
+"""A tournament folder read back: progress (``status``) and ratings (``leaderboard``),
+from disk alone, also while another process is running the tournament."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from runner.tournament.ledger import LOCK, ResultRecord, read_results
+from runner.tournament.ratings import ROUNDS, Decided, Leaderboard, leaderboard
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+
+@dataclass(slots=True)
+class Status:
+    name: str
+    hash: str
+    planned: int
+    done: int
+    errors: int
+    judged: int
+    loads: int
+    running: str | None  # the pid holding the folder, if any
+    rate_per_min: float | None  # over the most recent results
+    eta_s: float | None
+    by_decision: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "hash": self.hash,
+            "planned": self.planned,
+            "done": self.done,
+            "remaining": self.planned - self.done,
+            "errors": self.errors,
+            "judged": self.judged,
+            "decided_by": self.by_decision,
+            "model_loads": self.loads,
+            "running": self.running,
+            "games_per_minute": None if self.rate_per_min is None else round(self.rate_per_min, 2),
+            "eta_s": None if self.eta_s is None else round(self.eta_s),
+        }
+
+
+def holder(folder: Path) -> str | None:
+    """The pid running the tournament in ``folder``, or None when nobody holds its lock."""
+    path = folder / LOCK
+    if fcntl is None or not path.exists():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return path.read_text(encoding="utf-8").strip() or "?"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _rate(results: list[ResultRecord], window: int = 20) -> float | None:
+    stamps = sorted(
+        datetime.fromisoformat(r.finished_at.replace("Z", "+00:00"))
+        for r in results
+        if r.finished_at
+    )[-window:]
+    if len(stamps) < 2:
+        return None
+    minutes = (stamps[-1] - stamps[0]).total_seconds() / 60
+    return (len(stamps) - 1) / minutes if minutes > 0 else None
+
+
+def status(folder: Path) -> Status:
+    definition, results = read_results(folder)
+    planned = len(definition.get("games", []))
+    rate = _rate(results)
+    remaining = planned - len(results)
+    by_decision: dict[str, int] = {}
+    for r in results:
+        by_decision[r.decided_by] = by_decision.get(r.decided_by, 0) + 1
+    return Status(
+        name=definition.get("name", "?"),
+        hash=definition.get("hash", "?"),
+        planned=planned,
+        done=len(results),
+        errors=sum(1 for r in results if r.status == "error"),
+        judged=sum(1 for r in results if r.judge),
+        loads=sum(r.loads for r in results),
+        running=holder(folder),
+        rate_per_min=rate,
+        eta_s=remaining / rate * 60 if rate and remaining else None,
+        by_decision=by_decision,
+    )
+
+
+def decided(results: list[ResultRecord], seats: list[str]) -> tuple[list[Decided], dict[str, int]]:
+    """Games that count for ratings (a draw is half a win each), and the others by reason."""
+    games: list[Decided] = []
+    excluded: dict[str, int] = {}
+    for r in results:
+        if r.status != "success":
+            excluded["error"] = excluded.get("error", 0) + 1
+            continue
+        first, second = r.seats[seats[0]], r.seats[seats[1]]
+        score = 0.5 if r.draw or r.winner is None else 1.0 if r.winner == first else 0.0
+        games.append(Decided(first, second, score))
+    return games, excluded
+
+
+def folder_leaderboard(
+    folder: Path, *, rounds: int = ROUNDS, seed: int | None = None
+) -> Leaderboard:
+    """Ratings of the results so far; the bootstrap is seeded with the tournament's seed."""
+    definition, results = read_results(folder)
+    names = [e["name"] for e in definition["definition"]["entrants"]]
+    games, excluded = decided(results, definition["seats"])
+    board = leaderboard(
+        games,
+        names,
+        rounds=rounds,
+        seed=definition["definition"]["seed"] if seed is None else seed,
+        excluded=excluded,
+    )
+    _reply_lengths(board, results)
+    return board
+
+
+def _reply_lengths(board: Leaderboard, results: list[ResultRecord]) -> None:
+    """Mean reply tokens per entrant beside its rating: judges favour long answers."""
+    replies: dict[str, int] = {}
+    tokens: dict[str, int] = {}
+    for r in results:
+        for name, n in r.replies.items():
+            replies[name] = replies.get(name, 0) + n
+        for name, n in r.reply_tokens.items():
+            tokens[name] = tokens.get(name, 0) + n
+    board.reply_tokens = {
+        name: tokens.get(name, 0) / replies[name] for name in replies if replies[name]
+    }

@@ -1,0 +1,206 @@
+"""Playing tournaments against the fake ollama server: results exactly once, models
+scheduled in blocks, faults survived, a server that goes away waited for, games judged."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner.generate import RetryPolicy
+from runner.settings import RunSettings
+from runner.tournament.games import all_games
+from runner.tournament.ledger import RESULTS, read_results
+from runner.tournament.play import PlaySettings, TournamentObserver, play
+from runner.tournament.ratings import leaderboard
+from runner.tournament.schedule import load_lower_bound
+from runner.tournament.spec import load_tournament
+from runner.tournament.standings import decided
+from runner.transcript import read_transcript
+from tests.fakes.ollama_server import SERVER_BUSY_MESSAGE, Drop, Error, FakeOllama, MidStreamError
+from tests.runner.tournament.helpers import write_tournament
+
+FAST = RetryPolicy(attempts=4, base=0.01)
+MODELS = ["m1", "m2", "m3", "m4"]
+
+
+def settings(out: Path, url: str, **extra: Any) -> PlaySettings:
+    run = RunSettings(out_dir=out, backend="ollama", hosts=(url,), retry=FAST, concurrency=2)
+    return PlaySettings(out=out, run=run, **extra)
+
+
+def results(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (out / RESULTS).read_text().splitlines()]
+
+
+async def test_a_round_robin_plays_every_game_once_and_rates_them(tmp_path: Path) -> None:
+    t = load_tournament(write_tournament(tmp_path / "t", MODELS[:3], games=2))
+    out = tmp_path / "out"
+    async with FakeOllama(MODELS) as fake:
+        outcome = await play(t, settings(out, fake.url))
+    planned = {g.id for g in all_games(t)}
+    lines = results(out)
+    assert sorted(r["game_id"] for r in lines) == sorted(planned)  # each once
+    assert len(outcome.recorded) == len(planned) == 12
+    for r in lines:
+        transcript = read_transcript(out / r["transcript"])
+        assert transcript.run is not None and transcript.run.game_id == r["game_id"]
+        assert transcript.run.tournament_hash == t.hash and r["tournament_hash"] == t.hash
+        assert [a.name for a in transcript.run.agents] == list(r["seats"].values())
+        assert {turn.speaker for turn in transcript.turns} <= set(r["pairing"])
+        assert r["status"] == "success" and r["decided_by"] == "end_rule"
+        assert (r["winner"], r["loser"]) == (
+            transcript.end.outcome.winner,
+            transcript.end.outcome.loser,
+        )
+    definition, counted = read_results(out)
+    games, _ = decided(counted, definition["seats"])
+    board = leaderboard(games, MODELS[:3], rounds=50)
+    assert sum(s.games for s in board.entrants) == 2 * 12
+
+
+async def test_models_are_loaded_in_blocks_near_the_lower_bound(tmp_path: Path) -> None:
+    t = load_tournament(write_tournament(tmp_path / "t", MODELS, games=2))
+    out = tmp_path / "out"
+    async with FakeOllama(MODELS, max_loaded=3, load_delay=0.01) as fake:
+        outcome = await play(t, settings(out, fake.url, max_loaded=3))
+        residency = fake.residency
+    assert residency is not None
+    assert residency.most_loaded <= 3
+    bound = load_lower_bound(
+        [frozenset(g) for g in [("m1", "m2")]]
+        and [frozenset(p) for p in __import__("itertools").combinations(MODELS, 2)],
+        3,
+    )
+    assert bound == 5
+    assert sum(residency.loads.values()) == outcome.loads == bound  # the server agrees
+    assert len(results(out)) == len(all_games(t))
+    keep = [r.get("keep_alive") for r in fake.requests if r.get("messages")]
+    assert set(keep) == {"30m"}  # blocks hold their models between requests
+    unloads = [r for r in fake.requests if not r.get("messages")]
+    assert unloads and all(r["keep_alive"] == 0 for r in unloads)  # and release them
+
+
+async def test_faults_are_survived_with_nothing_lost(tmp_path: Path) -> None:
+    t = load_tournament(write_tournament(tmp_path / "t", MODELS[:3], games=1))
+    out = tmp_path / "out"
+    async with FakeOllama(MODELS) as fake:
+        fake.script(
+            None,
+            Error(503, SERVER_BUSY_MESSAGE),
+            Drop(after_tokens=1),
+            MidStreamError(after_tokens=2),
+            Error(500, "runner stopped"),
+        )
+        await play(t, settings(out, fake.url))
+    lines = results(out)
+    assert len(lines) == len({r["game_id"] for r in lines}) == 6
+    assert {r["status"] for r in lines} == {"success"}
+    retried = [
+        turn
+        for r in lines
+        for turn in read_transcript(out / r["transcript"]).turns
+        if turn.attempts > 1
+    ]
+    assert len(retried) == 4 and all(turn.attempt_errors for turn in retried)
+
+
+class Outage(TournamentObserver):
+    """Stops the server after a few results; starts it again when the tournament pauses."""
+
+    def __init__(self, fake: FakeOllama, after: int) -> None:
+        self.fake, self.after, self.seen = fake, after, 0
+        self.pauses = 0
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.replacement: FakeOllama | None = None
+
+    def recorded(self, result: Any) -> None:
+        self.seen += 1
+        if self.seen == self.after:
+            self.tasks.append(asyncio.create_task(self.fake.stop()))
+
+    def paused(self, host: str, message: str, wait: float) -> None:
+        self.pauses += 1
+        if self.replacement is None:
+            self.replacement = FakeOllama(MODELS, port=self.fake.port, token_delay=0.002)
+            self.tasks.append(asyncio.create_task(self.replacement.start()))
+
+
+async def test_a_server_that_goes_away_is_waited_for(tmp_path: Path) -> None:
+    t = load_tournament(write_tournament(tmp_path / "t", MODELS[:3], games=2))
+    out = tmp_path / "out"
+    fake = FakeOllama(MODELS, token_delay=0.002)
+    await fake.start()
+    outage = Outage(fake, after=3)
+    try:
+        await asyncio.wait_for(play(t, settings(out, fake.url), outage), 60)
+    finally:
+        await asyncio.gather(*outage.tasks)
+        if outage.replacement is not None:
+            await outage.replacement.stop()
+    assert outage.pauses >= 1
+    lines = results(out)
+    assert sorted(r["game_id"] for r in lines) == sorted(g.id for g in all_games(t))
+    assert {r["status"] for r in lines} == {"success"}  # none burnt as an error
+    for r in lines:
+        assert read_transcript(out / r["transcript"]).status == "success"
+
+
+JUDGE = "judge:1b"
+
+
+@pytest.mark.parametrize(
+    ("replies", "decision"),
+    [
+        (['{"winner": "first", "reason": "a"}', '{"winner": "second", "reason": "b"}'], "seat0"),
+        (['{"winner": "first", "reason": "a"}', '{"winner": "first", "reason": "b"}'], "draw"),
+        (['{"winner": "draw", "reason": "a"}', '{"winner": "draw", "reason": "b"}'], "draw"),
+        (["no json", "{}", "[]", '{"winner": "second", "reason": "b"}'], "none"),
+    ],
+    ids=["agree", "disagree", "both-draw", "no-verdict"],
+)
+async def test_the_judge_decides_undecided_games_in_both_orders(
+    replies: list[str], decision: str, tmp_path: Path
+) -> None:
+    extra = f"judge: {{model: {JUDGE}, when: undecided}}\n"
+    t = load_tournament(
+        write_tournament(tmp_path / "t", MODELS[:2], games=1, swap=False, max_turns=3, extra=extra)
+    )
+    out = tmp_path / "out"
+    async with FakeOllama([*MODELS, JUDGE], concede_after=None) as fake:
+        fake.script(JUDGE, *replies)
+        await play(t, settings(out, fake.url))
+        judge_requests = [r for r in fake.requests if r.get("model") == JUDGE and r.get("messages")]
+    [r] = results(out)
+    transcript = read_transcript(out / r["transcript"])
+    assert transcript.end is not None and transcript.end.outcome.reason == "max_turns"
+    orders = [v.order for v in transcript.verdicts]
+    assert sorted(orders) == ["as_seated", "swapped"] and len(r["judge"]) == 2
+    assert all(
+        req["format"]["properties"]["winner"]["enum"] == ["first", "second", "draw"]
+        for req in judge_requests
+    )
+    prompt = judge_requests[0]["messages"][-1]["content"]
+    assert "Speaker 1" in prompt and "m1" not in prompt and "m2" not in prompt  # anonymised
+    seat0 = r["seats"]["opener"]
+    if decision == "seat0":
+        assert (r["decided_by"], r["winner"], r["draw"]) == ("judge", seat0, False)
+    elif decision == "draw":
+        assert (r["decided_by"], r["winner"], r["draw"]) == ("judge", None, True)
+    else:
+        assert r["decided_by"] == "max_turns" and r["draw"]  # never guessed
+        bad = next(v for v in transcript.verdicts if v.winner is None)
+        assert bad.error and bad.attempts == 3 and bad.raw == "[]"
+
+
+async def test_max_errors_stops_the_tournament(tmp_path: Path) -> None:
+    t = load_tournament(write_tournament(tmp_path / "t", MODELS[:3], games=2))
+    out = tmp_path / "out"
+    async with FakeOllama(MODELS) as fake:
+        fake.script(None, *[Error(400, "bad request")] * 50)
+        outcome = await play(t, settings(out, fake.url, max_errors=2))
+    assert outcome.stopped is not None and "max-errors" in outcome.stopped
+    assert 2 <= len([r for r in results(out) if r["status"] == "error"]) < len(all_games(t))
