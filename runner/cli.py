@@ -25,6 +25,7 @@ from agents.backends import CHOICES, choose_backend, create_backend
 from agents.backends.base import BackendSettings, Timeouts
 from agents.errors import ConfigError, SparringError
 from runner import __version__, logs
+from runner.analysis import command as report_command
 from runner.console import (
     LiveObserver,
     ProgressObserver,
@@ -191,6 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument(
         "transcripts", nargs="+", metavar="TRANSCRIPT", help="JSONL files or folders of them"
     )
+
+    report = sub.add_parser(
+        "report", parents=[common], help="compare models from transcripts: HTML, JSON or CSV"
+    )
+    report_command.add_arguments(report)
     return parser
 
 
@@ -308,6 +314,10 @@ def cmd_show(args: argparse.Namespace, out: Console) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace, err: Console) -> int:
+    return report_command.run(args, err, sys.stdout)
+
+
 async def _main_async(args: argparse.Namespace, out: Console, err: Console) -> int:
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
@@ -334,6 +344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_show(args, out)
         if args.command == "schema":
             return cmd_schema(args)
+        if args.command == "report":
+            return cmd_report(args, err)
         return asyncio.run(_main_async(args, out, err))
     except (KeyboardInterrupt, asyncio.CancelledError):
         err.print("interrupted: open transcripts were closed with status 'cancelled'")

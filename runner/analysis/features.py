@@ -38,9 +38,7 @@ MIN_LANGUAGE_WORDS = 3  # shorter turns ("Fine.", "I lost.") say too little abou
 MIN_MTLD_WORDS = 10
 # Languages lingua tells apart. A closed set keeps memory near 400 MB and detection fast;
 # a reply in a language outside it is still told from the conversation's language.
-LANGUAGES = (
-    "EN ES FR DE IT PT NL SV PL CS UK RU TR AR FA HE HI BN ZH JA KO VI ID TH EL".split()
-)
+LANGUAGES = "EN ES FR DE IT PT NL SV PL CS UK RU TR AR FA HE HI BN ZH JA KO VI ID TH EL".split()
 
 
 def words(text: str) -> list[str]:

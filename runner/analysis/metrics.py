@@ -113,7 +113,7 @@ METRICS: tuple[Metric, ...] = (
         "off_character_rate",
         "off character",
         "Share of turns that mention being an AI or a language model, or refuse "
-        "(\"I can't help with that\").",
+        '("I can\'t help with that").',
         "share",
     ),
     Metric(
@@ -226,9 +226,7 @@ def _group_keys(agents: pd.DataFrame, by: By) -> tuple[pd.Series, list[dict[str,
             index=agents.index,
         )
         labels = _disambiguate(labels, agents["model"].astype(str) + "\0" + personas)
-        keys = [
-            {"model": m, "persona": p} for m, p in zip(agents["model"], personas, strict=True)
-        ]
+        keys = [{"model": m, "persona": p} for m, p in zip(agents["model"], personas, strict=True)]
     return labels, keys
 
 
@@ -340,7 +338,8 @@ def _concessions(turns: pd.DataFrame) -> pd.DataFrame:
         & (turns["speaker"] == turns["loser"])
     ]
     deciding = t[t["index"] == t["outcome_turn"]]["conversation_id"]
-    own = t[t["conversation_id"].isin(deciding) & ~t["scripted"] & (t["index"] <= t["outcome_turn"])]
+    before = t["index"] <= t["outcome_turn"]
+    own = t[t["conversation_id"].isin(deciding) & ~t["scripted"] & before]
     counts = own.groupby(["conversation_id", "speaker"]).size()
     return pd.DataFrame(
         {
