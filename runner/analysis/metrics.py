@@ -72,8 +72,9 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "over_length_rate",
         "over length",
-        "Share of turns with more sentences than allowed: one where the speaker's persona, "
-        "an opening line or the kickoff asks for one sentence per turn, or --max-sentences.",
+        "Share of generated turns with more sentences than allowed: one when the speaker's "
+        "persona, an opening line or the kickoff asks for one sentence per turn, else the "
+        "--max-sentences limit when given.",
         "share",
     ),
     Metric(
