@@ -23,6 +23,23 @@ fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 "${pip[@]}" install --quiet --upgrade pip
 
+# The report's browser tests drive Debian's Chromium; install it where apt-get can.
+browser_for_tests() {
+  command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && return 0
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing chromium and chromium-driver (Debian) for the report's browser tests"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+  else
+    echo "the report's browser tests need chromium and chromium-driver: install them" \
+      "(e.g. sudo apt-get install chromium chromium-driver)" >&2
+  fi
+}
+if [[ ",$extras," == *",dev,"* ]]; then
+  browser_for_tests
+fi
+
 stamp="$venv/.sparring-setup-$extras"
 if [ -f "$stamp" ] && [ "$stamp" -nt "$root/pyproject.toml" ]; then
   exit 0  # already set up for these extras since pyproject.toml last changed

@@ -19,6 +19,7 @@ from runner.transcript import (
     Totals,
     TranscriptWriter,
     TurnRecord,
+    slug,
 )
 
 _ids = itertools.count()
@@ -74,7 +75,7 @@ def write_conversation(folder: Path, c: Conversation) -> Path:
         sparring_version="0",
         started_at=f"2026-01-01T00:00:{c.repeat_index:02d}Z",
     )
-    writer = TranscriptWriter.create(folder, f"{c.scenario}_{cid}")
+    writer = TranscriptWriter.create(folder, f"{slug(c.scenario)}_{cid}")
     writer.write(run)
     models = {a.name: a.model for a in c.agents}
     openings = {a.name: a.opening for a in c.agents}
