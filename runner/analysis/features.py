@@ -212,20 +212,24 @@ def detect_languages(
     chunk: int = 2000,
 ) -> list[str | None]:
     """ISO 639-1 code of each text's language, or None when too short or unsure."""
-    wanted = [i for i, toks in enumerate(tokens) if len(toks) >= MIN_LANGUAGE_WORDS]
-    found: list[str | None] = [None] * len(texts)
-    if not wanted:
-        return found
-    detector = _detector()
-    for start in range(0, len(wanted), chunk):
-        batch = wanted[start : start + chunk]
+    # Each distinct text once: models repeat themselves ("I lost.", the same opening).
+    distinct = list(
+        dict.fromkeys(
+            t for t, toks in zip(texts, tokens, strict=True) if len(toks) >= MIN_LANGUAGE_WORDS
+        )
+    )
+    codes: dict[str, str | None] = {}
+    if distinct:
+        detector = _detector()
+    for start in range(0, len(distinct), chunk):
+        batch = distinct[start : start + chunk]
         if progress is not None:
-            progress("language", start, len(wanted))
-        for i, language in zip(
-            batch, detector.detect_languages_in_parallel_of([texts[i] for i in batch]), strict=True
+            progress("language", start, len(distinct))
+        for text, language in zip(
+            batch, detector.detect_languages_in_parallel_of(batch), strict=True
         ):
-            found[i] = language.iso_code_639_1.name.lower() if language is not None else None
-    return found
+            codes[text] = language.iso_code_639_1.name.lower() if language is not None else None
+    return [codes.get(text) for text in texts]
 
 
 def _language_switches(turns: pd.DataFrame, languages: pd.Series) -> list[float]:
