@@ -56,7 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="where to write (default: report.html for html, stdout for json and csv)",
     )
-    parser.add_argument("--format", choices=FORMATS, default="html", help="default html")
+    parser.add_argument(
+        "--format", choices=FORMATS, default="html", help="output format (default html)"
+    )
     parser.add_argument(
         "--by", choices=BY, default="model", help="group by model (default), agent, or persona"
     )
@@ -67,9 +69,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="count turns over N sentences as over length (default: 1 where the scenario "
         "asks for one sentence per turn)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument(
-        "--resamples", type=_whole, default=2000, metavar="N", help="bootstrap resamples"
+        "--seed", type=int, default=0, metavar="N", help="bootstrap seed (default 0)"
+    )
+    parser.add_argument(
+        "--resamples",
+        type=_whole,
+        default=2000,
+        metavar="N",
+        help="bootstrap resamples per interval (default 2000)",
     )
 
 

@@ -79,10 +79,7 @@ def _runs(keys: Sequence[Any]) -> Iterator[tuple[Any, int, int]]:
             start = i
 
 
-def conversation_payload(frames: Frames, features: pd.DataFrame) -> list[dict[str, Any]]:
-    """Every conversation with its agents and turns, for the transcript browser."""
-    turns = frames.turns
-    agents = frames.agents
+def _roster(agents: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
     roster: dict[str, list[dict[str, Any]]] = {}
     for cid, name, model, persona in zip(
         agents["conversation_id"], agents["agent"], agents["model"], agents["persona"], strict=True
@@ -90,6 +87,11 @@ def conversation_payload(frames: Frames, features: pd.DataFrame) -> list[dict[st
         roster.setdefault(cid, []).append(
             {"name": name, "model": model, "persona": _clean(persona) or ""}
         )
+    return roster
+
+
+def _turn_rows(turns: pd.DataFrame, features: pd.DataFrame) -> list[list[Any]]:
+    """Each turn as a list of TURN_FIELDS values (the speaker still by name)."""
     columns = {
         "speaker": turns["speaker"].tolist(),
         "content": turns["content"].tolist(),
@@ -99,41 +101,48 @@ def conversation_payload(frames: Frames, features: pd.DataFrame) -> list[dict[st
         "latency_ms": turns["latency_ms"].tolist(),
         **{name: features[name].tolist() for name in TURN_FIELDS if name in features.columns},
     }
-    cids = turns["conversation_id"].tolist()
-    spans = {cid: (start, stop) for cid, start, stop in _runs(cids)}
-    out = []
+    ordered = [columns[name] for name in TURN_FIELDS]
+    return [[_clean(values[i]) for values in ordered] for i in range(len(turns))]
+
+
+def conversation_payload(frames: Frames, features: pd.DataFrame) -> list[dict[str, Any]]:
+    """Every conversation with its agents and turns, for the transcript browser; a turn's
+    speaker is its agent's position in the conversation's agent list."""
+    roster = _roster(frames.agents)
+    rows = _turn_rows(frames.turns, features)
+    spans = {cid: (a, b) for cid, a, b in _runs(frames.turns["conversation_id"].tolist())}
     # Listed as a person would look for them: by scenario, then in the order they ran.
     ordered = frames.conversations.sort_values(
         ["scenario", "started_at", "repeat_index", "conversation_id"], kind="stable"
     )
-    for row in ordered.itertuples(index=False):
-        cid = row.conversation_id
-        names = [a["name"] for a in roster.get(cid, [])]
-        start, stop = spans.get(cid, (0, 0))
-        rows = []
-        for i in range(start, stop):
-            values = [_clean(columns[name][i]) for name in TURN_FIELDS]
-            values[0] = names.index(values[0]) if values[0] in names else values[0]
-            rows.append(values)
+    out = []
+    for c in ordered.itertuples(index=False):
+        agents = roster.get(c.conversation_id, [])
+        names = [a["name"] for a in agents]
+        start, stop = spans.get(c.conversation_id, (0, 0))
+        turns = rows[start:stop]
+        for turn in turns:
+            if turn[0] in names:
+                turn[0] = names.index(turn[0])
         out.append(
             {
-                "id": cid,
-                "scenario": row.scenario,
-                "status": row.status,
-                "reason": _clean(row.outcome_reason),
-                "rule": _clean(row.outcome_rule),
-                "winner": _clean(row.winner),
-                "loser": _clean(row.loser),
-                "turn": _clean(row.outcome_turn),
-                "matched": _clean(row.matched),
-                "error": _clean(row.error_message),
-                "seed": _clean(row.seed),
-                "repeat": _clean(row.repeat_index),
-                "repeats": _clean(row.repeat),
-                "path": row.path,
-                "started": row.started_at,
-                "agents": roster.get(cid, []),
-                "turns": rows,
+                "id": c.conversation_id,
+                "scenario": c.scenario,
+                "status": c.status,
+                "reason": _clean(c.outcome_reason),
+                "rule": _clean(c.outcome_rule),
+                "winner": _clean(c.winner),
+                "loser": _clean(c.loser),
+                "turn": _clean(c.outcome_turn),
+                "matched": _clean(c.matched),
+                "error": _clean(c.error_message),
+                "seed": _clean(c.seed),
+                "repeat": _clean(c.repeat_index),
+                "repeats": _clean(c.repeat),
+                "path": c.path,
+                "started": c.started_at,
+                "agents": agents,
+                "turns": turns,
             }
         )
     return out

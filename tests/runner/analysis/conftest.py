@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from runner.transcript import (
     AgentInfo,
@@ -140,3 +142,19 @@ def write(tmp_path: Path) -> Write:
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
     return tmp_path / "transcripts"
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """Tests that call the CLI in-process let it configure logging for its streams (pytest's
+    captured ones, closed afterwards); later tests get the configuration back."""
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    noisy = {name: logging.getLogger(name).level for name in ("httpx", "httpcore", "aiohttp")}
+    yield
+    structlog.configure(**saved)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, value in noisy.items():
+        logging.getLogger(name).setLevel(value)

@@ -18,7 +18,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from runner.analysis.metrics import METRICS
+from runner.analysis.frames import load_frames
+from runner.analysis.leaderboard import LeaderboardRow
+from runner.analysis.metrics import METRICS, analyse
+from runner.analysis.report import render_html
 from runner.cli import main
 from tests.runner.analysis.conftest import Agent, Conversation, write_conversation
 
@@ -88,7 +91,7 @@ def _conversations() -> list[Conversation]:
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("transcripts")
+    folder = tmp_path_factory.mktemp("page") / "transcripts"
     for conversation in _conversations():
         write_conversation(folder, conversation)
     html = folder.parent / "report.html"
@@ -272,3 +275,36 @@ def test_without_network_the_report_renders_the_same(
         open_report(offline, page)
         assert _snapshot(offline) == online
         assert problems(offline) == []
+
+
+def test_a_leaderboard_is_shown_when_given(
+    browser: webdriver.Chrome, page: Path, tmp_path: Path
+) -> None:
+    frames = load_frames([page.parent / "transcripts"])
+    board = [
+        LeaderboardRow(
+            name=HOSTILE_MODEL,
+            rating=1532.4,
+            ci_low=1490,
+            ci_high=1570,
+            games=9,
+            wins=6,
+            draws=1,
+            losses=2,
+        ),
+        LeaderboardRow(name="B:1b", rating=1467.6, games=9, wins=2, draws=1, losses=6),
+    ]
+    with_board = tmp_path / "board.html"
+    with_board.write_text(render_html(frames, analyse(frames), board), encoding="utf-8")
+    open_report(browser, with_board)
+    assert browser.find_element(By.ID, "leaderboard").is_displayed()
+    cells = [
+        [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+        for tr in browser.find_elements(By.CSS_SELECTOR, "#leaderboard-table tbody tr")
+    ]
+    assert cells == [
+        ["1", HOSTILE_MODEL, "1532", "[1490, 1570]", "9", "6", "1", "2"],
+        ["2", "B:1b", "1468", "–", "9", "2", "1", "6"],
+    ]
+    assert browser.execute_script("return window.__pwned") is None
+    assert problems(browser) == []

@@ -5,12 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from runner.analysis import leaderboard
+from runner.analysis.leaderboard import LeaderboardRow
 from runner.analysis.metrics import METRIC_NAMES
 from runner.cli import main
 from tests.runner.analysis.conftest import Agent, Write
@@ -150,3 +154,34 @@ def test_the_real_command_line_without_a_traceback(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr == f"sparring: {tmp_path / 'nothing'}: no such file or folder\n"
+
+
+def test_a_tournament_folders_leaderboard_reaches_the_page(
+    transcripts: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows = [LeaderboardRow(name="model-b", rating=1520, games=6, wins=3, draws=3, losses=0)]
+    asked: list[Path] = []
+
+    def ratings(folder: Path) -> list[LeaderboardRow]:
+        asked.append(folder)
+        return rows
+
+    monkeypatch.setattr(leaderboard, "tournament_leaderboard", ratings)
+    out_file = tmp_path / "r.html"
+    assert report(capsys, transcripts, "-o", out_file)[0] == 0
+    assert asked == []  # not a tournament folder: no leaderboard asked for
+    assert page_data(out_file)["leaderboard"] is None
+    (transcripts / "results.jsonl").write_text('{"game": 1}\n', encoding="utf-8")
+    assert report(capsys, transcripts, "-o", out_file)[0] == 0
+    assert asked == [transcripts]
+    assert page_data(out_file)["leaderboard"] == [rows[0].model_dump()]
+
+
+def page_data(path: Path) -> dict[str, Any]:
+    page = path.read_text(encoding="utf-8")
+    block = re.search(r'id="report-data">(.*?)</script>', page, re.S)
+    assert block
+    return json.loads(block.group(1))  # type: ignore[no-any-return]
