@@ -2,6 +2,9 @@
 # Create (or update) the project's virtual environment in .venv with sparring, the embedded
 # engine and its built-in models. Usage: scripts/setup.sh [EXTRAS], e.g. "local,dev".
 #
+# With the dev extra it also installs Debian's chromium and chromium-driver (for the
+# report's browser tests) when they are missing and apt-get can.
+#
 # The first run compiles llama.cpp for llama-cpp-python: about 10-15 minutes on 2 cores.
 # pip keeps the built wheel in its cache, so later runs take seconds.
 set -euo pipefail

@@ -73,9 +73,16 @@ def interval_chart(metric: Metric, groups: Sequence[GroupResult]) -> Chart | Non
         ax.set_yticklabels([_label(g.group) for g in reversed(groups)])
         ax.set_ylim(-0.6, len(groups) - 0.4)
         _pad_flat_axis(ax, metric, [g.metrics[metric.name] for _, g in rows])
-        ax.set_title(f"{metric.label} ({metric.unit})", fontsize=9, loc="left")
+        ax.set_title(_title(metric), fontsize=9, loc="left")
         ax.grid(axis="x", alpha=0.3)
         return Chart(metric.name, metric.label, _svg(fig))
+
+
+def _title(metric: Metric) -> str:
+    """The label, with the unit unless the label already says it ("tokens / s")."""
+    if metric.unit.replace(" ", "") in metric.label.replace(" ", ""):
+        return metric.label
+    return f"{metric.label} ({metric.unit})"
 
 
 def _pad_flat_axis(ax: Any, metric: Metric, estimates: Sequence[Estimate]) -> None:

@@ -145,8 +145,8 @@
 
   function outcomeKind(c) {
     if (c.status !== "success") return c.status;
-    if (c.reason === "end_rule") return c.winner || c.loser ? "decided" : "draw";
-    return "undecided";
+    if (c.reason === "end_rule") return c.winner || c.loser ? "won or lost" : "draw";
+    return "turn limits";
   }
 
   function outcomeText(c) {
