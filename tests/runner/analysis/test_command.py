@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -185,3 +186,38 @@ def page_data(path: Path) -> dict[str, Any]:
     block = re.search(r'id="report-data">(.*?)</script>', page, re.S)
     assert block
     return json.loads(block.group(1))  # type: ignore[no-any-return]
+
+
+def test_a_progress_bar_shows_on_a_terminal(transcripts: Path) -> None:
+    from rich.console import Console
+
+    from runner.analysis import command
+
+    terminal = io.StringIO()
+    args = argparse.Namespace(
+        paths=[str(transcripts)],
+        output=None,
+        format="json",
+        by="model",
+        max_sentences=None,
+        seed=0,
+        resamples=200,
+    )
+    out = io.StringIO()
+    assert command.run(args, Console(file=terminal, force_terminal=True, width=100), out) == 0
+    assert "reading transcripts" in terminal.getvalue()
+    assert json.loads(out.getvalue())["conversations"] == 6
+
+
+def test_killed_and_failed_conversations_count_for_text_not_outcomes(
+    write: Write, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(agents=AGENTS, turns=[("a", "One two three."), ("b", "Four.")], winner="a", loser="b")
+    write(agents=AGENTS, turns=[("a", "Five six seven eight nine.")], status="incomplete")
+    write(agents=AGENTS, turns=[], status="incomplete")  # killed before its first turn
+    code, out, _ = report(capsys, folder, "--format", "json")
+    assert code == 0
+    a = json.loads(out)["groups"][0]["metrics"]
+    assert a["win_rate"] == {"value": 1.0, "ci_low": None, "ci_high": None, "n": 1}
+    assert a["words_per_turn"]["value"] == 4.0  # (3 + 5) words over two turns
+    assert a["words_per_turn"]["n"] == 2
