@@ -213,7 +213,8 @@ def analyse(
     return Analysis(by, overall, scenarios, features, settings)
 
 
-def _group_keys(agents: pd.DataFrame, by: By) -> tuple[pd.Series, list[dict[str, str]]]:
+def group_keys(agents: pd.DataFrame, by: By) -> tuple[pd.Series, list[dict[str, str]]]:
+    """Each agent row's group label, and the fields that make the group."""
     if by == "agent":
         labels = agents["agent"].astype(str)
         keys = [{"agent": a} for a in labels]
@@ -256,7 +257,7 @@ def unit_table(frames: Frames, features: pd.DataFrame, by: By) -> pd.DataFrame:
     """One row per agent per conversation: its group, and each metric's numerator and
     denominator (columns ``<metric>__num`` and ``<metric>__den``)."""
     agents = frames.agents
-    labels, keys = _group_keys(agents, by)
+    labels, keys = group_keys(agents, by)
     units = pd.DataFrame(
         {
             "conversation_id": agents["conversation_id"],

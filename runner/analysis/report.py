@@ -26,7 +26,7 @@ from runner import __version__
 from runner.analysis.charts import Chart, distribution_chart, interval_chart
 from runner.analysis.frames import Frames
 from runner.analysis.leaderboard import LeaderboardRow
-from runner.analysis.metrics import METRICS, Analysis, GroupResult
+from runner.analysis.metrics import METRICS, Analysis, GroupResult, group_keys
 
 # Per-turn values sent to the transcript browser, in this order (arrays, not objects: the
 # field names would otherwise repeat on every one of 100,000 turns).
@@ -153,15 +153,8 @@ def _distributions(frames: Frames, analysis: Analysis) -> list[Chart]:
     turns = frames.turns
     generated = ~turns["scripted"].to_numpy(dtype=bool)
     agents = frames.agents
-    if analysis.by == "agent":
-        label = agents["agent"]
-    elif analysis.by == "model":
-        label = agents["model"]
-    else:
-        label = None
+    label, _ = group_keys(agents, analysis.by)
     charts: list[Chart] = []
-    if label is None:
-        return charts  # persona labels are long: the interval plots carry those groups
     groups = [g.group for g in analysis.groups]
     lookup = dict(
         zip(zip(agents["conversation_id"], agents["agent"], strict=True), label, strict=True)
