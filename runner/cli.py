@@ -25,6 +25,7 @@ from agents.backends import CHOICES, choose_backend, create_backend
 from agents.backends.base import BackendSettings, Timeouts
 from agents.errors import ConfigError, SparringError
 from runner import __version__, logs
+from runner.analysis import command as report_command
 from runner.batch import run_batch
 from runner.console import console, models_table, show_transcript
 from runner.generate import RetryPolicy
@@ -254,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument(
         "transcripts", nargs="+", metavar="TRANSCRIPT", help="JSONL files or folders of them"
     )
+
+    report = sub.add_parser(
+        "report", parents=[common], help="compare models from transcripts: HTML, JSON or CSV"
+    )
+    report_command.add_arguments(report)
     return parser
 
 
@@ -377,6 +383,10 @@ def cmd_show(args: argparse.Namespace, out: Console) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace, err: Console) -> int:
+    return report_command.run(args, err, sys.stdout)
+
+
 class _Stopper:
     """Ctrl-C and SIGTERM stop a run like cancellation: every transcript gets its end line.
 
@@ -432,6 +442,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_show(args, out)
         if args.command == "schema":
             return cmd_schema(args)
+        if args.command == "report":
+            return cmd_report(args, err)
         if args.command == "tournament" and args.verb == "status":
             tournament_commands.status(args.folder, out=out, fmt=args.format)
             return EXIT_OK

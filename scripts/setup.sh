@@ -2,6 +2,9 @@
 # Create (or update) the project's virtual environment in .venv with sparring, the embedded
 # engine and its built-in models. Usage: scripts/setup.sh [EXTRAS], e.g. "local,dev".
 #
+# With the dev extra it also installs Debian's chromium and chromium-driver (for the
+# report's browser tests) when they are missing and apt-get can.
+#
 # The first run compiles llama.cpp for llama-cpp-python: about 10-15 minutes on 2 cores.
 # pip keeps the built wheel in its cache, so later runs take seconds.
 set -euo pipefail
@@ -22,6 +25,23 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 "${pip[@]}" install --quiet --upgrade pip
+
+# The report's browser tests drive Debian's Chromium; install it where apt-get can.
+browser_for_tests() {
+  command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && return 0
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing chromium and chromium-driver (Debian) for the report's browser tests"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+  else
+    echo "the report's browser tests need chromium and chromium-driver: install them" \
+      "(e.g. sudo apt-get install chromium chromium-driver)" >&2
+  fi
+}
+if [[ ",$extras," == *",dev,"* ]]; then
+  browser_for_tests
+fi
 
 stamp="$venv/.sparring-setup-$extras"
 if [ -f "$stamp" ] && [ "$stamp" -nt "$root/pyproject.toml" ]; then

@@ -175,7 +175,7 @@ def test_missing_field_names_the_line(tmp_path: Path) -> None:
 
 
 def test_unknown_fields_are_kept_and_unknown_records_skipped(tmp_path: Path) -> None:
-    verdict = {"type": "verdict", "conversation_id": "c", "winner": "first"}
+    verdict = {"type": "note", "conversation_id": "c", "text": "from a newer writer"}
     path = write_lines(
         tmp_path / "t.jsonl",
         {**RUN.model_dump(), "judge": "x"},

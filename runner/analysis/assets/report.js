@@ -1,0 +1,317 @@
+"use strict";
+// sparring report. Everything shown here comes from the JSON block and is put on the page
+// with textContent (Node.append of strings), never parsed as markup: transcript text is
+// untrusted. The list shows one page of conversations at a time and the viewer builds only
+// the conversations it shows, so 10,000 conversations do not become 10,000 DOM trees.
+(function () {
+  const data = JSON.parse(document.getElementById("report-data").textContent);
+  const F = {};
+  data.turnFields.forEach(function (name, i) { F[name] = i; });
+  const METRICS = data.metrics;
+  const PAGE = 50;
+  const MAX_COLUMNS = 4;
+  const groupColour = new Map();
+  data.groups.forEach(function (g, i) { groupColour.set(g.group, i % 8); });
+
+  function el(tag, props) {
+    const node = document.createElement(tag);
+    if (props) {
+      for (const key of Object.keys(props)) {
+        const value = props[key];
+        if (value === null || value === undefined) continue;
+        if (key === "text") node.textContent = String(value);
+        else if (key === "class") node.className = value;
+        else if (key === "title") node.title = String(value);
+        else if (key === "on") for (const ev of Object.keys(value)) node.addEventListener(ev, value[ev]);
+        else if (key === "data") for (const k of Object.keys(value)) node.dataset[k] = String(value[k]);
+        else node[key] = value;
+      }
+    }
+    for (let i = 2; i < arguments.length; i++) {
+      const child = arguments[i];
+      if (child === null || child === undefined || child === false) continue;
+      node.append(typeof child === "string" || typeof child === "number" ? String(child) : child);
+    }
+    return node;
+  }
+
+  function metric(name) { return METRICS.find(function (m) { return m.name === name; }); }
+
+  function fmt(value, unit) {
+    if (value === null || value === undefined) return "–";
+    if (unit === "share") return (100 * value).toFixed(1) + "%";
+    if (unit === "ms") return Math.round(value).toLocaleString("en");
+    if (Math.abs(value) >= 100) return value.toFixed(0);
+    return value.toFixed(2);
+  }
+
+  function estimateCell(e, unit, apart) {
+    if (!e || e.value === null) return el("td", { class: "none", text: "–", title: "no data" });
+    const ci = e.ci_low === null ? "no interval" : "[" + fmt(e.ci_low, unit) + ", " + fmt(e.ci_high, unit) + "]";
+    return el("td", { class: apart ? "apart" : "", title: e.n + " conversations" },
+      fmt(e.value, unit), el("span", { class: "ci", text: ci }));
+  }
+
+  // A group's interval that overlaps no other group's marks a difference worth a look.
+  function apartFrom(groups, name) {
+    const result = new Set();
+    groups.forEach(function (g, i) {
+      const e = g.metrics[name];
+      if (!e || e.ci_low === null || groups.length < 2) return;
+      const clear = groups.every(function (h, j) {
+        const f = h.metrics[name];
+        return i === j || !f || f.ci_low === null || e.ci_high < f.ci_low || e.ci_low > f.ci_high;
+      });
+      if (clear) result.add(i);
+    });
+    return result;
+  }
+
+  function groupHead(g) {
+    return el("th", { class: "c" + (groupColour.get(g.group) || 0), title: g.persona || g.group },
+      el("span", { class: "swatch" }), g.group,
+      el("span", { class: "ci", text: g.conversations + " conv., " + g.turns + " turns" }));
+  }
+
+  function metricTable(table, groups, names) {
+    table.replaceChildren();
+    table.append(el("thead", null, el("tr", null, el("th", { text: "metric" }), ...groups.map(groupHead))));
+    const body = el("tbody");
+    for (const name of names) {
+      const m = metric(name);
+      const apart = apartFrom(groups, name);
+      body.append(el("tr", { data: { metric: name } },
+        el("th", { text: m.label, title: m.definition }),
+        ...groups.map(function (g, i) { return estimateCell(g.metrics[name], m.unit, apart.has(i)); })));
+    }
+    table.append(body);
+  }
+
+  function renderSummary() {
+    const s = data.settings;
+    const convs = data.conversations.length;
+    document.getElementById("overview").textContent =
+      convs.toLocaleString("en") + " conversations in " + data.scenarios.length + " scenario(s), grouped by " + s.by +
+      (data.sources.length ? " · from " + data.sources.join(", ") : "");
+    document.getElementById("summary-note").textContent =
+      "Each cell: the value, and under it the 95% interval from a " + s.method + ", " + s.resamples +
+      " resamples, seed " + s.seed + ". Highlighted: an interval that overlaps no other group's.";
+    metricTable(document.getElementById("summary-table"), data.groups, METRICS.map(function (m) { return m.name; }));
+    const dl = document.getElementById("definitions");
+    for (const m of METRICS) dl.append(el("dt", { text: m.name }), el("dd", { text: m.definition }));
+    if (data.skippedCount) {
+      const box = document.getElementById("skipped");
+      box.append(el("p", { class: "note", text: data.skippedCount + " file(s) could not be read and were left out:" }));
+      const list = el("ul", { class: "note" });
+      for (const item of data.skipped) list.append(el("li", { text: item[1] }));
+      box.append(list);
+    }
+  }
+
+  const SCENARIO_METRICS = ["win_rate", "concession_rate", "turns_to_concede", "words_per_turn",
+    "over_length_rate", "self_repetition", "echo", "off_character_rate"];
+
+  function renderScenarios() {
+    const box = document.getElementById("scenario-tables");
+    for (const s of data.scenarios) {
+      const table = el("table", { data: { scenario: s.scenario } });
+      metricTable(table, s.groups, SCENARIO_METRICS);
+      box.append(el("h3", { text: s.scenario }), el("div", { class: "table-wrap" }, table));
+    }
+  }
+
+  function renderLeaderboard() {
+    if (!data.leaderboard) return;
+    document.getElementById("leaderboard").hidden = false;
+    document.getElementById("leaderboard-link").hidden = false;
+    const table = document.getElementById("leaderboard-table");
+    table.append(el("thead", null, el("tr", null, ...["#", "name", "rating", "95% interval", "games", "wins", "draws", "losses"]
+      .map(function (h) { return el("th", { text: h }); }))));
+    const body = el("tbody");
+    data.leaderboard.forEach(function (r, i) {
+      const ci = r.ci_low === null ? "–" : "[" + r.ci_low.toFixed(0) + ", " + r.ci_high.toFixed(0) + "]";
+      body.append(el("tr", null, el("td", { text: i + 1 }), el("td", { text: r.name }), el("td", { text: r.rating.toFixed(0) }),
+        el("td", { text: ci }), el("td", { text: r.games }), el("td", { text: r.wins }), el("td", { text: r.draws }),
+        el("td", { text: r.losses })));
+    });
+    table.append(body);
+  }
+
+  // ------------------------------------------------------------------ transcript browser
+  const convs = data.conversations;
+  const state = { model: "", scenario: "", outcome: "", page: 0, selected: null, sideBySide: false, rows: [] };
+
+  function lineup(c) { return c.agents.map(function (a) { return a.model; }).join(" vs "); }
+
+  function outcomeKind(c) {
+    if (c.status !== "success") return c.status;
+    if (c.reason === "end_rule") return c.winner || c.loser ? "won or lost" : "draw";
+    return "turn limits";
+  }
+
+  function outcomeText(c) {
+    if (c.status === "error") return "error: " + (c.error || "unknown");
+    if (c.status !== "success") return c.status;
+    const parts = [];
+    if (c.winner) parts.push(c.winner + " wins");
+    if (c.loser) parts.push(c.loser + " loses");
+    if (!parts.length) parts.push(c.reason === "end_rule" ? "draw" : "no winner");
+    let why = c.reason || "";
+    if (c.turn !== null && c.reason === "end_rule") why = "turn " + c.turn + ": " + (c.rule || "end rule");
+    return parts.join(", ") + " (" + why + ")";
+  }
+
+  function fillSelect(id, label, values) {
+    const select = document.getElementById(id);
+    select.append(el("option", { value: "", text: "all " + label }));
+    for (const v of values) select.append(el("option", { value: v, text: v }));
+    return select;
+  }
+
+  function uniqueSorted(values) { return Array.from(new Set(values)).sort(); }
+
+  function filtered() {
+    return convs.filter(function (c) {
+      if (state.scenario && c.scenario !== state.scenario) return false;
+      if (state.outcome && outcomeKind(c) !== state.outcome) return false;
+      if (state.model && !c.agents.some(function (a) { return a.model === state.model; })) return false;
+      return true;
+    });
+  }
+
+  function renderList() {
+    state.rows = filtered();
+    const pages = Math.max(1, Math.ceil(state.rows.length / PAGE));
+    state.page = Math.min(state.page, pages - 1);
+    const start = state.page * PAGE;
+    const shown = state.rows.slice(start, start + PAGE);
+    const list = document.getElementById("conv-list");
+    list.replaceChildren(...shown.map(function (c) {
+      return el("button", {
+        type: "button", class: "conv-row" + (c === state.selected ? " selected" : ""),
+        data: { id: c.id }, on: { click: function () { select(c); } }
+      }, el("span", { class: "line1", text: c.scenario + " #" + (c.repeat === null ? "?" : c.repeat) }),
+        el("br"), el("span", { class: "line2", text: lineup(c) }),
+        el("br"), el("span", { class: "line2", text: outcomeText(c) + " · " + c.turns.length + " turns" }));
+    }));
+    document.getElementById("list-count").textContent = state.rows.length
+      ? (start + 1) + "–" + (start + shown.length) + " of " + state.rows.length.toLocaleString("en") + " conversations"
+      : "no conversation matches";
+    document.getElementById("prev-page").disabled = state.page === 0;
+    document.getElementById("next-page").disabled = state.page >= pages - 1;
+  }
+
+  function turnStats(t) {
+    const bits = [];
+    const add = function (v, label) { if (v !== null && v !== undefined) bits.push(label(v)); };
+    add(t[F.words], function (v) { return v + " words"; });
+    add(t[F.sentences], function (v) { return v + " sentences"; });
+    add(t[F.tokens], function (v) { return v + " tokens"; });
+    add(t[F.ttft_ms], function (v) { return "first token " + Math.round(v) + " ms"; });
+    add(t[F.latency_ms], function (v) { return Math.round(v) + " ms"; });
+    add(t[F.sentiment], function (v) { return "sentiment " + v.toFixed(2); });
+    add(t[F.echo], function (v) { return "echo " + Math.round(100 * v) + "%"; });
+    add(t[F.self_repetition], function (v) { return "self-repetition " + Math.round(100 * v) + "%"; });
+    add(t[F.language], function (v) { return "language " + v; });
+    return bits.join(" · ");
+  }
+
+  function renderTurn(c, t, index) {
+    const who = t[F.speaker];
+    const position = typeof who === "number" ? who : -1;
+    const agent = position >= 0 ? c.agents[position] : { name: String(who), model: "" };
+    const deciding = c.reason === "end_rule" && c.turn === index;
+    const classes = ["turn", "c" + (position >= 0 ? position % 8 : 7)];
+    if (position % 2 === 1) classes.push("right");
+    if (deciding) classes.push("deciding");
+    return el("li", { class: classes.join(" "), data: { index: index } },
+      el("div", { class: "who" }, el("span", { class: "name", text: agent.name }), " ",
+        el("span", { class: "model", text: agent.model }),
+        t[F.scripted] ? el("span", { class: "badge", text: "scripted" }) : null,
+        t[F.over_length] === 1 ? el("span", { class: "badge warn", text: "over length" }) : null,
+        t[F.off_character] ? el("span", { class: "badge warn", text: "off character" }) : null,
+        deciding ? el("span", { class: "badge deciding", text: "deciding turn: " + (c.rule || "end rule") }) : null),
+      el("div", { class: "content", text: t[F.content] }),
+      el("div", { class: "stats", text: "#" + index + " · " + turnStats(t) }));
+  }
+
+  function renderConversation(c) {
+    const agents = el("ul", { class: "agents" }, ...c.agents.map(function (a, i) {
+      return el("li", { class: "c" + (i % 8) }, el("span", { class: "swatch" }), a.name + " · " + a.model + " ",
+        a.persona ? el("details", null, el("summary", { text: "persona" }), el("div", { class: "persona", text: a.persona })) : null);
+    }));
+    return el("article", { class: "conversation", data: { id: c.id } },
+      el("h3", { text: c.scenario }),
+      el("p", { class: "note", text: "conversation " + c.id + " · seed " + c.seed + " · run " +
+        (c.repeat === null ? "?" : c.repeat + 1) + " of " + (c.repeats || "?") + " · " + c.path }),
+      el("p", { class: "outcome" + (c.status === "error" ? " error" : ""), text: outcomeText(c) }),
+      c.matched ? el("p", { class: "note", text: "matched: " + c.matched }) : null,
+      agents,
+      el("ol", { class: "turns" }, ...c.turns.map(function (t, i) { return renderTurn(c, t, i); })));
+  }
+
+  // The same scenario under other line-ups of models: the conversation with the same run
+  // number (else the first) of each line-up.
+  function companions(c) {
+    const own = lineup(c);
+    const byLineup = new Map([[own, c]]);
+    for (const other of convs) {
+      const key = lineup(other);
+      if (other.scenario !== c.scenario || key === own) continue;
+      const current = byLineup.get(key);
+      if (!current || (current.repeat !== c.repeat && other.repeat === c.repeat)) byLineup.set(key, other);
+    }
+    return Array.from(byLineup.values()).slice(0, MAX_COLUMNS);
+  }
+
+  function renderViewer() {
+    const viewer = document.getElementById("viewer");
+    const c = state.selected;
+    if (!c) {
+      viewer.className = "viewer";
+      viewer.replaceChildren(el("p", { class: "empty", text: "Pick a conversation from the list." }));
+      return;
+    }
+    const shown = state.sideBySide ? companions(c) : [c];
+    viewer.className = shown.length > 1 ? "viewer columns" : "viewer";
+    viewer.replaceChildren(...shown.map(renderConversation));
+  }
+
+  function select(c) {
+    state.selected = c;
+    renderList();
+    renderViewer();
+  }
+
+  function initBrowser() {
+    const bind = function (id, key) {
+      fillSelect(id, key === "outcome" ? "outcomes" : key + "s", key === "model"
+        ? uniqueSorted(convs.flatMap(function (c) { return c.agents.map(function (a) { return a.model; }); }))
+        : key === "scenario" ? uniqueSorted(convs.map(function (c) { return c.scenario; }))
+          : uniqueSorted(convs.map(outcomeKind)));
+      document.getElementById(id).addEventListener("change", function (event) {
+        state[key] = event.target.value;
+        state.page = 0;
+        renderList();
+        if (state.rows.length && state.rows.indexOf(state.selected) < 0) select(state.rows[0]);
+      });
+    };
+    bind("filter-model", "model");
+    bind("filter-scenario", "scenario");
+    bind("filter-outcome", "outcome");
+    document.getElementById("side-by-side").addEventListener("change", function (event) {
+      state.sideBySide = event.target.checked;
+      renderViewer();
+    });
+    document.getElementById("prev-page").addEventListener("click", function () { state.page -= 1; renderList(); });
+    document.getElementById("next-page").addEventListener("click", function () { state.page += 1; renderList(); });
+    renderList();
+    if (state.rows.length) select(state.rows[0]); else renderViewer();
+  }
+
+  renderSummary();
+  renderScenarios();
+  renderLeaderboard();
+  initBrowser();
+  document.body.dataset.ready = "1";
+})();

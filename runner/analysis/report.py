@@ -1,0 +1,250 @@
+"""The HTML report: one self-contained file that works offline.
+
+Model output is untrusted, so the page keeps it away from markup: everything that comes
+from a transcript (content, speaker, model, scenario names) travels as JSON inside a
+``<script type="application/json">`` block, escaped so no text can close that block, and
+the page's own script puts it on screen with ``textContent`` only. A Content-Security-
+Policy allows nothing but the page's own script and style (by hash) and data: images, so
+even a mistake cannot run injected script or reach the network. Charts are SVG images.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+from collections.abc import Iterator, Sequence
+from importlib import resources
+from string import Template
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from runner import __version__
+from runner.analysis.charts import Chart, distribution_chart, interval_chart
+from runner.analysis.frames import Frames
+from runner.analysis.leaderboard import LeaderboardRow
+from runner.analysis.metrics import METRICS, Analysis, GroupResult, group_keys
+
+# Per-turn values sent to the transcript browser, in this order (arrays, not objects: the
+# field names would otherwise repeat on every one of 100,000 turns).
+TURN_FIELDS = (
+    "speaker content scripted words sentences tokens ttft_ms latency_ms sentiment echo "
+    "self_repetition language over_length off_character questions"
+).split()
+SKIPPED_SHOWN = 50
+
+
+def script_json(value: Any) -> str:
+    """JSON that is safe inside a ``<script>`` element: no ``<``, ``>`` or ``&`` (so no
+    ``</script>`` or ``<!--``), and no U+2028/U+2029, which old parsers treat as line ends."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    for char, escape in (
+        ("&", "\\u0026"),
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        text = text.replace(char, escape)
+    return text
+
+
+def _asset(name: str) -> str:
+    return resources.files("runner.analysis").joinpath("assets", name).read_text("utf-8")
+
+
+def _csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+def _clean(value: Any) -> Any:
+    """JSON-ready: NaN and pandas' NA become null, numpy scalars plain numbers."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 3)
+    return value
+
+
+def _runs(keys: Sequence[Any]) -> Iterator[tuple[Any, int, int]]:
+    start = 0
+    for i in range(1, len(keys) + 1):
+        if i == len(keys) or keys[i] != keys[start]:
+            yield keys[start], start, i
+            start = i
+
+
+def _roster(agents: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    roster: dict[str, list[dict[str, Any]]] = {}
+    for cid, name, model, persona in zip(
+        agents["conversation_id"], agents["agent"], agents["model"], agents["persona"], strict=True
+    ):
+        roster.setdefault(cid, []).append(
+            {"name": name, "model": model, "persona": _clean(persona) or ""}
+        )
+    return roster
+
+
+def _turn_rows(turns: pd.DataFrame, features: pd.DataFrame) -> list[list[Any]]:
+    """Each turn as a list of TURN_FIELDS values (the speaker still by name)."""
+    columns = {
+        "speaker": turns["speaker"].tolist(),
+        "content": turns["content"].tolist(),
+        "scripted": turns["scripted"].astype(int).tolist(),
+        "tokens": turns["completion_tokens"].tolist(),
+        "ttft_ms": turns["ttft_ms"].tolist(),
+        "latency_ms": turns["latency_ms"].tolist(),
+        **{name: features[name].tolist() for name in TURN_FIELDS if name in features.columns},
+    }
+    ordered = [columns[name] for name in TURN_FIELDS]
+    return [[_clean(values[i]) for values in ordered] for i in range(len(turns))]
+
+
+def conversation_payload(frames: Frames, features: pd.DataFrame) -> list[dict[str, Any]]:
+    """Every conversation with its agents and turns, for the transcript browser; a turn's
+    speaker is its agent's position in the conversation's agent list."""
+    roster = _roster(frames.agents)
+    rows = _turn_rows(frames.turns, features)
+    spans = {cid: (a, b) for cid, a, b in _runs(frames.turns["conversation_id"].tolist())}
+    # Listed as a person would look for them: by scenario, then in the order they ran.
+    ordered = frames.conversations.sort_values(
+        ["scenario", "started_at", "repeat_index", "conversation_id"], kind="stable"
+    )
+    out = []
+    for c in ordered.itertuples(index=False):
+        agents = roster.get(c.conversation_id, [])
+        names = [a["name"] for a in agents]
+        start, stop = spans.get(c.conversation_id, (0, 0))
+        turns = rows[start:stop]
+        for turn in turns:
+            if turn[0] in names:
+                turn[0] = names.index(turn[0])
+        out.append(
+            {
+                "id": c.conversation_id,
+                "scenario": c.scenario,
+                "status": c.status,
+                "reason": _clean(c.outcome_reason),
+                "rule": _clean(c.outcome_rule),
+                "winner": _clean(c.winner),
+                "loser": _clean(c.loser),
+                "turn": _clean(c.outcome_turn),
+                "matched": _clean(c.matched),
+                "error": _clean(c.error_message),
+                "seed": _clean(c.seed),
+                "repeat": _clean(c.repeat_index),
+                "repeats": _clean(c.repeat),
+                "path": c.path,
+                "started": c.started_at,
+                "agents": agents,
+                "turns": turns,
+            }
+        )
+    return out
+
+
+def _distributions(frames: Frames, analysis: Analysis) -> list[Chart]:
+    """Turn length and latency by group, from generated turns."""
+    turns = frames.turns
+    generated = ~turns["scripted"].to_numpy(dtype=bool)
+    agents = frames.agents
+    label, _ = group_keys(agents, analysis.by)
+    charts: list[Chart] = []
+    groups = [g.group for g in analysis.groups]
+    lookup = dict(
+        zip(zip(agents["conversation_id"], agents["agent"], strict=True), label, strict=True)
+    )
+    who = pd.Series(
+        [lookup.get(k) for k in zip(turns["conversation_id"], turns["speaker"], strict=True)],
+        index=turns.index,
+    )[generated]
+    for name, title, values in (
+        ("words_dist", "words per turn", analysis.features["words"]),
+        ("latency_dist", "reply latency (ms)", turns["latency_ms"]),
+        ("ttft_dist", "time to first token (ms)", turns["ttft_ms"]),
+    ):
+        series = pd.to_numeric(values[generated], errors="coerce").astype(float)
+        arrays = [series[who == g].to_numpy(dtype=float) for g in groups]
+        chart = distribution_chart(name, title, groups, arrays)
+        if chart is not None:
+            charts.append(chart)
+    return charts
+
+
+def charts(frames: Frames, analysis: Analysis) -> list[Chart]:
+    found = [interval_chart(m, analysis.groups) for m in METRICS]
+    return [c for c in found if c is not None] + _distributions(frames, analysis)
+
+
+def _groups(results: Sequence[GroupResult]) -> list[dict[str, Any]]:
+    return [g.to_dict() for g in results]
+
+
+def payload(
+    frames: Frames,
+    analysis: Analysis,
+    leaderboard: Sequence[LeaderboardRow] | None = None,
+    sources: Sequence[str] = (),
+) -> dict[str, Any]:
+    return {
+        "version": __version__,
+        "sources": list(sources),
+        "settings": analysis.settings,
+        "metrics": [
+            {"name": m.name, "label": m.label, "definition": m.definition, "unit": m.unit}
+            for m in METRICS
+        ],
+        "groups": _groups(analysis.groups),
+        "scenarios": [
+            {"scenario": name, "groups": _groups(results)}
+            for name, results in analysis.scenarios.items()
+        ],
+        "leaderboard": [row.model_dump() for row in leaderboard] if leaderboard else None,
+        "skipped": [[str(p), reason] for p, reason in frames.skipped[:SKIPPED_SHOWN]],
+        "skippedCount": len(frames.skipped),
+        "turnFields": TURN_FIELDS,
+        "conversations": conversation_payload(frames, analysis.features),
+    }
+
+
+def _figure(chart: Chart) -> str:
+    # Only constant text reaches the markup here: metric labels and a base64 data: URI.
+    return (
+        f'<figure class="chart" data-chart="{chart.name}"><img src="{chart.uri}" '
+        f'alt="{chart.title}"></figure>'
+    )
+
+
+def render_html(
+    frames: Frames,
+    analysis: Analysis,
+    leaderboard: Sequence[LeaderboardRow] | None = None,
+    sources: Sequence[str] = (),
+) -> str:
+    """The whole report page as one string."""
+    script = _asset("report.js")
+    style = _asset("report.css")
+    page = Template(_asset("report.html"))
+    data = script_json(payload(frames, analysis, leaderboard, sources))
+    figures = charts(frames, analysis)
+    return page.substitute(
+        csp=(
+            "default-src 'none'; "
+            f"script-src {_csp_hash(script)}; style-src {_csp_hash(style)}; "
+            "img-src data:; base-uri 'none'; form-action 'none'"
+        ),
+        style=style,
+        script=script,
+        data=data,
+        version=__version__,
+        interval_charts="\n".join(_figure(c) for c in figures if c.name not in DISTRIBUTIONS),
+        distribution_charts="\n".join(_figure(c) for c in figures if c.name in DISTRIBUTIONS),
+    )
+
+
+DISTRIBUTIONS = {"words_dist", "latency_dist", "ttft_dist"}
