@@ -195,7 +195,10 @@ def run(args: argparse.Namespace, err: Console, out: TextIO) -> int:
         frames = _load(args.paths, progress)
         analysis = _analyse(frames, args, progress)
         if args.format == "json":
-            text = json.dumps(metrics_json(analysis, frames), indent=2, ensure_ascii=False) + "\n"
+            data = metrics_json(analysis, frames)
+            board = find_leaderboard(args.paths)
+            data["leaderboard"] = [row.model_dump() for row in board] if board else None
+            text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
         elif args.format == "csv":
             text = metrics_csv(analysis)
         else:

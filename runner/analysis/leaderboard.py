@@ -28,6 +28,7 @@ class LeaderboardRow(BaseModel):
     wins: int
     draws: int
     losses: int
+    mean_reply_tokens: float | None = None
 
 
 def is_tournament(path: str | Path) -> bool:
@@ -35,13 +36,18 @@ def is_tournament(path: str | Path) -> bool:
 
 
 def tournament_leaderboard(folder: Path) -> list[LeaderboardRow] | None:
-    """The ratings of the tournament in ``folder``, or None when it has none to show.
+    """The ratings of the tournament in ``folder`` (as ``sparring leaderboard`` computes
+    them), or None when it has no results to rate or is not a tournament folder after all."""
+    from runner.tournament.ledger import LedgerError
+    from runner.tournament.standings import folder_leaderboard
 
-    Ratings are computed by the tournament package from its ledger; until the report can
-    ask it, a tournament folder's transcripts are reported without a leaderboard.
-    """
-    del folder
-    return None
+    try:
+        board = folder_leaderboard(folder)
+    except (LedgerError, KeyError, ValueError):
+        return None
+    if not board.games:
+        return None
+    return [LeaderboardRow.model_validate(row) for row in board.to_dict()["entrants"]]
 
 
 def find_leaderboard(paths: Iterable[str | Path]) -> list[LeaderboardRow] | None:

@@ -204,3 +204,18 @@ async def test_max_errors_stops_the_tournament(tmp_path: Path) -> None:
         outcome = await play(t, settings(out, fake.url, max_errors=2))
     assert outcome.stopped is not None and "max-errors" in outcome.stopped
     assert 2 <= len([r for r in results(out) if r["status"] == "error"]) < len(all_games(t))
+
+
+async def test_the_report_of_a_tournament_folder_carries_its_leaderboard(tmp_path: Path) -> None:
+    from runner.analysis.leaderboard import find_leaderboard
+    from runner.tournament.standings import folder_leaderboard
+
+    t = load_tournament(write_tournament(tmp_path / "t", MODELS[:3], games=1))
+    out = tmp_path / "out"
+    assert find_leaderboard([out]) is None
+    async with FakeOllama(MODELS) as fake:
+        await play(t, settings(out, fake.url))
+    rows = find_leaderboard([out])
+    assert rows is not None
+    expected = folder_leaderboard(out).to_dict()["entrants"]
+    assert [row.model_dump() for row in rows] == expected
