@@ -35,6 +35,7 @@ from runner.settings import RunSettings
 from runner.terminal import printable
 from runner.tournament import commands as tournament_commands
 from runner.tournament.play import PlaySettings
+from runner.tournament.spec import json_schema as tournament_schema
 from runner.transcript import TranscriptWriteError, read_transcript, transcript_paths
 from runner.transcript import json_schema as transcript_schema
 
@@ -250,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     schema = sub.add_parser(
         "schema", parents=[common], help="print the JSON Schema of scenarios or transcript lines"
     )
-    schema.add_argument("what", choices=("scenario", "transcript"))
+    schema.add_argument("what", choices=("scenario", "tournament", "transcript"))
     show = sub.add_parser("show", parents=[common], help="print a transcript readably")
     show.add_argument(
         "transcripts", nargs="+", metavar="TRANSCRIPT", help="JSONL files or folders of them"
@@ -370,7 +371,12 @@ async def cmd_tournament(args: argparse.Namespace, out: Console, err: Console) -
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    schema = scenario_schema() if args.what == "scenario" else transcript_schema()
+    schemas = {
+        "scenario": scenario_schema,
+        "tournament": tournament_schema,
+        "transcript": transcript_schema,
+    }
+    schema = schemas[args.what]()
     sys.stdout.write(json.dumps(schema, indent=2, ensure_ascii=False) + "\n")
     return EXIT_OK
 

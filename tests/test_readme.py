@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from agents.backends.config import GenerateConfig
 from runner.scenario import AgentSpec, Defaults, EndRule, Scenario
+from runner.tournament.spec import EntrantSpec, JudgeSpec, TournamentSpec
 from runner.transcript import (
     AgentInfo,
     EndRecord,
@@ -66,3 +67,21 @@ def test_scenario_reference_names_every_field(model: type[BaseModel]) -> None:
     backticked = set(re.findall(r"`([a-z_]+)`", text))
     missing = set(model.model_fields) - yaml_keys - backticked
     assert not missing, f"{model.__name__}: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("model", [TournamentSpec, EntrantSpec, JudgeSpec])
+def test_tournament_reference_names_every_field(model: type[BaseModel]) -> None:
+    text = section("Tournaments: `sparring tournament run`")
+    yaml_keys = set(re.findall(r"^\s*-?\s*([a-z_]+):", text, re.M))
+    mentioned = set(re.findall(r"\b([a-z_]+):", text)) | set(re.findall(r"`([a-z_]+)`", text))
+    missing = set(model.model_fields) - yaml_keys - mentioned
+    assert not missing, f"{model.__name__}: {sorted(missing)}"
+
+
+def test_results_lines_are_described_field_by_field() -> None:
+    from runner.tournament.ledger import ResultRecord
+
+    text = section("Tournaments: `sparring tournament run`")
+    described = text[text.index("**Results lines**") :].split("\n\n", 1)[0]
+    named = set(re.findall(r"`([a-z_]+)`", described))
+    assert set(ResultRecord.model_fields) - {"type"} <= named
