@@ -70,7 +70,9 @@ def prompt(transcript: Transcript, judge: Judge, order: Order) -> list[Message]:
 def parse(raw: str) -> tuple[Literal["first", "second", "draw"], str] | None:
     """(winner, reason) from a reply that follows the schema, else None."""
     try:
-        data = json.loads(raw)
+        # strict=False: a raw newline inside the reason (small models write them, and
+        # llama.cpp's grammar lets them through) does not make a verdict invalid.
+        data = json.loads(raw, strict=False)
     except ValueError:
         return None
     if not isinstance(data, dict):

@@ -219,3 +219,45 @@ async def test_the_report_of_a_tournament_folder_carries_its_leaderboard(tmp_pat
     assert rows is not None
     expected = folder_leaderboard(out).to_dict()["entrants"]
     assert [row.model_dump() for row in rows] == expected
+
+
+def test_a_verdict_with_a_raw_newline_in_its_reason_still_counts() -> None:
+    from runner.tournament.judge import parse
+
+    assert parse('{"winner": "second", "reason": "line one\nline two"}') == (
+        "second",
+        "line one\nline two",
+    )
+    assert parse('{"winner": "nobody", "reason": "x"}') is None
+    assert parse('{"winner": "first"}') is None
+
+
+async def test_a_tournament_on_an_openai_compatible_server(tmp_path: Path) -> None:
+    from tests.fakes.openai_server import FakeOpenAI
+
+    t = load_tournament(write_tournament(tmp_path / "t", MODELS[:3], games=1, max_turns=4))
+    out = tmp_path / "out"
+    async with FakeOpenAI(models=MODELS) as fake:
+        run = RunSettings(out_dir=out, backend="openai", hosts=(fake.url,), retry=FAST)
+        outcome = await play(t, PlaySettings(out=out, run=run))
+        chats = fake.chat_requests
+    assert len(outcome.recorded) == 6 and {r.status for r in outcome.recorded} == {"success"}
+    assert {r.body["model"] for r in chats} == set(MODELS[:3])
+    assert all("keep_alive" not in r.body for r in chats)  # an ollama knob: not sent
+
+
+async def test_two_hosts_share_the_work_each_within_its_limit(tmp_path: Path) -> None:
+    t = load_tournament(write_tournament(tmp_path / "t", MODELS, games=2))
+    out = tmp_path / "out"
+    async with (
+        FakeOllama(MODELS, max_loaded=2, load_delay=0.01) as one,
+        FakeOllama(MODELS, max_loaded=2, load_delay=0.01) as two,
+    ):
+        run = RunSettings(out_dir=out, backend="ollama", hosts=(one.url, two.url), retry=FAST)
+        outcome = await play(t, PlaySettings(out=out, run=run, max_loaded=2))
+        served = [len([r for r in fake.requests if r.get("messages")]) for fake in (one, two)]
+        most = [fake.residency.most_loaded for fake in (one, two) if fake.residency]
+    assert sorted(r["game_id"] for r in results(out)) == sorted(g.id for g in all_games(t))
+    assert all(n > 0 for n in served)  # both servers worked
+    assert most == [2, 2]  # neither held more than it can
+    assert outcome.loads >= 4
