@@ -49,9 +49,14 @@ FOLLOWERS = re.compile(
 )
 
 # Where a new clause starts, out of reach of the cues before it: "I never lose, but I
-# lost." Commas are not boundaries, or "I won't, whatever you say, admit I lost" would count.
+# lost." A comma is one only when the phrase opens the clause after it ("I can't argue
+# with that, I lost."), or "I won't, whatever you say, admit I lost" would count.
 BOUNDARY = re.compile(
     r"[;:]|\s[-–—]+\s|[–—]|\b(?:but|yet|so|though|although|however|anyway)\b", re.IGNORECASE
+)
+OPENS_CLAUSE = re.compile(
+    r",(?:\s*(?:ok|okay|fine|well|alright|yes|yeah|then|honestly|clearly|sadly|alas)\s*,?)*\s*$",
+    re.IGNORECASE,
 )
 # Separators of the clauses a question mark can belong to.
 CLAUSE = re.compile(r"[,;:]|\s[-–—]+\s|[–—]")
@@ -162,5 +167,8 @@ def _asks(sentence: str, start: int, end: int) -> bool:
 def _hedged(sentence: str, start: int) -> bool:
     """Whether a negation, condition, wish or report in the phrase's clause governs it."""
     boundaries = [m.end() for m in BOUNDARY.finditer(sentence, 0, start)]
-    scope = sentence[boundaries[-1] if boundaries else 0 : start]
+    comma = sentence.rfind(",", 0, start)
+    if comma >= 0 and OPENS_CLAUSE.match(sentence, comma, start):
+        boundaries.append(comma + 1)
+    scope = sentence[max(boundaries, default=0) : start]
     return HEDGE.search(AFFIRMING.sub(" ", scope)) is not None

@@ -33,6 +33,7 @@ def why_not(
         ("I think I lost.", None),
         ("I don't know how, but I lost.", None),  # the cue is in another clause
         ("I won't, whatever you say, admit I lost.", "hedged"),  # commas do not end it
+        ("I can't answer that, I lost.", None),  # unless the phrase opens the next clause
         ("I can't believe I lost.", None),
         ("No, I lost.", None),
         ("No way I lost.", "hedged"),
