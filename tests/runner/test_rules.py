@@ -3,6 +3,9 @@ other objects and lines written in someone else's name do not; stalemates end in
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +62,8 @@ CONCESSIONS = [
     "I must admit I lost.",
     "I have to say I lost this one.",
     "I never thought I'd say it, but I lost.",
+    "I can't argue with that, I lost.",  # the phrase opens its own clause
+    "When you put it that way, well, I lost.",
     "Honestly, I lost 😅",
     "I lost… you win.",  # an ellipsis character ends the sentence like "..."
     "好吧，I lost！",  # fullwidth punctuation
@@ -402,11 +407,13 @@ def problems(end: str, tmp_path: Path) -> str:
     [
         (
             "  - {outcome: draw}\n",
-            "6:5: end[0]: give exactly one of 'phrase' or 'regex' (or 'stalemate' for a stalemate rule)",
+            "6:5: end[0]: give exactly one of 'phrase' or 'regex' (or 'stalemate' for a "
+            "stalemate rule)",
         ),
         (
             "  - {phrase: I lost, stalemate: {}, outcome: draw}\n",
-            "6:5: end[0]: give exactly one of 'phrase' or 'regex' (or 'stalemate' for a stalemate rule)",
+            "6:5: end[0]: give exactly one of 'phrase' or 'regex' (or 'stalemate' for a "
+            "stalemate rule)",
         ),
         (
             "  - {stalemate: {repeats: 1}, outcome: draw}\n",
@@ -448,3 +455,50 @@ def test_bad_end_rules_are_one_line_errors(end: str, expected: str, tmp_path: Pa
     message = problems(end, tmp_path)
     assert expected in message
     assert len(message.splitlines()) == 1
+
+
+def test_the_shipped_classroom_games_end_in_stalemates() -> None:
+    for name in ("i-lost.yaml", "i-lost-builtin.yaml"):
+        rules = load_scenario(ROOT / "scenarios" / name).end
+        assert [r.outcome for r in rules if r.stalemate is not None] == ["draw"], name
+
+
+ECHO = """\
+name: echo
+defaults:
+  model: smollm2:135m
+  options: {temperature: 0, num_predict: 16}
+agents:
+  - name: A
+    persona: Repeat the user's message word for word. Say nothing else.
+    opening: "I lost? Never. Cats are better than dogs."
+  - name: B
+    persona: Repeat the user's message word for word. Say nothing else.
+max_turns: 8
+end:
+  - {phrase: "I lost", outcome: speaker_loses}
+  - {name: stalemate, stalemate: {}, outcome: draw}
+seed: 1
+"""
+
+
+@pytest.mark.realmodel
+def test_a_real_model_caught_in_a_loop_ends_in_a_draw(tmp_path: Path) -> None:
+    """SmolLM2 told to echo, greedily: its real replies (cut mid-sentence, with their own
+    whitespace) must be recognised as one turn said over and over, well before the limit."""
+    scenario = tmp_path / "echo.yaml"
+    scenario.write_text(ECHO, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "OPENAI_"))}
+    command = [sys.executable, "-m", "runner.cli", "run", str(scenario), "--backend", "local"]
+    result = subprocess.run(
+        [*command, "--out", str(tmp_path), "--quiet"],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=240, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    [path] = sorted(tmp_path.glob("*.jsonl"))
+    transcript = read_transcript(path)
+    assert transcript.end is not None
+    outcome = transcript.end.outcome
+    assert (outcome.reason, outcome.rule, outcome.winner) == ("end_rule", "stalemate", None)
+    assert outcome.turn is not None and outcome.turn < 7
+    assert len(transcript.turns) == outcome.turn + 1
