@@ -143,7 +143,7 @@ class Conversation:
         self.observer.turn_finished(TurnFinished(record))
         if record.scripted:
             return None  # a scripted line is the scenario speaking, not the agent conceding
-        return self.referee.judge(record.speaker, record.content, record.index)
+        return self.referee.judge(record.speaker, record.content, record.index, self.turns)
 
     def _limit_outcome(self) -> Outcome | None:
         last = len(self.turns) - 1
