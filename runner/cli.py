@@ -341,7 +341,9 @@ def _fail(args: argparse.Namespace, code: int, lines: Sequence[str]) -> int:
     if args.debug:
         traceback.print_exc()
     for line in lines:
-        print(f"sparring: {printable(line)}", file=sys.stderr)
+        # An indented line goes on explaining the one above it.
+        prefix = "" if line.startswith("  ") else "sparring: "
+        print(f"{prefix}{printable(line)}", file=sys.stderr)
     return code
 
 

@@ -156,7 +156,7 @@ async def choose_backend(requested: str, settings: BackendSettings) -> Choice:
         return Choice(
             "local",
             f"{tried}; using the embedded engine",
-            alternative="or start ollama (`ollama serve`) and run again",
+            alternative="start ollama (`ollama serve`) and run again",
         )
     raise EngineMissing(
         f"{tried}, and the embedded engine is not installed: "

@@ -89,19 +89,19 @@ def api_key(env: str | None) -> str | None:
 
 
 def served_hint(name: str, served: list[str]) -> str:
-    """What the server serves, and the id to name instead of ``name`` when one looks like it.
+    """What to name instead of ``name``: the served id that looks like it, if one does.
 
-    Servers name models as they were started (llama-cpp-python: the file path) and
-    scenarios may use those ids as they are, in ``model:`` or ``--model``.
+    Servers name models as they were started (llama-cpp-python: by file path), and a
+    scenario's ``model:`` or ``--model`` may use those ids as they are.
     """
     if not served:
         return "the server lists no models at /v1/models"
     like = alike(name, served)
     pick = like[0] if len(like) == 1 else served[0] if len(served) == 1 else None
-    listed = ", ".join(served)
+    listed = ", ".join(served[:12]) + (f" and {len(served) - 12} more" if len(served) > 12 else "")
     if pick is None:
-        return f"the server lists: {listed}; name one of these as the model"
-    return f"the server lists: {listed}; name it as the model (e.g. --model {pick!r})"
+        return f"it serves {listed}: name one of these as the model"
+    return f"it serves {listed}: name it as the model, e.g. --model {pick!r}"
 
 
 class OpenAIBackend:

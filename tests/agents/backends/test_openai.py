@@ -517,7 +517,7 @@ async def test_models_listed_by_path_are_named_in_the_error(make_backend) -> Non
             await backend.find_model("smollm2:135m")
         assert (await backend.find_model(LLAMA_CPP_PATH)).name == LLAMA_CPP_PATH
     hint = caught.value.hint or ""
-    assert f"the server lists: {LLAMA_CPP_PATH}" in hint
+    assert f"it serves {LLAMA_CPP_PATH}" in hint
     assert f"--model '{LLAMA_CPP_PATH}'" in hint
 
 
