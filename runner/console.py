@@ -290,9 +290,10 @@ def models_table(out: Console, backend: str, host: str | None, models: Sequence[
         for m in sorted(models, key=lambda m: m.name)
     ]
     if not out.is_terminal:
-        out.print(safe(f"# {backend} at {host}"))
-        for row in rows:
-            out.print(safe("\t".join(row)), soft_wrap=True, overflow="ignore", crop=False)
+        # Written as they are: rich would expand the tabs and pad or wrap at its width.
+        lines = [f"# {backend} at {host}", *("\t".join(row) for row in rows)]
+        out.file.write("".join(printable(line) + "\n" for line in lines))
+        out.file.flush()
         return
     table = Table(title=printable(f"{backend} at {host}"), title_justify="left", show_edge=False)
     for column in ("model", "size", "family", "parameters", "quantization"):

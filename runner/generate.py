@@ -43,10 +43,9 @@ _JITTER = random.Random()
 # A stream dropped this many times in a row the same way is no passing fault: stop early.
 SAME_DROPS = 3
 DROPS_HINT = (
-    f"the stream was dropped the same way {SAME_DROPS} times in a row; the server's log may "
-    "say why: often a prompt longer than its context (start it with a larger context, or "
-    "send less with `history: N`), or a server that cuts a stream short for a newer request "
-    "(llama-cpp-python's server: use --concurrency 1)"
+    f"dropped the same way {SAME_DROPS} times in a row; the server's log may say why (often "
+    "a prompt longer than its context; llama-cpp-python's server also cuts a stream short "
+    "when a newer request arrives: use --concurrency 1)"
 )
 
 

@@ -66,6 +66,17 @@ class Stall:
 Action = str | Error | MidStreamError | Drop | Stall
 
 
+# How llama-cpp-python's server behaves out of the box (see the module docstring).
+LLAMA_CPP_PYTHON: dict[str, Any] = {
+    "usage": False,
+    "interrupt_requests": True,
+    "tokenizer": "extras",
+    "context": 2048,
+    "token_delay": 0.01,
+}
+LLAMA_CPP_PYTHON_MODEL = "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
 @dataclass(slots=True)
 class RecordedRequest:
     method: str
@@ -118,17 +129,10 @@ class FakeOpenAI:
 
     @classmethod
     def like_llama_cpp_python(
-        cls, model_path: str = "/models/SmolLM2-135M-Instruct.Q4_1.gguf", **kwargs: Any
+        cls, model_path: str = LLAMA_CPP_PYTHON_MODEL, **kwargs: Any
     ) -> FakeOpenAI:
         """As ``python -m llama_cpp.server --model PATH`` with its default settings."""
-        defaults: dict[str, Any] = {
-            "usage": False,
-            "interrupt_requests": True,
-            "tokenizer": "extras",
-            "context": 2048,
-            "token_delay": 0.01,
-        }
-        return cls([model_path], **(defaults | kwargs))
+        return cls([model_path], **(LLAMA_CPP_PYTHON | kwargs))
 
     def script(self, *actions: Action) -> None:
         self._script.extend(actions)
