@@ -110,11 +110,13 @@ class LiveObserver(Observer):
             self._fresh = True
 
     def turn_finished(self, event: TurnFinished) -> None:
+        record = event.record
         if self.streaming:
+            if empty(record):
+                self.console.print(safe(f"({empty_note(record)})", "dim yellow"), end="")
             self.console.print()
             self._open_line = False
             return
-        record = event.record
         self.console.print(
             self._header(record.speaker, record.model, record.scripted),
             safe(record.content.strip(), speaker_style(self.names, record.speaker)),
@@ -162,6 +164,12 @@ class ProgressObserver(Observer):
     def turn_finished(self, event: TurnFinished) -> None:
         self.turns += 1
         self.progress.update(self.task, turns=self.turns)
+        record = event.record
+        if empty(record):
+            self.progress.console.print(
+                safe(f"{record.speaker} ({record.model}), turn {record.index}: "
+                     f"{empty_note(record)}", "dim yellow")
+            )  # fmt: skip
 
     def retrying(self, event: Retrying) -> None:
         self.progress.console.print(
@@ -179,6 +187,15 @@ class ProgressObserver(Observer):
         left = elapsed / self.done * (self.total - self.done)
         eta = f"ETA {_duration(left)}" if self.done < self.total else "done"
         self.progress.update(self.task, advance=1, errors=self.errors, eta=eta)
+
+
+def empty(record: TurnRecord) -> bool:
+    """A generated turn without any visible text: a model's answer, but never a quiet one."""
+    return not record.scripted and not record.content.strip()
+
+
+def empty_note(record: TurnRecord) -> str:
+    return f"empty reply: the model stopped before any text, done_reason {record.done_reason}"
 
 
 def _duration(seconds: float) -> str:
@@ -347,6 +364,8 @@ def _turn_line(turn: TurnRecord, names: Sequence[str]) -> Text:
         facts.append(f"{turn.attempts} attempts")
     if turn.done_reason == "length":
         facts.append("cut at num_predict")
+    if empty(turn):
+        facts.append("empty reply")
     return Text.assemble(
         (f"{turn.index:>3} ", "dim"),
         safe(turn.speaker, f"bold {style}"),
