@@ -28,6 +28,7 @@ from runner import __version__, logs
 from runner.batch import run_batch
 from runner.console import console, models_table, show_transcript
 from runner.generate import RetryPolicy
+from runner.preview import preview
 from runner.scenario import MAX_REPEAT, MAX_TURNS, ResolvedScenario, load_scenario
 from runner.scenario import json_schema as scenario_schema
 from runner.settings import RunSettings
@@ -133,6 +134,12 @@ def _add_run(
         help="validate, choose backends and check models; do not chat",
     )
     run.add_argument("--quiet", action="store_true", help="print only the summary")
+    run.add_argument(
+        "--show-prompts",
+        action="store_true",
+        help="print each agent's first request as its engine would receive it "
+        "(implies --dry-run: nothing is sent to a model)",
+    )
 
 
 def _add_inputs(run: argparse.ArgumentParser) -> None:
@@ -273,6 +280,9 @@ async def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
         repeat=args.repeat,
         max_turns=args.max_turns,
     )
+    if args.show_prompts:
+        await preview(scenarios, _settings(args), out)
+        return EXIT_OK
     failed = await run_batch(
         scenarios, _settings(args), out=out, err=err, quiet=args.quiet, dry_run=args.dry_run
     )
