@@ -332,7 +332,9 @@ def show_transcript(out: Console, transcript: Transcript) -> None:
     out.print(run_header(run, str(transcript.path)))
     out.print(
         safe(
-            f"run {run.run_id}, conversation {run.conversation_id}, started {run.started_at}", "dim"
+            f"run {run.run_id}, conversation {run.conversation_id}, started {run.started_at}; "
+            f"play it again: sparring rerun {transcript.path}",
+            "dim",
         )
     )
     for agent in run.agents:
