@@ -11,7 +11,8 @@ deterministic text derived from the request.
 the box: its model listed by file path, no usage in streams (whatever ``stream_options``
 asks), a tokenizer at ``POST /extras/tokenize`` (counting a BOS token), a stream in
 progress cut short by any newer request (``[DONE]`` without a finish reason), and the
-connection dropped on a prompt longer than its context. Tokens here are words.
+stream ended without a single event on a prompt longer than its context. Tokens here
+are words.
 """
 
 from __future__ import annotations
@@ -291,11 +292,13 @@ class FakeOpenAI:
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]
             }
 
-        await response.write(b": keep-alive comment, to be ignored\n\n")
         if self.context is not None and usage["prompt_tokens"] > self.context:
-            action = Drop(after_tokens=0)  # llama-cpp-python raises mid-stream; uvicorn hangs up
-        else:
-            await send(chunk({"role": "assistant", "content": ""}))
+            # llama-cpp-python raises "Requested tokens exceed context window" inside the
+            # stream: the client gets a 200 whose body ends without a single event.
+            await response.write_eof()
+            return response
+        await response.write(b": keep-alive comment, to be ignored\n\n")
+        await send(chunk({"role": "assistant", "content": ""}))
         cut = action.after_tokens if isinstance(action, MidStreamError | Drop) else None
         interrupted = asyncio.Event()
         self._streaming.add(interrupted)

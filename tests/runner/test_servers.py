@@ -4,12 +4,21 @@ path, a tokenizer endpoint, dropped streams on an overlong prompt)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from agents.backends.gguf import resolve_model
 from runner.transcript import read_transcript
 from tests.fakes.openai_server import LLAMA_CPP_PYTHON, FakeOpenAI, words
 
@@ -143,7 +152,7 @@ def test_an_overlong_prompt_stops_early_pointing_at_the_servers_log(tmp_path: Pa
     assert len(fake.chat_requests) == 3  # not the five --retries allows
     end = read_transcript(next(out.glob("*.jsonl"))).end
     assert end is not None and end.error is not None
-    assert "closed the connection mid-reply" in end.error.message
+    assert "stream ended without its final message" in end.error.message
     assert "the server's log may say why" in end.error.message
     assert "context" in result.stdout
 
@@ -158,3 +167,121 @@ def test_models_prints_long_ids_whole_when_piped() -> None:
         f"{PATH}\t\t\t\t",
         f"{long}\t\t\t\t",
     ]
+
+
+# -- the real thing: llama-cpp-python's server with the built-in SmolLM2 file ------------
+
+
+@dataclass
+class RealServer:
+    url: str  # the server's root: auto finds /v1/models there
+    model: str  # its id: the file path
+    log: Path
+
+
+@pytest.fixture(scope="module")
+def llama_cpp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer]:
+    model = str(resolve_model("smollm2:135m").path)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = tmp_path_factory.mktemp("llama-cpp-server") / "server.log"
+    command = [
+        sys.executable, "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1",
+        "--port", str(port), "--n_ctx", "512", "--n_threads", "2", "--verbose", "False",
+    ]  # fmt: skip
+    with open(log, "wb") as sink:
+        server = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # until it answers: loading the model takes a moment
+            assert server.poll() is None, log.read_text(errors="replace")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"{url}/v1/models", timeout=2):
+                    break
+            assert time.monotonic() < deadline, "llama_cpp.server did not start"
+            time.sleep(0.2)
+        yield RealServer(url, model, log)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+TINY = """\
+name: tiny
+defaults:
+  model: smollm2:135m
+  persona: "{persona}"
+  options: {{temperature: 0, num_predict: 12}}
+agents:
+  - {{name: Ada, opening: "Cats or dogs?"}}
+  - {{name: Max}}
+max_turns: 3
+"""
+
+
+def tiny(tmp_path: Path, persona: str = "Answer in one short sentence.") -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY.format(persona=persona), encoding="utf-8")
+    return path
+
+
+@pytest.mark.realmodel
+def test_llama_cpp_server_gives_whole_turns_and_counted_tokens(
+    llama_cpp_server: RealServer, tmp_path: Path
+) -> None:
+    server = llama_cpp_server
+    result = sparring(
+        "run", tiny(tmp_path), "--host", server.url, "--model", server.model,
+        "--concurrency", "1", "--out", tmp_path / "out", "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    transcript = read_transcript(next((tmp_path / "out").glob("*.jsonl")))
+    assert transcript.run.backend == "openai"
+    assert "answered at" in (transcript.run.backend_reason or "")
+    generated = [t for t in transcript.turns if not t.scripted]
+    assert len(generated) == 2
+    for turn in generated:
+        assert turn.content.strip() and turn.done_reason in {"stop", "length"}
+        assert turn.completion_tokens is not None and 0 < turn.completion_tokens <= 12
+        assert turn.prompt_tokens is None
+
+
+@pytest.mark.realmodel
+def test_llama_cpp_server_overlong_prompt_points_at_its_log(
+    llama_cpp_server: RealServer, tmp_path: Path
+) -> None:
+    server = llama_cpp_server
+    result = sparring(
+        "run", tiny(tmp_path, persona="blah " * 700), "--host", server.url,
+        "--model", server.model, "--backoff", "0.05", "--out", tmp_path / "out", "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 1
+    end = read_transcript(next((tmp_path / "out").glob("*.jsonl"))).end
+    assert end is not None and end.error is not None and end.error.attempts == 3
+    assert "the server's log may say why" in end.error.message
+    assert "exceed context window" in server.log.read_text(errors="replace")
+
+
+@pytest.mark.realmodel
+def test_llama_cpp_server_at_four_at_once_never_records_a_cut_reply(
+    llama_cpp_server: RealServer, tmp_path: Path
+) -> None:
+    # Last of the three: its cut streams leave the server busy for a moment.
+    server = llama_cpp_server
+    sparring(
+        "run", tiny(tmp_path), "--host", server.url, "--model", server.model,
+        "--repeat", "3", "--backoff", "0.05", "--out", tmp_path / "out", "--quiet",
+    )  # fmt: skip
+    transcripts = [read_transcript(p) for p in (tmp_path / "out").glob("*.jsonl")]
+    assert len(transcripts) == 3
+    for transcript in transcripts:
+        for turn in (t for t in transcript.turns if not t.scripted):
+            assert turn.content.strip() and turn.done_reason in {"stop", "length"}
+        if transcript.status == "error":
+            assert transcript.end is not None and transcript.end.error is not None
+            assert transcript.end.error.kind == "stream_error"
+            assert "--concurrency 1" in transcript.end.error.message
+        else:
+            assert transcript.status == "success"
