@@ -162,6 +162,22 @@ def _add_inputs(run: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_rerun(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    parents: list[argparse.ArgumentParser],
+) -> None:
+    rerun = sub.add_parser(
+        "rerun", parents=parents, help="play one transcript's conversation again"
+    )
+    rerun.add_argument("transcript", metavar="TRANSCRIPT", help="a JSONL transcript")
+    _add_limits(rerun)
+    rerun.add_argument(
+        "--out", metavar="DIR", type=Path, default=Path("transcripts"), help="transcript folder"
+    )
+    rerun.add_argument("--pull", action="store_true", help="pull missing models (ollama)")
+    rerun.add_argument("--quiet", action="store_true", help="print only the summary")
+
+
 def _add_limits(run: argparse.ArgumentParser) -> None:
     """How hard to push the servers, and how long to wait for them."""
     run.add_argument(
@@ -200,22 +216,6 @@ def _add_limits(run: argparse.ArgumentParser) -> None:
         )  # fmt: skip
 
 
-def _add_rerun(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser],
-    parents: list[argparse.ArgumentParser],
-) -> None:
-    rerun = sub.add_parser(
-        "rerun", parents=parents, help="play one transcript's conversation again"
-    )
-    rerun.add_argument("transcript", metavar="TRANSCRIPT", help="a JSONL transcript")
-    _add_limits(rerun)
-    rerun.add_argument(
-        "--out", metavar="DIR", type=Path, default=Path("transcripts"), help="transcript folder"
-    )
-    rerun.add_argument("--pull", action="store_true", help="pull missing models (ollama)")
-    rerun.add_argument("--quiet", action="store_true", help="print only the summary")
-
-
 def build_parser() -> argparse.ArgumentParser:
     common, backend = _shared()
     parser = argparse.ArgumentParser(
@@ -226,7 +226,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sparring {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(sub, [common, backend])
-    _add_rerun(sub, [common, backend])
     validate = sub.add_parser("validate", parents=[common], help="check scenario files")
     validate.add_argument("files", nargs="+", metavar="FILE")
     sub.add_parser("models", parents=[common, backend], help="list the backend's models")
@@ -238,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument(
         "transcripts", nargs="+", metavar="TRANSCRIPT", help="JSONL files or folders of them"
     )
+    _add_rerun(sub, [common, backend])
     return parser
 
 
@@ -307,11 +307,6 @@ async def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-async def cmd_rerun(args: argparse.Namespace, out: Console, err: Console) -> int:
-    result = await rerun(args.transcript, _settings(args), out=out, err=err, quiet=args.quiet)
-    return EXIT_FAILED if result.status == "error" else EXIT_OK
-
-
 async def cmd_models(args: argparse.Namespace, out: Console) -> int:
     settings = BackendSettings(hosts=tuple(args.host), api_key_env=args.api_key_env)
     choice = await choose_backend(args.backend or "auto", settings)
@@ -336,6 +331,11 @@ def cmd_show(args: argparse.Namespace, out: Console) -> int:
             out.rule()
         show_transcript(out, read_transcript(path))
     return EXIT_OK
+
+
+async def cmd_rerun(args: argparse.Namespace, out: Console, err: Console) -> int:
+    result = await rerun(args.transcript, _settings(args), out=out, err=err, quiet=args.quiet)
+    return EXIT_FAILED if result.status == "error" else EXIT_OK
 
 
 class _Stopper:
@@ -364,10 +364,10 @@ async def _main_async(args: argparse.Namespace, out: Console, err: Console) -> i
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(signum, stopper)
-    if args.command == "run":
-        return await cmd_run(args, out, err)
     if args.command == "rerun":
         return await cmd_rerun(args, out, err)
+    if args.command == "run":
+        return await cmd_run(args, out, err)
     return await cmd_models(args, out)
 
 

@@ -247,10 +247,11 @@ def resolve_model(name: str) -> ResolvedModel:
     if found is not None:
         return found
     raise ModelNotFound(
-        "not a built-in model, a .gguf file or a model in the ollama store "
-        f"({ollama_models_dir()}, read without an ollama server)",
+        "not found",
         backend=BACKEND,
         model=name,
+        hint="it is not a built-in model, a .gguf file or a model in the ollama store "
+        f"({ollama_models_dir()}, read without an ollama server)",
     )
 
 
