@@ -251,7 +251,8 @@ def resolve_model(name: str) -> ResolvedModel:
         backend=BACKEND,
         model=name,
         hint="it is not a built-in model, a .gguf file or a model in the ollama store "
-        f"({ollama_models_dir()}, read without an ollama server)",
+        f"({ollama_models_dir()}: `ollama pull` puts models there, and this engine reads "
+        "them without an ollama server)",
     )
 
 
