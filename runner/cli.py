@@ -29,6 +29,8 @@ from runner.analysis import command as report_command
 from runner.batch import run_batch
 from runner.console import console, models_table, show_transcript
 from runner.generate import RetryPolicy
+from runner.preview import preview
+from runner.replay import rerun
 from runner.scenario import MAX_REPEAT, MAX_TURNS, ResolvedScenario, load_scenario
 from runner.scenario import json_schema as scenario_schema
 from runner.settings import RunSettings
@@ -137,6 +139,12 @@ def _add_run(
         help="validate, choose backends and check models; do not chat",
     )
     run.add_argument("--quiet", action="store_true", help="print only the summary")
+    run.add_argument(
+        "--show-prompts",
+        action="store_true",
+        help="print each agent's first request as its engine would receive it "
+        "(implies --dry-run: nothing is sent to a model)",
+    )
 
 
 def _add_inputs(run: argparse.ArgumentParser) -> None:
@@ -156,6 +164,22 @@ def _add_inputs(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--max-turns", metavar="N", type=_count(MAX_TURNS), help="override the scenario's max_turns"
     )
+
+
+def _add_rerun(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    parents: list[argparse.ArgumentParser],
+) -> None:
+    rerun = sub.add_parser(
+        "rerun", parents=parents, help="play one transcript's conversation again"
+    )
+    rerun.add_argument("transcript", metavar="TRANSCRIPT", help="a JSONL transcript")
+    _add_limits(rerun)
+    rerun.add_argument(
+        "--out", metavar="DIR", type=Path, default=Path("transcripts"), help="transcript folder"
+    )
+    rerun.add_argument("--pull", action="store_true", help="pull missing models (ollama)")
+    rerun.add_argument("--quiet", action="store_true", help="print only the summary")
 
 
 def _add_limits(run: argparse.ArgumentParser) -> None:
@@ -261,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
         "report", parents=[common], help="compare models from transcripts: HTML, JSON or CSV"
     )
     report_command.add_arguments(report)
+    _add_rerun(sub, [common, backend])
     return parser
 
 
@@ -321,6 +346,9 @@ async def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
         repeat=args.repeat,
         max_turns=args.max_turns,
     )
+    if args.show_prompts:
+        await preview(scenarios, _settings(args), out)
+        return EXIT_OK
     failed = await run_batch(
         scenarios, _settings(args), out=out, err=err, quiet=args.quiet, dry_run=args.dry_run
     )
@@ -393,6 +421,11 @@ def cmd_report(args: argparse.Namespace, err: Console) -> int:
     return report_command.run(args, err, sys.stdout)
 
 
+async def cmd_rerun(args: argparse.Namespace, out: Console, err: Console) -> int:
+    result = await rerun(args.transcript, _settings(args), out=out, err=err, quiet=args.quiet)
+    return EXIT_FAILED if result.status == "error" else EXIT_OK
+
+
 class _Stopper:
     """Ctrl-C and SIGTERM stop a run like cancellation: every transcript gets its end line.
 
@@ -419,6 +452,8 @@ async def _main_async(args: argparse.Namespace, out: Console, err: Console) -> i
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(signum, stopper)
+    if args.command == "rerun":
+        return await cmd_rerun(args, out, err)
     if args.command == "run":
         return await cmd_run(args, out, err)
     if args.command == "tournament":
@@ -431,7 +466,9 @@ def _fail(args: argparse.Namespace, code: int, lines: Sequence[str]) -> int:
     if args.debug:
         traceback.print_exc()
     for line in lines:
-        print(f"sparring: {printable(line)}", file=sys.stderr)
+        # An indented line goes on explaining the one above it.
+        prefix = "" if line.startswith("  ") else "sparring: "
+        print(f"{prefix}{printable(line)}", file=sys.stderr)
     return code
 
 

@@ -110,11 +110,13 @@ class LiveObserver(Observer):
             self._fresh = True
 
     def turn_finished(self, event: TurnFinished) -> None:
+        record = event.record
         if self.streaming:
+            if empty(record):
+                self.console.print(safe(f"({empty_note(record)})", "dim yellow"), end="")
             self.console.print()
             self._open_line = False
             return
-        record = event.record
         self.console.print(
             self._header(record.speaker, record.model, record.scripted),
             safe(record.content.strip(), speaker_style(self.names, record.speaker)),
@@ -162,6 +164,12 @@ class ProgressObserver(Observer):
     def turn_finished(self, event: TurnFinished) -> None:
         self.turns += 1
         self.progress.update(self.task, turns=self.turns)
+        record = event.record
+        if empty(record):
+            self.progress.console.print(
+                safe(f"{record.speaker} ({record.model}), turn {record.index}: "
+                     f"{empty_note(record)}", "dim yellow")
+            )  # fmt: skip
 
     def retrying(self, event: Retrying) -> None:
         self.progress.console.print(
@@ -179,6 +187,15 @@ class ProgressObserver(Observer):
         left = elapsed / self.done * (self.total - self.done)
         eta = f"ETA {_duration(left)}" if self.done < self.total else "done"
         self.progress.update(self.task, advance=1, errors=self.errors, eta=eta)
+
+
+def empty(record: TurnRecord) -> bool:
+    """A generated turn without any visible text: a model's answer, but never a quiet one."""
+    return not record.scripted and not record.content.strip()
+
+
+def empty_note(record: TurnRecord) -> str:
+    return f"empty reply: the model stopped before any text, done_reason {record.done_reason}"
 
 
 def _duration(seconds: float) -> str:
@@ -294,9 +311,10 @@ def models_table(out: Console, backend: str, host: str | None, models: Sequence[
         for m in sorted(models, key=lambda m: m.name)
     ]
     if not out.is_terminal:
-        out.print(safe(f"# {backend} at {host}"))
-        for row in rows:
-            out.print(safe("\t".join(row)), soft_wrap=True, overflow="ignore", crop=False)
+        # Written as they are: rich would expand the tabs and pad or wrap at its width.
+        lines = [f"# {backend} at {host}", *("\t".join(row) for row in rows)]
+        out.file.write("".join(printable(line) + "\n" for line in lines))
+        out.file.flush()
         return
     table = Table(title=printable(f"{backend} at {host}"), title_justify="left", show_edge=False)
     for column in ("model", "size", "family", "parameters", "quantization"):
@@ -318,7 +336,9 @@ def show_transcript(out: Console, transcript: Transcript) -> None:
     out.print(run_header(run, str(transcript.path)))
     out.print(
         safe(
-            f"run {run.run_id}, conversation {run.conversation_id}, started {run.started_at}", "dim"
+            f"run {run.run_id}, conversation {run.conversation_id}, started {run.started_at}; "
+            f"play it again: sparring rerun {transcript.path}",
+            "dim",
         )
     )
     for agent in run.agents:
@@ -350,6 +370,8 @@ def _turn_line(turn: TurnRecord, names: Sequence[str]) -> Text:
         facts.append(f"{turn.attempts} attempts")
     if turn.done_reason == "length":
         facts.append("cut at num_predict")
+    if empty(turn):
+        facts.append("empty reply")
     return Text.assemble(
         (f"{turn.index:>3} ", "dim"),
         safe(turn.speaker, f"bold {style}"),

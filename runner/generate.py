@@ -40,6 +40,21 @@ class RetryPolicy:
 
 _JITTER = random.Random()
 
+# A stream dropped this many times in a row the same way is no passing fault: stop early.
+SAME_DROPS = 3
+DROPS_HINT = (
+    f"dropped the same way {SAME_DROPS} times in a row; the server's log may say why (often "
+    "a prompt longer than its context; llama-cpp-python's server also cuts a stream short "
+    "when a newer request arrives: use --concurrency 1)"
+)
+
+
+def _dropped_alike(failures: list[BackendError]) -> bool:
+    last = failures[-SAME_DROPS:]
+    return len(last) == SAME_DROPS and all(
+        isinstance(e, StreamError) and e.message == last[0].message for e in last
+    )
+
 
 @dataclass(slots=True)
 class Generation:
@@ -139,8 +154,11 @@ async def generate(
                 )
         except BackendError as exc:
             failures.append(exc)
-            if not exc.retryable or attempt >= retry.attempts:
+            alike = _dropped_alike(failures)
+            if not exc.retryable or attempt >= retry.attempts or alike:
                 exc.attempts = attempt
+                if alike and exc.hint is None:
+                    exc.hint = DROPS_HINT
                 raise
             wait = retry.delay(attempt - 1)
             log.warning(

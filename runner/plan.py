@@ -17,6 +17,7 @@ import structlog
 
 from agents.backends.base import Backend, ModelInfo
 from agents.errors import ConfigError, ModelNotFound
+from runner.missing import Need, explain
 from runner.pool import BackendPool, Binding
 from runner.scenario import ResolvedScenario
 
@@ -124,38 +125,46 @@ def _warn_unsent(run: RunPlan) -> None:
             )
 
 
+def _needs(run: RunPlan) -> dict[int, Need]:
+    """Per backend instance: the models it will be asked for, and who asks."""
+    needs: dict[int, Need] = {}
+    for part in run.parts:
+        for agent in part.scenario.agents:
+            binding = part.bindings[agent.name]
+            need = needs.setdefault(id(binding.backend), Need(binding.backend, binding.choice))
+            need.add(agent.model, part.scenario.source, agent.name)
+    return needs
+
+
 async def preflight(
     run: RunPlan, *, pull: bool = False, progress: PullProgress | None = None
 ) -> dict[tuple[int, str], ModelInfo]:
     """Check every backend has every model it will be asked for, before the first chat.
 
     Returns what the backends report about each model (for digests in transcripts), keyed
-    by (id of backend, model). Missing models raise one ConfigError naming each of them,
-    unless ``pull`` is set and the backend can pull.
+    by (id of backend, model). Missing models raise one ConfigError that says, per engine,
+    what was tried, what it has and what to do (:mod:`runner.missing`); with ``pull`` a
+    backend that can pull fetches them instead.
     """
-    needed: dict[int, tuple[Backend, set[str]]] = {}
-    for backend, model, _ in run.backends():
-        needed.setdefault(id(backend), (backend, set()))[1].add(model)
     _warn_unsent(run)
     infos: dict[tuple[int, str], ModelInfo] = {}
     problems: list[str] = []
-    for key, (backend, models) in needed.items():
-        for model in sorted(models):
+    for key, need in _needs(run).items():
+        backend = need.backend
+        missing: dict[str, ModelNotFound] = {}
+        for model in sorted(need.models):
             try:
                 infos[(key, model)] = await backend.find_model(model)
                 continue
             except ModelNotFound as exc:
                 if not (pull and backend.can_pull):
-                    problems.append(f"{backend.name} at {backend.host}: {_missing(exc, model)}")
+                    missing[model] = exc
                     continue
             log.info("pulling", model=model, host=backend.host)
             await backend.pull(model, _progress_for(model, progress))
             infos[(key, model)] = await backend.find_model(model)
+        if missing:
+            problems.extend(await explain(need, missing, pull))
     if problems:
         raise ConfigError(problems)
     return infos
-
-
-def _missing(exc: ModelNotFound, model: str) -> str:
-    text = f"model {model!r} not found" if model not in exc.message else exc.message
-    return f"{text}; {exc.hint}" if exc.hint else text

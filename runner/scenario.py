@@ -172,7 +172,9 @@ class EndRule(_Strict):
             )
         if self.stalemate is not None:
             for key in TEXT_FIELDS:
-                if key in self.model_fields_set:
+                # Set to its default is no contradiction (a rule read back from a transcript).
+                default = type(self).model_fields[key].default
+                if key in self.model_fields_set and getattr(self, key) != default:
                     raise ValueError(
                         f"{key!r} applies to phrase and regex rules; "
                         "a stalemate rule compares whole turns"

@@ -166,6 +166,9 @@ def read_yaml(path: str | Path, expected: str) -> tuple[dict[str, Any], Position
     except (yaml.YAMLError, RecursionError) as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if "maximum nesting depth" in problem:  # PyYAML >= 6.0.4 has a limit of its own
+            problem = f"nested more than {MAX_DEPTH} levels deep; a scenario never needs that"
+            raise ConfigError(f"{_where(source, mark)}: {problem}") from None
         raise ConfigError(f"{_where(source, mark)}: not valid YAML: {problem}") from None
     if root is None or data is None:
         raise ConfigError(f"{source}: the file is empty; expected {expected}")

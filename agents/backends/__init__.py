@@ -100,6 +100,9 @@ def local_engine_installed() -> bool:
 class Choice:
     name: str
     reason: str
+    # What else could have run the models, for a message when they are missing here
+    # (e.g. "start ollama" when auto fell back to the embedded engine).
+    alternative: str | None = None
 
 
 async def probe_ollama(host: str, wait: float = 1.5, auth: Credentials | None = None) -> bool:
@@ -112,20 +115,51 @@ async def probe_ollama(host: str, wait: float = 1.5, auth: Credentials | None = 
         return False
 
 
+async def probe_openai(url: str, wait: float = 1.5, auth: Credentials | None = None) -> bool:
+    """True when ``GET {url}/models`` answers an OpenAI-style model list (``url`` ends in /v1)."""
+    try:
+        async with httpx.AsyncClient(timeout=wait, auth=auth) as client:
+            response = await client.get(f"{url}/models")
+            body = response.json()
+    except (httpx.HTTPError, ValueError):
+        return False
+    return response.status_code == 200 and isinstance(body, dict) and "data" in body
+
+
+def _v1(url: str) -> str:
+    bare = split_credentials(url)[0].strip().rstrip("/")
+    bare = bare if "://" in bare else "http://" + bare
+    return bare if bare.endswith("/v1") else bare + "/v1"
+
+
 async def choose_backend(requested: str, settings: BackendSettings) -> Choice:
-    """Resolve ``auto``: ollama if a server answers, else the embedded engine if installed."""
+    """Resolve ``auto``: an OpenAI-compatible server for a ``/v1`` URL; else ollama if a
+    server answers; else an OpenAI-compatible server that answers ``/v1/models`` at the
+    given host; else the embedded engine if installed."""
     if requested != "auto":
         if requested not in BACKENDS:
             choices = ", ".join(CHOICES)
             raise ConfigError(f"unknown backend {requested!r}; expected one of {choices}")
         return Choice(requested, f"--backend {requested}")
+    given = settings.hosts[0] if settings.hosts else None
+    if given is not None and split_credentials(given)[0].rstrip("/").endswith("/v1"):
+        return Choice("openai", f"the host {_v1(given)} ends in /v1: an OpenAI-compatible server")
     host, auth = ollama_target(settings.hosts)
     if await probe_ollama(host, auth=auth):
         return Choice("ollama", f"an ollama server answered at {host}")
+    if given is not None and await probe_openai(_v1(given), auth=split_credentials(given)[1]):
+        return Choice("openai", f"an OpenAI-compatible server answered at {_v1(given)}/models")
+    tried = f"no ollama server answered at {host}" + (
+        f" and no OpenAI-compatible server at {_v1(given)}" if given is not None else ""
+    )
     if local_engine_installed():
-        return Choice("local", f"no ollama server answered at {host}; using the embedded engine")
+        return Choice(
+            "local",
+            f"{tried}; using the embedded engine",
+            alternative="start ollama (`ollama serve`) and run again",
+        )
     raise EngineMissing(
-        f"no ollama server answered at {host} and the embedded engine is not installed: "
+        f"{tried}, and the embedded engine is not installed: "
         "start ollama (or set OLLAMA_HOST / --host), or install it with "
         "pip install 'sparring[local]'"
     )

@@ -247,12 +247,12 @@ def resolve_model(name: str) -> ResolvedModel:
     if found is not None:
         return found
     raise ModelNotFound(
-        "unknown model",
+        "not found",
         backend=BACKEND,
         model=name,
-        hint="give a path to a .gguf file, pull it with `ollama pull "
-        f"{name}` (store: {ollama_models_dir()}), or use a built-in "
-        f"({', '.join(BUILTINS)})",
+        hint="it is not a built-in model, a .gguf file or a model in the ollama store "
+        f"({ollama_models_dir()}: `ollama pull` puts models there, and this engine reads "
+        "them without an ollama server)",
     )
 
 

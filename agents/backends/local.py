@@ -239,8 +239,7 @@ class LocalBackend:
         hint = (
             f"install it with: {builtin.install}"
             if builtin
-            else "give a path to a .gguf file, or pull it with ollama (`ollama pull "
-            f"{model}`) and run again"
+            else f"ollama can (`ollama pull {model}`), into the store this engine reads"
         )
         raise ModelNotFound(
             "the embedded engine cannot download models",

@@ -27,6 +27,7 @@ from agents.backends.base import (
 from agents.backends.hostpool import Host, HostPool
 from agents.backends.openai_wire import (
     OPTIONS,
+    alike,
     error_message,
     http_error,
     json_object,
@@ -35,6 +36,7 @@ from agents.backends.openai_wire import (
     sse_data,
     transport_error,
 )
+from agents.backends.tokenizer import Tokenizers
 from agents.errors import (
     BackendError,
     BackendTimeout,
@@ -86,6 +88,22 @@ def api_key(env: str | None) -> str | None:
     return key
 
 
+def served_hint(name: str, served: list[str]) -> str:
+    """What to name instead of ``name``: the served id that looks like it, if one does.
+
+    Servers name models as they were started (llama-cpp-python: by file path), and a
+    scenario's ``model:`` or ``--model`` may use those ids as they are.
+    """
+    if not served:
+        return "the server lists no models at /v1/models"
+    like = alike(name, served)
+    pick = like[0] if len(like) == 1 else served[0] if len(served) == 1 else None
+    listed = ", ".join(served[:12]) + (f" and {len(served) - 12} more" if len(served) > 12 else "")
+    if pick is None:
+        return f"it serves {listed}: name one of these as the model"
+    return f"it serves {listed}: name it as the model, e.g. --model {pick!r}"
+
+
 class OpenAIBackend:
     name = "openai"
     can_pull = False
@@ -106,6 +124,9 @@ class OpenAIBackend:
                 "both go in the Authorization header"
             )
         self._session: aiohttp.ClientSession | None = None
+        self.tokenizers = Tokenizers(
+            self._session_here, self._headers, wait=max(10.0, self._timeouts.connect)
+        )
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(host={self.host!r}, api_key_env={self._key_env!r})"
@@ -147,6 +168,7 @@ class OpenAIBackend:
                     raise await http_error(r, where, self._key, self._key_env)
                 finish: str | None = None
                 usage: dict[str, Any] = {}
+                pieces: list[str] = []
                 async for data in sse_data(r):
                     if data == "[DONE]":
                         break
@@ -156,6 +178,7 @@ class OpenAIBackend:
                         raise StreamError(f"server error mid-stream: {message}", **where)
                     text, finish, usage = read_chunk(chunk, finish, usage)
                     if text:
+                        pieces.append(text)
                         yield Delta(text)
             if finish is None:
                 # [DONE] or end of body without a finish reason: the reply was cut short
@@ -164,9 +187,12 @@ class OpenAIBackend:
                 self.pool.failed(target, "stream_cut")
                 return
             self.pool.succeeded(target)
+            completion = usage.get("completion_tokens")
+            if completion is None:  # no usage sent (llama-cpp-python): ask its tokenizer
+                completion = await self.tokenizers.count(target, request.model, "".join(pieces))
             yield Final(
                 prompt_tokens=usage.get("prompt_tokens"),
-                completion_tokens=usage.get("completion_tokens"),
+                completion_tokens=completion,
                 done_reason=finish,
                 host=target.url,
             )
@@ -219,13 +245,12 @@ class OpenAIBackend:
         for info in models:
             if info.name == name:
                 return info
-        served = ", ".join(info.name for info in models) or "nothing"
         raise ModelNotFound(
             f"model {name!r} not found",
             backend=self.name,
             host=self.host,
             model=name,
-            hint=f"the server lists: {served} (name one of these as the model)",
+            hint=served_hint(name, [info.name for info in models]),
         )
 
     async def pull(self, model: str, progress: ProgressCallback) -> None:

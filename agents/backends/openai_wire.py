@@ -34,6 +34,10 @@ OPTIONS = {
     "min_p": "min_p",
     "repeat_penalty": "repeat_penalty",
 }
+# Tokenizer endpoints at the server's root, for servers whose streams carry no usage:
+# llama-cpp-python's server ({"input"}) and llama.cpp's llama-server ({"content"}); both
+# answer {"tokens": [...]}.
+TOKENIZERS = (("/extras/tokenize", "input"), ("/tokenize", "content"))
 MODEL_MISSING = re.compile(r"model.*(not found|does not exist)|no such model|unknown model", re.I)
 
 
@@ -59,6 +63,28 @@ def request_body(request: ChatRequest) -> dict[str, Any]:
     return body
 
 
+def server_root(base: str) -> str:
+    """``http://host:8000/v1`` -> ``http://host:8000``: where the tokenizer endpoints live."""
+    return base.removesuffix("/v1")
+
+
+def token_list(body: Any) -> list[Any] | None:
+    """The ``tokens`` of a tokenizer's answer, or None when it is not one."""
+    tokens = body.get("tokens") if isinstance(body, dict) else None
+    return tokens if isinstance(tokens, list) else None
+
+
+def alike(name: str, served: list[str]) -> list[str]:
+    """Served ids (often file paths) that look like ``name``: ``smollm2:135m`` is like
+    ``/models/SmolLM2-135M-Instruct.Q4_1.gguf``."""
+
+    def squash(text: str) -> str:
+        return re.sub(r"[^a-z0-9]", "", text.lower())
+
+    key = squash(name)
+    return [s for s in served if key and key in squash(s.rsplit("/", 1)[-1])]
+
+
 def transport_error(exc: BaseException, where: dict[str, Any]) -> BackendError:
     """The agents.errors twin of an aiohttp (or timeout) error."""
     # ClientConnectorError is a ClientOSError, and ServerTimeoutError a TimeoutError:
@@ -67,7 +93,9 @@ def transport_error(exc: BaseException, where: dict[str, Any]) -> BackendError:
         return BackendUnavailable(f"cannot connect: {exc.os_error or exc}", **where)
     if isinstance(exc, TimeoutError):
         return BackendTimeout(f"the server went silent ({type(exc).__name__})", **where)
-    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientConnectionError):
+    if isinstance(exc, aiohttp.ClientPayloadError):  # the body ended before its end
+        return StreamError("the server closed the connection mid-reply", **where)
+    if isinstance(exc, aiohttp.ClientConnectionError):
         return StreamError(f"connection lost: {exc or type(exc).__name__}", **where)
     return BackendUnavailable(f"{type(exc).__name__}: {exc}", **where)
 

@@ -6,6 +6,13 @@
 
 Each chat request consumes one scripted action; with none left it answers a
 deterministic text derived from the request.
+
+:meth:`FakeOpenAI.like_llama_cpp_python` behaves as llama-cpp-python's server does out of
+the box: its model listed by file path, no usage in streams (whatever ``stream_options``
+asks), a tokenizer at ``POST /extras/tokenize`` (counting a BOS token), a stream in
+progress cut short by any newer request (``[DONE]`` without a finish reason), and the
+stream ended without a single event on a prompt longer than its context. Tokens here
+are words.
 """
 
 from __future__ import annotations
@@ -60,6 +67,17 @@ class Stall:
 Action = str | Error | MidStreamError | Drop | Stall
 
 
+# How llama-cpp-python's server behaves out of the box (see the module docstring).
+LLAMA_CPP_PYTHON: dict[str, Any] = {
+    "usage": False,
+    "interrupt_requests": True,
+    "tokenizer": "extras",
+    "context": 2048,
+    "token_delay": 0.01,
+}
+LLAMA_CPP_PYTHON_MODEL = "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
 @dataclass(slots=True)
 class RecordedRequest:
     method: str
@@ -83,8 +101,23 @@ class FakeOpenAI:
         token_delay: float = 0.0,
         port: int = 0,
         basic_auth: tuple[str, str] | None = None,
+        *,
+        usage: bool = True,
+        interrupt_requests: bool = False,
+        tokenizer: str | None = None,
+        context: int | None = None,
     ) -> None:
         self.models = list(models)
+        self.usage = usage  # False: never send usage, as llama-cpp-python's server
+        # True: a new chat request cuts the streams in progress short, as
+        # llama-cpp-python's server does by default (--interrupt_requests True).
+        self.interrupt_requests = interrupt_requests
+        # "extras": llama-cpp-python's POST /extras/tokenize ({"input"}, BOS counted);
+        # "llama-server": llama.cpp's POST /tokenize ({"content"}); None: no tokenizer.
+        self.tokenizer = tokenizer
+        self.context = context  # prompt tokens beyond this drop the stream before any text
+        self.interrupted = 0  # streams cut short by a newer request
+        self._streaming: set[asyncio.Event] = set()
         self.api_key = api_key
         self.token_delay = token_delay
         self.basic_auth = basic_auth  # a proxy's credentials, besides any API key
@@ -94,6 +127,13 @@ class FakeOpenAI:
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self.url = ""
+
+    @classmethod
+    def like_llama_cpp_python(
+        cls, model_path: str = LLAMA_CPP_PYTHON_MODEL, **kwargs: Any
+    ) -> FakeOpenAI:
+        """As ``python -m llama_cpp.server --model PATH`` with its default settings."""
+        return cls([model_path], **(LLAMA_CPP_PYTHON | kwargs))
 
     def script(self, *actions: Action) -> None:
         self._script.extend(actions)
@@ -106,6 +146,10 @@ class FakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        if self.tokenizer == "extras":
+            app.router.add_post("/extras/tokenize", self._tokenize)
+        elif self.tokenizer == "llama-server":
+            app.router.add_post("/tokenize", self._tokenize)
         # handler_cancellation: a handler stalling for a client that gave up ends with it.
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -151,7 +195,23 @@ class FakeOpenAI:
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]
         return web.json_response({"object": "list", "data": data})
 
+    async def _tokenize(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(RecordedRequest("POST", request.path, dict(request.headers), body))
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        key = "input" if self.tokenizer == "extras" else "content"
+        text = body.get(key) if isinstance(body, dict) else None
+        if not isinstance(text, str):
+            return _error(422, f"field required: {key}")
+        bos = [1] if self.tokenizer == "extras" else []  # llama_cpp.server adds a BOS token
+        return web.json_response({"tokens": bos + [hash(w) % 50_000 for w in words(text)]})
+
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        if self.interrupt_requests:
+            for stream in self._streaming:
+                stream.set()
         try:
             body = await request.json()
         except ValueError:
@@ -183,12 +243,12 @@ class FakeOpenAI:
             text = structured.reply(schema, f"{body.get('seed')}{body['messages']}")
         else:
             text = default_reply(body)
-        tokens = [w if i == 0 else " " + w for i, w in enumerate(text.split(" "))]
+        tokens = [w if i == 0 else " " + w for i, w in enumerate(words(text))]
         finish = "stop"
         max_tokens = body.get("max_tokens")
         if isinstance(max_tokens, int) and len(tokens) > max_tokens:
             tokens, finish = tokens[:max_tokens], "length"
-        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
+        prompt_tokens = sum(len(words(str(m.get("content", "")))) for m in body["messages"])
         usage = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": len(tokens),
@@ -232,15 +292,31 @@ class FakeOpenAI:
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]
             }
 
+        if self.context is not None and usage["prompt_tokens"] > self.context:
+            # llama-cpp-python raises "Requested tokens exceed context window" inside the
+            # stream: the client gets a 200 whose body ends without a single event.
+            await response.write_eof()
+            return response
         await response.write(b": keep-alive comment, to be ignored\n\n")
         await send(chunk({"role": "assistant", "content": ""}))
         cut = action.after_tokens if isinstance(action, MidStreamError | Drop) else None
-        for i, token in enumerate(tokens):
-            if i == cut:
-                break
-            if self.token_delay:
-                await self._sleep(self.token_delay)
-            await send(chunk({"content": token}))
+        interrupted = asyncio.Event()
+        self._streaming.add(interrupted)
+        try:
+            for i, token in enumerate(tokens):
+                if i == cut:
+                    break
+                if self.token_delay:
+                    await self._sleep(self.token_delay)
+                if interrupted.is_set():
+                    # llama-cpp-python's server: [DONE], no finish reason, no usage.
+                    self.interrupted += 1
+                    await response.write(b"data: [DONE]\n\n")
+                    await response.write_eof()
+                    return response
+                await send(chunk({"content": token}))
+        finally:
+            self._streaming.discard(interrupted)
         if isinstance(action, Drop):
             assert request.transport is not None
             request.transport.close()
@@ -249,7 +325,7 @@ class FakeOpenAI:
             await send({"error": {"message": action.message, "type": "server_error", "code": 500}})
         else:
             await send(chunk({}, finish))
-            if (body.get("stream_options") or {}).get("include_usage"):
+            if self.usage and (body.get("stream_options") or {}).get("include_usage"):
                 await send(
                     _completion(body, "chat.completion.chunk") | {"choices": [], "usage": usage}
                 )
@@ -263,6 +339,11 @@ class FakeOpenAI:
             await asyncio.wait_for(self._closing.wait(), seconds)
         except TimeoutError:
             pass
+
+
+def words(text: str) -> list[str]:
+    """The fake's tokens: words split on single spaces ("" has none)."""
+    return text.split(" ") if text else []
 
 
 def _completion(body: dict[str, Any], kind: str) -> dict[str, Any]:

@@ -6,8 +6,15 @@ import io
 
 from rich.console import Console
 
-from runner.console import PullProgress, describe_outcome
-from runner.transcript import Outcome
+from runner.console import (
+    LiveObserver,
+    ProgressObserver,
+    PullProgress,
+    _turn_line,
+    describe_outcome,
+)
+from runner.events import TextDelta, TurnFinished, TurnStarted
+from runner.transcript import Outcome, TurnRecord
 
 
 def test_pull_progress_shows_status_changes_and_ten_percent_steps() -> None:
@@ -32,3 +39,35 @@ def test_describe_outcome() -> None:
     assert describe_outcome(draw, "success") == "draw (consensus)"
     assert describe_outcome(Outcome(reason="max_turns"), "success") == "turn limit reached"
     assert describe_outcome(Outcome(reason="error"), "error") == "error"
+
+
+def _turn(content: str, scripted: bool = False) -> TurnRecord:
+    return TurnRecord(
+        index=3, round=2, speaker="Max", model="m", content=content, started_at="t",
+        ended_at="t", done_reason=None if scripted else "stop", scripted=scripted,
+    )  # fmt: skip
+
+
+def test_an_empty_reply_is_said_live_in_progress_and_in_show() -> None:
+    buffer = io.StringIO()
+    live = LiveObserver(Console(file=buffer, width=200))
+    live.turn_started(TurnStarted("c", "Max", "m", False, 2))
+    live.turn_finished(TurnFinished(_turn(" \n")))
+    live.turn_started(TurnStarted("c", "Max", "m", False, 3))
+    live.delta(TextDelta("c", "Max", "Fine."))
+    live.turn_finished(TurnFinished(_turn("Fine.")))
+    lines = buffer.getvalue().splitlines()
+    assert lines == [
+        "Max (m): (empty reply: the model stopped before any text, done_reason stop)",
+        "Max (m): Fine.",
+    ]
+    err = io.StringIO()
+    with ProgressObserver(Console(file=err, width=200), total=1, max_turns=4) as progress:
+        progress.turn_finished(TurnFinished(_turn("")))
+        progress.turn_finished(TurnFinished(_turn("Hello.")))
+    said = [line for line in err.getvalue().splitlines() if "empty reply" in line]
+    assert said == [
+        "Max (m), turn 3: empty reply: the model stopped before any text, done_reason stop"
+    ]
+    assert "empty reply" in _turn_line(_turn(""), ["Max"]).plain
+    assert "empty reply" not in _turn_line(_turn("", scripted=True), ["Max"]).plain

@@ -11,7 +11,7 @@ import pytest
 from agents.backends.base import ChatEvent, ChatRequest, Delta, Final, ModelInfo, Timeouts
 from agents.backends.scripted import ScriptedBackend
 from agents.errors import BackendTimeout, ModelNotFound, StreamError
-from runner.generate import RetryPolicy, generate
+from runner.generate import DROPS_HINT, SAME_DROPS, RetryPolicy, generate
 
 REQUEST = ChatRequest("m", [{"role": "user", "content": "hi"}])
 
@@ -99,3 +99,38 @@ def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
         delays = [policy.delay(retry, rng) for _ in range(200)]
         assert all(0 <= d <= ceiling for d in delays)
         assert max(delays) > ceiling * 0.8  # the whole range is used
+
+
+class Drops(ScriptedBackend):
+    """Every attempt fails with the next of ``messages`` (a StreamError), then succeeds."""
+
+    def __init__(self, *messages: str) -> None:
+        errors = [StreamError(m, backend="scripted") for m in messages]
+        super().__init__({"m": [*errors, "at last"]}, models=["m"])
+
+
+async def test_identical_drops_stop_early_with_a_hint() -> None:
+    backend = Drops(*["the server closed the connection mid-reply"] * 5)
+    with pytest.raises(StreamError) as info:
+        await generate(backend, REQUEST, timeouts=Timeouts(), retry=RetryPolicy(base=0.001))
+    assert info.value.attempts == SAME_DROPS == len(backend.requests) == 3
+    assert info.value.hint == DROPS_HINT and "context" in str(info.value)
+    assert "--concurrency 1" in str(info.value)
+
+
+async def test_different_drops_use_every_attempt() -> None:
+    backend = Drops("cut at 3", "cut at 9", "cut at 3", "cut at 5")
+    result = await generate(
+        backend, REQUEST, timeouts=Timeouts(), retry=RetryPolicy(attempts=5, base=0.001)
+    )
+    assert result.text == "at last" and result.attempts == 5
+
+
+async def test_identical_timeouts_are_not_drops() -> None:
+    backend = ScriptedBackend(
+        {"m": [BackendTimeout("no first token within 1s")] * 4 + ["fine"]}, models=["m"]
+    )
+    result = await generate(
+        backend, REQUEST, timeouts=Timeouts(), retry=RetryPolicy(attempts=5, base=0.001)
+    )
+    assert result.attempts == 5

@@ -294,7 +294,7 @@ async def test_preflight_names_missing_models_before_any_chat(tmp_path: Path) ->
     backend = ScriptedBackend(fallback=echo, models=["ma"])
     with pytest.raises(ConfigError) as info:
         await run(tmp_path, scenario(), backend=backend)
-    assert "model 'mb' not found" in str(info.value)
+    assert "does not have mb" in str(info.value)
     assert backend.requests == []
     assert list(tmp_path.glob("*.jsonl")) == []
 

@@ -77,8 +77,11 @@ async def test_preflight_names_every_missing_model_with_its_hint() -> None:
     with pytest.raises(ConfigError) as info:
         await preflight(plans)
     assert info.value.problems == [
-        "scripted at box: model 'x' not found; pull it",
-        "scripted at box: model 'y' not found; pull it",
+        "<scenario>: scripted at box does not have x, y",
+        "  x, y: model not found; pull it",
+        "  engine: given",
+        "  it has: ma",
+        "  to play anyway: --model ma (every agent)",
     ]
     assert backend.requests == []
 
@@ -96,7 +99,7 @@ async def test_preflight_pulls_only_where_asked_and_possible() -> None:
     cannot.can_pull = False
     plans = plan_runs([scenario()])
     await plans.bind(BackendPool.fixed(cannot))
-    with pytest.raises(ConfigError, match="'mb' not found"):
+    with pytest.raises(ConfigError, match="does not have mb"):
         await preflight(plans, pull=True)
 
 

@@ -484,3 +484,67 @@ async def test_pull_is_not_possible(fake: FakeOpenAI, make_backend) -> None:
     with pytest.raises(ModelNotFound, match="cannot pull"):
         await backend.pull("fake", lambda *_: None)
     assert fake.requests == []
+
+
+# -- servers as they are: llama-cpp-python's ----------------------------------------
+
+LLAMA_CPP_PATH = "/home/me/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+async def test_a_stream_cut_by_a_newer_request_is_never_a_reply(make_backend) -> None:
+    async with FakeOpenAI.like_llama_cpp_python(LLAMA_CPP_PATH, token_delay=0.05) as fake:
+        backend = make_backend(fake.url)
+        long = " ".join(["word"] * 40)
+        fake.script(long, "short answer")
+        cut: list[object] = []
+        second: asyncio.Task[tuple[list[str], Final]] | None = None
+        async for event in backend.chat(ask(model=LLAMA_CPP_PATH)):
+            cut.append(event)
+            if len(cut) == 3:  # a few tokens in, a newer request arrives
+                second = asyncio.create_task(collect(backend, ask(model=LLAMA_CPP_PATH)))
+        assert second is not None
+        _, final = await second
+    # Some text, then [DONE] without a finish reason: no Final, so the runner retries.
+    assert fake.interrupted == 1 and final.done_reason == "stop"
+    assert cut and all(isinstance(event, Delta) for event in cut)
+    assert len(cut) < 40
+
+
+async def test_models_listed_by_path_are_named_in_the_error(make_backend) -> None:
+    async with FakeOpenAI.like_llama_cpp_python(LLAMA_CPP_PATH) as fake:
+        backend = make_backend(fake.url)
+        with pytest.raises(ModelNotFound) as caught:
+            await backend.find_model("smollm2:135m")
+        assert (await backend.find_model(LLAMA_CPP_PATH)).name == LLAMA_CPP_PATH
+    hint = caught.value.hint or ""
+    assert f"it serves {LLAMA_CPP_PATH}" in hint
+    assert f"--model '{LLAMA_CPP_PATH}'" in hint
+
+
+async def test_the_id_that_looks_like_the_name_is_suggested(make_backend) -> None:
+    served = ["/m/Qwen2-0.5B.gguf", "/m/SmolLM2-135M-Instruct.Q4_1.gguf", "/m/other.gguf"]
+    async with FakeOpenAI(served) as fake:
+        backend = make_backend(fake.url)
+        with pytest.raises(ModelNotFound) as caught:
+            await backend.find_model("smollm2:135m")
+        with pytest.raises(ModelNotFound) as unlike:
+            await backend.find_model("mistral")
+    assert "e.g. --model '/m/SmolLM2-135M-Instruct.Q4_1.gguf'" in (caught.value.hint or "")
+    assert "--model" not in (unlike.value.hint or "")
+    assert all(path in (unlike.value.hint or "") for path in served)
+
+
+async def test_an_overlong_prompt_stops_after_identical_drops_with_a_hint(make_backend) -> None:
+    async with FakeOpenAI.like_llama_cpp_python(LLAMA_CPP_PATH, context=8) as fake:
+        backend = make_backend(fake.url)
+        with pytest.raises(StreamError) as caught:
+            await generate(
+                backend,
+                ask(" ".join(["long"] * 20), model=LLAMA_CPP_PATH),
+                timeouts=FAST,
+                retry=RetryPolicy(attempts=5, base=0.001),
+            )
+    assert caught.value.attempts == 3 and len(fake.chat_requests) == 3
+    message = str(caught.value)
+    assert "stream ended without its final message" in message
+    assert "context" in message and "server's log" in message

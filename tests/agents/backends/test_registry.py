@@ -12,6 +12,7 @@ from agents.backends import choose_backend, create_backend, normalize_host, olla
 from agents.backends.base import BackendSettings
 from agents.errors import ConfigError, EngineMissing
 from tests.fakes.ollama_server import FakeOllama
+from tests.fakes.openai_server import FakeOpenAI
 
 
 def closed_port() -> str:
@@ -91,3 +92,37 @@ def test_without_llama_cpp_the_embedded_engine_says_how_to_install_it(
     assert registry.local_engine_installed() is False
     with pytest.raises(EngineMissing, match=r"pip install 'sparring\[local\]'"):
         create_backend("local", BackendSettings())
+
+
+async def test_auto_with_a_v1_url_picks_the_openai_compatible_backend_without_probing() -> None:
+    url = closed_port() + "/v1"  # nothing listens: the URL alone decides
+    choice = await choose_backend("auto", BackendSettings(hosts=(url + "/",)))
+    assert choice.name == "openai"
+    assert choice.reason == f"the host {url} ends in /v1: an OpenAI-compatible server"
+
+
+async def test_auto_picks_a_server_answering_v1_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "local_engine_installed", lambda: True)
+    async with FakeOpenAI() as fake:
+        root = fake.url.removesuffix("/v1")
+        choice = await choose_backend("auto", BackendSettings(hosts=(root,)))
+    assert choice.name == "openai"
+    assert choice.reason == f"an OpenAI-compatible server answered at {fake.url}/models"
+
+
+async def test_auto_with_an_ollama_host_picks_ollama() -> None:
+    async with FakeOllama() as fake:
+        choice = await choose_backend("auto", BackendSettings(hosts=(fake.url,)))
+    assert choice.name == "ollama"
+
+
+async def test_auto_falls_back_saying_what_it_tried(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "local_engine_installed", lambda: True)
+    host = closed_port()
+    choice = await choose_backend("auto", BackendSettings(hosts=(host,)))
+    assert choice.name == "local"
+    assert choice.reason == (
+        f"no ollama server answered at {host} and no OpenAI-compatible server at {host}/v1; "
+        "using the embedded engine"
+    )
+    assert choice.alternative is not None and "start ollama" in choice.alternative

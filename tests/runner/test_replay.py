@@ -1,0 +1,121 @@
+"""sparring rerun: one conversation of a batch played again from its run line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from runner.replay import load_run, scenario_of
+from runner.transcript import Transcript, read_transcript
+from tests.fakes.ollama_server import FakeOllama
+from tests.fakes.openai_server import FakeOpenAI
+
+ROOT = Path(__file__).resolve().parents[2]
+I_LOST = ROOT / "scenarios" / "i-lost.yaml"
+PANEL = """\
+name: panel
+agents:
+  - {name: Ann, model: m, persona: "You are Ann.", opening: "Shall we start?"}
+  - {name: Bob, model: m, options: {temperature: 0.3}}
+  - {name: Cy, model: m, max_turns: 2}
+order: random
+history: 3
+max_turns: 7
+"""
+
+
+def sparring(*args: object) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "OPENAI_"))}
+    env |= {"NO_COLOR": "1", "COLUMNS": "200", "OLLAMA_HOST": "http://127.0.0.1:9"}
+    return subprocess.run(
+        [sys.executable, "-m", "runner.cli", *map(str, args), "--log-format", "console"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def by_repeat(out: Path) -> dict[int, Transcript]:
+    found = [read_transcript(p) for p in sorted(out.glob("*.jsonl"))]
+    return {t.run.repeat_index: t for t in found if t.run is not None}
+
+
+def assert_same_conversation(again: Transcript, first: Transcript) -> None:
+    assert again.run is not None and first.run is not None
+    assert again.status == first.status == "success"
+    for field in ("scenario", "seed", "base_seed", "repeat_index", "repeat", "scenario_hash"):
+        assert getattr(again.run, field) == getattr(first.run, field), field
+    assert [a.options for a in again.run.agents] == [a.options for a in first.run.agents]
+    assert again.run.overrides["rerun_of"] == first.run.conversation_id
+    assert again.run.conversation_id != first.run.conversation_id
+
+    def said(t: Transcript) -> list[tuple[str, int, int | None, str]]:
+        return [(turn.speaker, turn.round, turn.seed, turn.content) for turn in t.turns]
+
+    assert said(again) == said(first)
+    assert again.end is not None and first.end is not None
+    assert again.end.outcome == first.end.outcome
+
+
+def test_rerun_plays_game_2_again_and_only_it(tmp_path: Path) -> None:
+    with FakeOllama.in_thread(models=["qwen:0.5b", "llama3.2:1b"]) as fake:
+        batch = sparring(
+            "run", I_LOST, "--host", fake.url, "--repeat", "3", "--seed", "42",
+            "--out", tmp_path / "batch", "--quiet",
+        )  # fmt: skip
+        assert batch.returncode == 0, batch.stderr
+        games = by_repeat(tmp_path / "batch")
+        before = len(fake.requests)
+        again = sparring(
+            "rerun", games[2].path, "--out", tmp_path / "again", "--log-format", "console"
+        )
+        asked = fake.requests[before:]
+    assert again.returncode == 0, again.stderr
+    [replayed] = by_repeat(tmp_path / "again").values()
+    assert_same_conversation(replayed, games[2])
+    assert len(asked) == len([t for t in games[2].turns if not t.scripted])
+    assert replayed.run is not None and replayed.run.backend == "ollama"
+    assert replayed.run.host == fake.url  # the recorded host, without --host
+    assert "(base seed 42, repeat #2)" in again.stdout
+    assert str(replayed.path) in again.stdout
+    shown = sparring("show", games[2].path)
+    assert f"play it again: sparring rerun {games[2].path}" in shown.stdout
+
+
+def test_rerun_keeps_a_random_speaking_order_and_history_window(tmp_path: Path) -> None:
+    scenario = tmp_path / "panel.yaml"
+    scenario.write_text(PANEL, encoding="utf-8")
+    with FakeOpenAI.in_thread(["m"]) as fake:
+        batch = sparring(
+            "run", scenario, "--host", fake.url, "--repeat", "4", "--out", tmp_path / "b",
+            "--quiet",
+        )  # fmt: skip
+        assert batch.returncode == 0, batch.stderr
+        games = by_repeat(tmp_path / "b")
+        again = sparring("rerun", games[3].path, "--out", tmp_path / "a", "--quiet")
+    assert again.returncode == 0, again.stderr
+    [replayed] = by_repeat(tmp_path / "a").values()
+    assert_same_conversation(replayed, games[3])
+    orders = {tuple(t.speaker for t in g.turns) for g in games.values()}
+    assert len(orders) > 1  # the order really is random: replaying it is not a given
+
+
+def test_another_engine_drops_the_recorded_hosts(tmp_path: Path) -> None:
+    with FakeOllama.in_thread(models=["qwen:0.5b", "llama3.2:1b"]) as fake:
+        batch = sparring("run", I_LOST, "--host", fake.url, "--out", tmp_path, "--quiet")
+    assert batch.returncode == 0, batch.stderr
+    run = load_run(next(tmp_path.glob("*.jsonl")))
+    same = scenario_of(run)
+    assert same.backend == "ollama" and {a.host for a in same.agents} == {fake.url}
+    other = scenario_of(run, "openai")
+    assert {a.host for a in other.agents} == {None}
+
+
+def test_a_transcript_without_a_run_line_is_one_line(tmp_path: Path) -> None:
+    empty = tmp_path / "killed.jsonl"
+    empty.write_bytes(b"")
+    result = sparring("rerun", empty, "--out", tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"sparring: {empty}: no run line (the run was killed before it began)"
+    ]
