@@ -111,61 +111,34 @@ async def _verdict(
     retry: RetryPolicy,
     limit: AbstractAsyncContextManager[object] | None,
 ) -> VerdictRecord:
+    """Ask until a reply follows the schema (SCHEMA_ATTEMPTS at most); record what came."""
     assert transcript.run is not None
     speakers = {label: name for name, label in labels(transcript, order).items()}
     messages = prompt(transcript, judge, order)
-    raw, error = "", None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    request_seed = 0
+    base = {"conversation_id": transcript.run.conversation_id, "judge_model": judge.model}
+    record = VerdictRecord(**base, order=order, error="not asked")
     for attempt in range(1, SCHEMA_ATTEMPTS + 1):
         request_seed = derive_seed(seed, "judge", order, attempt)
         config = judge.options.model_copy(
             update={"seed": request_seed, "json_schema": VERDICT_SCHEMA}
         )
         request = ChatRequest(judge.model, messages, config)
+        asked = {**base, "order": order, "seed": request_seed, "attempts": attempt, "at": now_iso()}
         try:
             result = await generate(backend, request, timeouts=timeouts, retry=retry, limit=limit)
         except BackendError as exc:
-            raw, error = "", f"{exc.kind}: {exc.message}"
-            break
-        raw = result.text
-        prompt_tokens, completion_tokens = (
-            result.final.prompt_tokens,
-            result.final.completion_tokens,
-        )
-        parsed = parse(raw)
+            return VerdictRecord(**asked, error=f"{exc.kind}: {exc.message}")
+        asked |= {
+            "raw": result.text,
+            "prompt_tokens": result.final.prompt_tokens,
+            "completion_tokens": result.final.completion_tokens,
+        }
+        parsed = parse(result.text)
         if parsed is not None:
             winner, reason = parsed
-            speaker = (
-                speakers["Speaker 1" if winner == "first" else "Speaker 2"]
-                if winner != "draw"
-                else None
-            )
+            label = {"first": "Speaker 1", "second": "Speaker 2"}.get(winner)
             return VerdictRecord(
-                conversation_id=transcript.run.conversation_id,
-                judge_model=judge.model,
-                order=order,
-                winner=winner,
-                speaker=speaker,
-                reason=reason,
-                raw=raw,
-                seed=request_seed,
-                attempts=attempt,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                at=now_iso(),
+                **asked, winner=winner, speaker=speakers.get(label or ""), reason=reason
             )
-        error = "the reply did not follow the verdict schema"
-    return VerdictRecord(
-        conversation_id=transcript.run.conversation_id,
-        judge_model=judge.model,
-        order=order,
-        raw=raw,
-        seed=request_seed,
-        attempts=attempt,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        error=error,
-        at=now_iso(),
-    )
+        record = VerdictRecord(**asked, error="the reply did not follow the verdict schema")
+    return record

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import secrets
 from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, field, replace
@@ -21,27 +20,19 @@ from typing import Any
 
 import structlog
 
-from agents.agent import Agent
-from agents.backends.base import Backend, ModelInfo
-from agents.errors import ConfigError, ModelNotFound
-from runner.conversation import Conversation, Result
+from runner.conversation import Result
 from runner.events import Observer
-from runner.plan import Plan
-from runner.pool import BackendPool, Binding
-from runner.scenario import ResolvedScenario
+from runner.pool import BackendPool
 from runner.settings import RunSettings
-from runner.tournament.games import Game, game_scenario, models
-from runner.tournament.judge import judge_game
+from runner.tournament.games import Game, models
+from runner.tournament.hosts import Host, Hosts
 from runner.tournament.ledger import GAMES, Ledger, ResultRecord, result_from
 from runner.tournament.schedule import Scheduler, Work
 from runner.tournament.spec import Tournament
-from runner.transcript import TranscriptWriter, read_transcript
+from runner.tournament.work import Judging, Workshop
+from runner.transcript import read_transcript
 
 log = structlog.get_logger("sparring.tournament")
-
-DEFAULT_MAX_LOADED = 3  # ollama's OLLAMA_MAX_LOADED_MODELS on CPU
-KEEP_ALIVE = "30m"  # holds a block's models between its requests; released explicitly
-PROBE_CAP = 60.0  # longest wait between probes of a server that is down
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,22 +63,6 @@ class Outcome:
     stopped: str | None = None  # why it stopped before the end (--max-errors)
 
 
-@dataclass(slots=True)
-class Judging:
-    game: Game
-    transcript: Path
-
-
-@dataclass(slots=True)
-class Host:
-    name: str  # "" for the backend's default address
-    backend: Backend
-    bindings: dict[str, Binding] = field(default_factory=dict)  # model -> binding
-    live: int = 0
-    cap: int = 1
-    paused: bool = False
-
-
 class Play:
     """One invocation of ``sparring tournament run``."""
 
@@ -100,155 +75,31 @@ class Play:
     ) -> None:
         self.tournament = tournament
         self.settings = settings
-        self.run_settings = replace(settings.run, out_dir=settings.out / GAMES)
-        self.pool = pool
         self.observer = observer
-        self.run_id = secrets.token_hex(6)
-        self.hosts: dict[str, Host] = {}
-        self.infos: dict[tuple[int, str], ModelInfo] = {}
+        self.hosts = Hosts(tournament, pool, settings.run.pull)
+        self.work = Workshop(
+            tournament,
+            pool,
+            replace(settings.run, out_dir=settings.out / GAMES),
+            secrets.token_hex(6),
+            observer,
+            self.hosts.infos,
+        )
         self.errors = 0
         self.outcome = Outcome()
 
-    # -- set-up ----------------------------------------------------------------------------
-
-    def _all_models(self) -> list[str]:
-        names = {e.model for e in self.tournament.entrants}
-        if self.tournament.judge is not None:
-            names.add(self.tournament.judge.model)
-        return sorted(names)
-
     async def connect(self) -> None:
-        """Bind a backend per host and check (or pull) every model on it."""
-        hosts = self.settings.run.hosts or self.tournament.hosts or ("",)
-        scenario = self.tournament.scenario
-        for name in hosts:
-            host_tuple = (name,) if name else None
-            bindings = {}
-            for model in self._all_models():
-                agent = Agent(name="entrant", model=model)
-                bindings[model] = await self.pool.bind(scenario, agent, host_tuple)
-            backend = next(iter(bindings.values())).backend
-            self.hosts[name] = Host(name, backend, bindings)
-        await self._preflight()
-        for host in self.hosts.values():
-            per_slot = getattr(host.backend, "conversations_per_slot", 2)
-            host.cap = self.pool.slots(host.backend) * per_slot
-
-    async def _preflight(self) -> None:
-        problems = []
-        for host in self.hosts.values():
-            backend = host.backend
-            for model in self._all_models():
-                try:
-                    self.infos[(id(backend), model)] = await backend.find_model(model)
-                    continue
-                except ModelNotFound as exc:
-                    if not (self.settings.run.pull and backend.can_pull):
-                        hint = f"; {exc.hint}" if exc.hint else ""
-                        role = "judge" if self._is_judge(model) else "entrant"
-                        where = f"{backend.name} at {backend.host}"
-                        problems.append(f"{where}: {role} model {model!r} not found{hint}")
-                        continue
-                await backend.pull(model, lambda *_: None)
-                self.infos[(id(backend), model)] = await backend.find_model(model)
-        if problems:
-            raise ConfigError(problems)
-
-    def _is_judge(self, model: str) -> bool:
-        judge = self.tournament.judge
-        return (
-            judge is not None
-            and judge.model == model
-            and all(e.model != model for e in self.tournament.entrants)
-        )
+        await self.hosts.connect(self.settings.run.hosts or self.tournament.hosts)
 
     def capacity(self) -> int:
-        if self.settings.max_loaded:
-            return self.settings.max_loaded
-        if self.tournament.max_loaded:
-            return self.tournament.max_loaded
-        backend = next(iter(self.hosts.values())).backend
-        if backend.name == "openai":  # the server serves what it was started with
-            return max(len(self._all_models()), 1)
-        return DEFAULT_MAX_LOADED
-
-    # -- building work ---------------------------------------------------------------------
-
-    def _scenario(self, game: Game, host: Host) -> ResolvedScenario:
-        scenario = game_scenario(self.tournament, game)
-        if "keep_alive" not in host.backend.supported_options:
-            return scenario
-        # Hold the block's models between requests; the scheduler unloads them itself.
-        agents = tuple(
-            replace(a, options=a.options.model_copy(update={"keep_alive": KEEP_ALIVE}))
-            for a in scenario.agents
-        )
-        return replace(scenario, agents=agents)
-
-    def _plan(self, game: Game, host: Host, ledger: Ledger) -> Plan:
-        scenario = self._scenario(game, host)
-        bindings = {a.name: host.bindings[a.model] for a in scenario.agents}
-        return Plan(
-            scenario=scenario,
-            repeat_index=game.number,
-            seed=game.seed,
-            base_seed=self.tournament.seed,
-            bindings=bindings,
-            stem=ledger.transcript_stem(game),
-            labels={
-                "tournament": self.tournament.name,
-                "tournament_hash": self.tournament.hash,
-                "game_id": game.id,
-            },
-        )
-
-    async def _play_game(self, game: Game, host: Host, ledger: Ledger) -> Result:
-        conversation = Conversation(
-            self._plan(game, host, ledger),
-            self.pool,
-            self.run_settings,
-            run_id=self.run_id,
-            observer=self.observer,
-            model_infos=self.infos,
-        )
-        return await conversation.run()
-
-    async def _judge(self, judging: Judging, host: Host) -> Path:
-        judge = self.tournament.judge
-        assert judge is not None
-        transcript = read_transcript(judging.transcript)
-        have = {v.order for v in transcript.verdicts}
-        missing = [o for o in ("as_seated", "swapped") if o not in have]
-        options = judge.options
-        if "keep_alive" in host.backend.supported_options:
-            options = options.model_copy(update={"keep_alive": KEEP_ALIVE})
-        backend = host.bindings[judge.model].backend
-        verdicts = await judge_game(
-            backend,
-            replace(judge, options=options),
-            transcript,
-            seed=judging.game.seed,
-            timeouts=self.run_settings.timeouts,
-            retry=self.run_settings.retry,
-            limit=self.pool.limit(backend, judge.model),
-            orders=missing,  # type: ignore[arg-type]
-        )
-        writer = TranscriptWriter.append(judging.transcript)
-        try:
-            for verdict in verdicts:
-                writer.write(verdict)
-        finally:
-            writer.close()
-        return judging.transcript
-
-    # -- the loop --------------------------------------------------------------------------
+        return self.hosts.capacity(self.settings.max_loaded)
 
     async def run(self, ledger: Ledger) -> Outcome:
         reconciled = ledger.reconcile(self.settings.retry_errors)
         for result in reconciled.finalized:
             self.observer.recorded(result)
         judging = {game.id for game, _ in reconciled.to_judge}
-        scheduler: Scheduler[Game | Judging] = Scheduler(list(self.hosts), self.capacity())
+        scheduler: Scheduler[Game | Judging] = Scheduler(list(self.hosts.by_name), self.capacity())
         for game in ledger.pending(self.settings.retry_errors):
             if game.id not in judging:
                 scheduler.add(Work(game, models(self.tournament, game)))
@@ -310,16 +161,16 @@ class Play:
         scheduler: Scheduler[Game | Judging],
         running: dict[asyncio.Task[Any], tuple[Host, Work[Game | Judging]]],
     ) -> None:
-        for host in self.hosts.values():
+        for host in self.hosts:
             while not host.paused and host.live < host.cap:
                 work = scheduler.next(host.name)
                 if work is None:
                     break
                 item = work.item
                 coro: Awaitable[Any] = (
-                    self._judge(item, host)
+                    self.work.judge(item, host)
                     if isinstance(item, Judging)
-                    else self._play_game(item, host, ledger)
+                    else self.work.play(item, host, ledger)
                 )
                 task = asyncio.ensure_future(coro)
                 running[task] = (host, work)
@@ -345,7 +196,7 @@ class Play:
             # The server is down, not the game broken: play it again once it is back.
             ledger.aside(result.path)
             scheduler.requeue(work)
-            return self._probe(host, error.message)
+            return self.hosts.probe(host, error.message, self.observer)
         transcript = read_transcript(result.path)
         if ledger.needs_judging(transcript):
             self._add_judging(scheduler, item, result.path)
@@ -364,44 +215,15 @@ class Play:
             if limit is not None and self.errors >= limit:
                 self.outcome.stopped = f"{self.errors} games ended in error (--max-errors {limit})"
 
-    async def _probe(self, host: Host, message: str) -> None:
-        """Pause ``host`` and ask it for its models, backing off, until it answers."""
-        if host.paused:
-            return
-        host.paused = True
-        wait = 1.0
-        try:
-            while True:
-                self.observer.paused(host.name or str(host.backend.host), message, wait)
-                log.warning("server down: pausing", host=host.backend.host, retry_in_s=wait)
-                await asyncio.sleep(wait)
-                try:
-                    await host.backend.list_models()
-                except Exception as exc:  # any failure to answer means: still down
-                    message = str(exc)
-                    wait = min(PROBE_CAP, wait * 2) * random.uniform(0.8, 1.0)
-                    continue
-                log.warning("server back: resuming", host=host.backend.host)
-                self.observer.resumed(host.name or str(host.backend.host))
-                return
-        finally:
-            host.paused = False
-
     async def _release_evicted(self, scheduler: Scheduler[Game | Judging]) -> None:
         for host_name, model in scheduler.take_evictions():
-            await self._release(self.hosts[host_name], model)
+            await self.hosts.release(self.hosts[host_name], model)
 
     async def _release_all(self, scheduler: Scheduler[Game | Judging]) -> None:
-        for host in self.hosts.values():
+        for host in self.hosts:
             for model in sorted(scheduler.hosts[host.name].resident):
-                await self._release(host, model)
+                await self.hosts.release(host, model)
                 scheduler.release(host.name, model)
-
-    async def _release(self, host: Host, model: str) -> None:
-        try:
-            await host.bindings[model].backend.release(model)
-        except Exception as exc:  # unloading is a courtesy: never fail the tournament on it
-            log.warning("could not unload a model", model=model, error=str(exc))
 
 
 async def play(

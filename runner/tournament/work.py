@@ -1,0 +1,107 @@
+"""One piece of tournament work on one host: a game played, or a game judged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from agents.backends.base import ModelInfo
+from runner.conversation import Conversation, Result
+from runner.events import Observer
+from runner.plan import Plan
+from runner.pool import BackendPool
+from runner.scenario import ResolvedScenario
+from runner.settings import RunSettings
+from runner.tournament.games import Game, game_scenario
+from runner.tournament.hosts import Host
+from runner.tournament.judge import judge_game
+from runner.tournament.ledger import Ledger
+from runner.tournament.spec import Tournament
+from runner.transcript import TranscriptWriter, read_transcript
+
+KEEP_ALIVE = "30m"  # holds a block's models between its requests; released explicitly
+
+
+@dataclass(slots=True)
+class Judging:
+    game: Game
+    transcript: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Workshop:
+    """What playing and judging need, shared by every piece of work of one run."""
+
+    tournament: Tournament
+    pool: BackendPool
+    settings: RunSettings  # out_dir: the tournament's games folder
+    run_id: str
+    observer: Observer
+    infos: dict[tuple[int, str], ModelInfo]
+
+    def scenario(self, game: Game, host: Host) -> ResolvedScenario:
+        scenario = game_scenario(self.tournament, game)
+        if "keep_alive" not in host.backend.supported_options:
+            return scenario
+        # Hold the block's models between requests; the scheduler unloads them itself.
+        agents = tuple(
+            replace(a, options=a.options.model_copy(update={"keep_alive": KEEP_ALIVE}))
+            for a in scenario.agents
+        )
+        return replace(scenario, agents=agents)
+
+    def plan(self, game: Game, host: Host, ledger: Ledger) -> Plan:
+        scenario = self.scenario(game, host)
+        return Plan(
+            scenario=scenario,
+            repeat_index=game.number,
+            seed=game.seed,
+            base_seed=self.tournament.seed,
+            bindings={a.name: host.bindings[a.model] for a in scenario.agents},
+            stem=ledger.transcript_stem(game),
+            labels={
+                "tournament": self.tournament.name,
+                "tournament_hash": self.tournament.hash,
+                "game_id": game.id,
+            },
+        )
+
+    async def play(self, game: Game, host: Host, ledger: Ledger) -> Result:
+        conversation = Conversation(
+            self.plan(game, host, ledger),
+            self.pool,
+            self.settings,
+            run_id=self.run_id,
+            observer=self.observer,
+            model_infos=self.infos,
+        )
+        return await conversation.run()
+
+    async def judge(self, judging: Judging, host: Host) -> Path:
+        """Ask the judge for the verdicts the game's transcript lacks; append them to it."""
+        judge = self.tournament.judge
+        assert judge is not None
+        transcript = read_transcript(judging.transcript)
+        have = {v.order for v in transcript.verdicts}
+        missing = [o for o in ("as_seated", "swapped") if o not in have]
+        options = judge.options
+        if "keep_alive" in host.backend.supported_options:
+            options = options.model_copy(update={"keep_alive": KEEP_ALIVE})
+        backend = host.bindings[judge.model].backend
+        verdicts = await judge_game(
+            backend,
+            replace(judge, options=options),
+            transcript,
+            seed=judging.game.seed,
+            timeouts=self.settings.timeouts,
+            retry=self.settings.retry,
+            limit=self.pool.limit(backend, judge.model),
+            orders=missing,  # type: ignore[arg-type]
+        )
+        writer = TranscriptWriter.append(judging.transcript)
+        try:
+            for verdict in verdicts:
+                writer.write(verdict)
+        finally:
+            writer.close()
+        return judging.transcript
