@@ -100,3 +100,29 @@ def test_common_prefix() -> None:
     assert common_prefix([1, 2, 3], [1, 2, 4]) == 2
     assert common_prefix([], [1]) == 0
     assert common_prefix([1, 2], [1, 2, 3]) == 2
+
+
+def test_replies_read_as_generated_are_one_token_a_piece() -> None:
+    starts = piece_starts(THIRD, G, control)
+    first_reply = 7 + len(G)  # after the first exchange and the request for a reply
+    # Each token of an earlier reply, then its closing token, then the next request.
+    assert starts[:6] == [0, 7, first_reply, first_reply + 1, first_reply + 2, first_reply + 3]
+    assert THIRD[first_reply + 3] == END
+    assert starts[-1] == len(THIRD) - 3  # the final request is not followed by a reply
+    assert piece_starts(FIRST, G, control) == piece_starts(FIRST, G)  # no reply yet
+
+
+def test_the_context_a_reply_left_is_reused_whole() -> None:
+    # What the previous turn kept: its prompt, in its pieces, then the reply it generated.
+    reply = [200, 201, 202]
+    kept = FIRST + reply
+    kept_starts = [*piece_starts(FIRST, G, control), *range(len(FIRST), len(kept))]
+    starts = piece_starts(SECOND, G, control)
+    assert SECOND[: len(kept)] == kept
+    assert reuse_point(kept, kept_starts, 0, SECOND, starts) == len(kept)
+    # A reply cut short (a retried turn) is reused as far as it goes.
+    assert reuse_point(kept[:-1], kept_starts[:-1], 0, SECOND, starts) == len(kept) - 1
+    # Generated tokens that are not the ones the next prompt holds are not reused.
+    other = FIRST + [200, 999]
+    other_starts = [*piece_starts(FIRST, G, control), len(FIRST), len(FIRST) + 1]
+    assert reuse_point(other, other_starts, 0, SECOND, starts) == len(FIRST) + 1
