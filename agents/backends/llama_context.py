@@ -38,6 +38,54 @@ class ContextError(RuntimeError):
     """llama.cpp refused to save or restore a context."""
 
 
+class _Cells:
+    """The KV cells of the context's one sequence, as llama.cpp's C API handles them."""
+
+    def __init__(self, llm: Any) -> None:
+        import llama_cpp
+
+        self._lib, self._ctx = llama_cpp, llm.ctx
+        self._memory = llama_cpp.llama_get_memory(llm.ctx)
+
+    def clear(self) -> None:
+        self._lib.llama_memory_clear(self._memory, True)
+
+    def cut(self, end: int) -> None:
+        self._lib.llama_memory_seq_rm(self._memory, 0, end, -1)
+
+    def save(self) -> bytearray:
+        size = self._lib.llama_state_seq_get_size(self._ctx, 0)
+        data = bytearray(size)
+        view = (ctypes.c_uint8 * size).from_buffer(data)
+        if self._lib.llama_state_seq_get_data(self._ctx, view, size, 0) != size:
+            raise ContextError("llama.cpp could not save a conversation's context")
+        return data
+
+    def load(self, data: bytearray) -> None:
+        self.clear()
+        view = (ctypes.c_uint8 * len(data)).from_buffer(data)
+        if self._lib.llama_state_seq_set_data(self._ctx, view, len(data), 0) == 0:
+            raise ContextError("llama.cpp could not restore a conversation's context")
+
+
+def _traits(llm: Any) -> tuple[bool, bool, Callable[[int], bool]]:
+    """Whether the model has sliding-window layers, whether a context can be cut back
+    (not on recurrent or hybrid models: they always read cold), and its control tokens."""
+    import llama_cpp
+
+    model, vocab = llm.model, llm._model.vocab
+    sliding = llama_cpp.llama_model_n_swa(model) > 0
+    reusable = not (
+        llama_cpp.llama_model_is_recurrent(model) or llama_cpp.llama_model_is_hybrid(model)
+    )
+    control = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL
+
+    def is_control(token: int) -> bool:
+        return bool(llama_cpp.llama_vocab_get_attr(vocab, token) & control)
+
+    return sliding, reusable, is_control
+
+
 class SessionContext:
     """See the module docstring."""
 
@@ -48,27 +96,13 @@ class SessionContext:
         owner: Hashable,
         evaluate: Callable[[Sequence[int]], None],
     ) -> None:
-        import llama_cpp
-
-        self._lib = llama_cpp
         self.llm = llm
         self.store = store
         self.owner = owner
         self._evaluate = evaluate  # Llama.eval itself: n_batch splits, token bookkeeping
-        self._memory = llama_cpp.llama_get_memory(llm.ctx)
-        self.sliding = llama_cpp.llama_model_n_swa(llm.model) > 0
+        self._cells = _Cells(llm)
+        self.sliding, self.reusable, self._is_control = _traits(llm)
         self.keeps_replies = not self.sliding  # see the module docstring
-        # Recurrent and hybrid models cannot cut a context back: they always read cold.
-        self.reusable = not (
-            llama_cpp.llama_model_is_recurrent(llm.model)
-            or llama_cpp.llama_model_is_hybrid(llm.model)
-        )
-        vocab, control = llm._model.vocab, llama_cpp.LLAMA_TOKEN_ATTR_CONTROL
-
-        def is_control(token: int) -> bool:
-            return bool(llama_cpp.llama_vocab_get_attr(vocab, token) & control)
-
-        self._is_control = is_control
         self.session: str | None = None
         self.tokens: list[int] = []  # tokens whose cells are complete, in evaluation order
         self.starts: list[int] = []  # the starts of the pieces those were evaluated in
@@ -92,21 +126,21 @@ class SessionContext:
                 return None
             state = self.store.take(self.owner, session)
             self.session = session
-            if state is not None:
-                try:
-                    self._restore(state)
-                    return "restored"
-                except ContextError:
-                    self.clear()
-                    self.session = session
-                    return "evicted"
-            return "evicted" if self.store.was_dropped(self.owner, session) else "new"
+            if state is None:
+                return "evicted" if self.store.was_dropped(self.owner, session) else "new"
+            try:
+                self._restore(state)
+            except ContextError:
+                self.clear()
+                self.session = session
+                return "evicted"
+            return "restored"
         finally:
             self.swap_ms += (time.perf_counter() - t0) * 1000
 
     def clear(self) -> None:
         """Forget the loaded context (its cells, too)."""
-        self._lib.llama_memory_clear(self._memory, True)
+        self._cells.clear()
         self.llm.n_tokens = 0
         self.session, self.tokens, self.starts, self.floor = None, [], [], 0
         self._compacted_at = None
@@ -121,26 +155,11 @@ class SessionContext:
             self._cut(self.starts[-1])
             if not self.tokens:
                 return
-        state = SavedState(tuple(self.tokens), tuple(self.starts), self._save())
+        state = SavedState(tuple(self.tokens), tuple(self.starts), self._cells.save())
         self.store.put(self.owner, self.session, state)
 
-    def _save(self) -> bytearray:
-        lib, ctx = self._lib, self.llm.ctx
-        size = lib.llama_state_seq_get_size(ctx, 0)
-        data = bytearray(size)
-        view = (ctypes.c_uint8 * size).from_buffer(data)
-        if lib.llama_state_seq_get_data(ctx, view, size, 0) != size:
-            raise ContextError("llama.cpp could not save a conversation's context")
-        return data
-
-    def _load(self, data: bytearray) -> None:
-        self._lib.llama_memory_clear(self._memory, True)
-        view = (ctypes.c_uint8 * len(data)).from_buffer(data)
-        if self._lib.llama_state_seq_set_data(self.llm.ctx, view, len(data), 0) == 0:
-            raise ContextError("llama.cpp could not restore a conversation's context")
-
     def _restore(self, state: SavedState) -> None:
-        self._load(state.data)
+        self._cells.load(state.data)
         self.tokens, self.starts = list(state.tokens), list(state.starts)
         self._sync(len(self.tokens))
         self.floor = len(self.tokens) if self.sliding else 0
@@ -148,7 +167,7 @@ class SessionContext:
 
     def _cut(self, end: int) -> None:
         """Drop the cells from ``end`` on (generated tokens, unfinished pieces)."""
-        self._lib.llama_memory_seq_rm(self._memory, 0, end, -1)
+        self._cells.cut(end)
         self.tokens, self.starts = self.tokens[:end], [s for s in self.starts if s < end]
         self._sync(end)
 
@@ -162,7 +181,7 @@ class SessionContext:
         n = len(self.tokens)
         if self._compacted_at == n:
             return  # just restored or compacted: nothing was evaluated since
-        self._load(self._save())
+        self._cells.load(self._cells.save())
         self._sync(n)
         self.floor = self._compacted_at = n
 

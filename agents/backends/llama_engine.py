@@ -123,6 +123,7 @@ class Job:
     prompt_read: bool = False
     source: Source | None = None  # how the side's context was found
     reused: int = 0  # prompt tokens whose cells were kept, not evaluated
+    swap_ms: float = 0.0  # saving the loaded context and restoring this side's
 
     def emit(self, kind: str, payload: Any = None) -> None:
         try:
@@ -151,6 +152,35 @@ class EngineStats:
     evaluated: int  # prompt tokens evaluated, over finished replies
 
 
+@dataclass(slots=True)
+class _Counters:
+    jobs: int = 0
+    cancelled: int = 0
+    tokens: int = 0
+    sampled: int = 0
+    reused: int = 0
+    evaluated: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    def finished(self, job: Job, completion: int) -> None:
+        self.tokens += completion
+        if job.outcome is not None:
+            self.outcomes[job.outcome] += 1
+        self.reused += job.reused
+        self.evaluated += (job.prompt_tokens or 0) - job.reused
+
+    def snapshot(self) -> EngineStats:
+        return EngineStats(
+            self.jobs,
+            self.cancelled,
+            self.tokens,
+            self.sampled,
+            dict(self.outcomes),
+            self.reused,
+            self.evaluated,
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class _Loaded:
     llm: Any
@@ -166,9 +196,7 @@ class Engine:
         self.n_ctx = n_ctx
         self.chat_format = chat_format
         self.load_ms: float | None = None
-        self.jobs = self.cancelled = self.tokens = self.sampled = 0
-        self.reused = self.evaluated = 0
-        self.outcomes: Counter[str] = Counter()
+        self.counters = _Counters()
         self._model: _Loaded | None = None
         self._job: Job | None = None
         self._current: Job | None = None
@@ -181,20 +209,8 @@ class Engine:
         )
         self._thread.start()
 
-    @property
-    def llm(self) -> Any:
-        return self._model.llm if self._model else None
-
     def stats(self) -> EngineStats:
-        return EngineStats(
-            self.jobs,
-            self.cancelled,
-            self.tokens,
-            self.sampled,
-            dict(self.outcomes),
-            self.reused,
-            self.evaluated,
-        )
+        return self.counters.snapshot()
 
     # -- worker thread ---------------------------------------------------------------
 
@@ -224,43 +240,22 @@ class Engine:
             job.emit("cancelled")
             return
         self._job = job
-        self.jobs += 1
+        self.counters.jobs += 1
         t0 = time.perf_counter()
         try:
             swapped = model.context.swap_ms
             job.source = model.context.switch_to(job.session)
-            swap_ms = model.context.swap_ms - swapped
+            job.swap_ms = model.context.swap_ms - swapped
             model.llm.n_tokens = 0  # the eval hook, not llama-cpp-python, decides what to reuse
             try:
                 finish = _stream(model.llm, job)
             finally:
                 model.context.settle()  # the reply's cells belong to the side's context too
-            end = time.perf_counter()
-            completion = job.sampled
-            if job.last_token is not None and model.is_eog(job.last_token):
-                completion -= 1  # the end-of-turn token is sampled but not part of the reply
-            self._count(job, completion)
-            first = job.first_sample_at or end
-            server = {
-                "total_ms": (end - t0) * 1000,
-                "prompt_eval_ms": (first - t0) * 1000,
-                "eval_ms": (end - first) * 1000,
-            }
-            if job.source is not None:
-                server["context_ms"] = swap_ms
-                server["prompt_cached_tokens"] = float(job.reused)
-            job.emit(
-                "final",
-                Final(
-                    prompt_tokens=job.prompt_tokens,
-                    completion_tokens=completion,
-                    done_reason=finish or "stop",
-                    server=server,
-                    host=HOST,
-                ),
-            )
+            final = _final(job, t0, finish, model.is_eog)
+            self.counters.finished(job, final.completion_tokens or 0)
+            job.emit("final", final)
         except _Cancelled:
-            self.cancelled += 1
+            self.counters.cancelled += 1
             job.emit("cancelled")
         except BackendError as exc:
             job.emit("error", exc)
@@ -279,13 +274,6 @@ class Engine:
         finally:
             self._job = None
 
-    def _count(self, job: Job, completion: int) -> None:
-        self.tokens += completion
-        if job.outcome is not None:
-            self.outcomes[job.outcome] += 1
-        self.reused += job.reused
-        self.evaluated += (job.prompt_tokens or 0) - job.reused
-
     # -- hooks, called by llama-cpp-python on the worker thread ----------------------
 
     def before_sample(self, llm: Any) -> Job | None:
@@ -299,7 +287,7 @@ class Engine:
         return job
 
     def after_sample(self, job: Job | None, token: int) -> None:
-        self.sampled += 1
+        self.counters.sampled += 1
         if job is not None:
             job.sampled += 1
             job.last_token = token
@@ -389,6 +377,29 @@ def _load(engine: Engine, path: Path, n_ctx: int, chat_format: str | None) -> _L
     llm.eval = evaluate  # type: ignore[method-assign]
     context = SessionContext(llm, STATES, engine, original_eval)
     return _Loaded(llm, context, is_eog)
+
+
+def _final(job: Job, t0: float, finish: str | None, is_eog: Callable[[int], bool]) -> Final:
+    end = time.perf_counter()
+    completion = job.sampled
+    if job.last_token is not None and is_eog(job.last_token):
+        completion -= 1  # the end-of-turn token is sampled but not part of the reply
+    first = job.first_sample_at or end
+    server = {
+        "total_ms": (end - t0) * 1000,
+        "prompt_eval_ms": (first - t0) * 1000,
+        "eval_ms": (end - first) * 1000,
+    }
+    if job.source is not None:
+        server["context_ms"] = job.swap_ms
+        server["prompt_cached_tokens"] = float(job.reused)
+    return Final(
+        prompt_tokens=job.prompt_tokens,
+        completion_tokens=completion,
+        done_reason=finish or "stop",
+        server=server,
+        host=HOST,
+    )
 
 
 def _stream(llm: Any, job: Job) -> str | None:

@@ -200,32 +200,7 @@ class LocalBackend:
         )
 
     async def list_models(self) -> list[ModelInfo]:
-        return await asyncio.to_thread(self._list_models)
-
-    def _list_models(self) -> list[ModelInfo]:
-        models = [
-            ModelInfo(
-                name=b.name,
-                size=builtin_size(b),
-                family=b.family,
-                parameter_size=b.parameter_size,
-                quantization=b.quantization,
-            )
-            for b in BUILTINS.values()
-            if builtin_installed(b)
-        ]
-        models.extend(
-            ModelInfo(
-                name=e.name,
-                size=e.size,
-                family=e.family,
-                parameter_size=e.parameter_size,
-                quantization=e.quantization,
-                digest=e.digest,
-            )
-            for e in ollama_store_models()
-        )
-        return models
+        return await asyncio.to_thread(_installed_models)
 
     async def find_model(self, name: str) -> ModelInfo:
         resolved = await asyncio.to_thread(self._resolve, name)  # ModelNotFound has the hint
@@ -273,6 +248,33 @@ class LocalBackend:
         self._resolved.clear()
         for engine in engines:
             await asyncio.to_thread(llama_engine.release, engine)
+
+
+def _installed_models() -> list[ModelInfo]:
+    """The built-in models installed, then the ollama store's."""
+    models = [
+        ModelInfo(
+            name=b.name,
+            size=builtin_size(b),
+            family=b.family,
+            parameter_size=b.parameter_size,
+            quantization=b.quantization,
+        )
+        for b in BUILTINS.values()
+        if builtin_installed(b)
+    ]
+    models.extend(
+        ModelInfo(
+            name=e.name,
+            size=e.size,
+            family=e.family,
+            parameter_size=e.parameter_size,
+            quantization=e.quantization,
+            digest=e.digest,
+        )
+        for e in ollama_store_models()
+    )
+    return models
 
 
 def _log_context(job: Job, final: Final) -> None:

@@ -123,6 +123,6 @@ def test_the_context_a_reply_left_is_reused_whole() -> None:
     # A reply cut short (a retried turn) is reused as far as it goes.
     assert reuse_point(kept[:-1], kept_starts[:-1], 0, SECOND, starts) == len(kept) - 1
     # Generated tokens that are not the ones the next prompt holds are not reused.
-    other = FIRST + [200, 999]
+    other = [*FIRST, 200, 999]
     other_starts = [*piece_starts(FIRST, G, control), len(FIRST), len(FIRST) + 1]
     assert reuse_point(other, other_starts, 0, SECOND, starts) == len(FIRST) + 1
