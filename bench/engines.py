@@ -6,13 +6,15 @@ Games are the classroom game (scenarios/i-lost.yaml) with smollm2:135m on both s
 temperature 0, a fixed seed per game, replies of at most --tokens tokens and no end rule,
 so every game runs --turns turns. They run through runner.orchestrator.run_scenarios.
 
-(a) one game alone: prompt evaluation's share of engine time, engine time per turn at
-    turn 2 against turn 20, how each turn found its side's context (hit, miss, new);
+(a) --games games, each alone: prompt evaluation's share of engine time, tokens evaluated
+    and generated per turn, engine time per turn at turn 2 against turn 20 (medians over
+    the games), how each turn found its side's context (hit, miss, new);
 (b) --games games on one model, against the same games each run alone, one after
     another: the wall time as a ratio to the sum of the games alone, and when the first
     one finishes as a share of the whole run; the games' text must not change;
 (c) tokens per second of one reply: llama-cpp-python called directly, against the same
-    request through sparring's LocalBackend and runner.generate.generate();
+    request through sparring's LocalBackend and runner.generate.generate(); and direct
+    llama-cpp-python with one thread per core against one thread fewer;
 (d) batched decoding: llama.cpp decoding 1, 2 and 4 sequences per step, tokens per
     second, and whether a sequence's logits stay the same in a batch;
 (e) time from starting ``sparring run`` to its first streamed token.
@@ -48,6 +50,7 @@ from agents.backends.gguf import resolve_model  # noqa: E402
 from agents.backends.local import DEFAULT_NUM_CTX, LocalBackend, completion_kwargs  # noqa: E402
 from runner.events import ConversationFinished, Observer  # noqa: E402
 from runner.generate import RetryPolicy, generate  # noqa: E402
+from runner.logs import configure as configure_logs  # noqa: E402
 from runner.orchestrator import run_scenarios  # noqa: E402
 from runner.pool import BackendPool  # noqa: E402
 from runner.scenario import ResolvedScenario, scenario_from_data  # noqa: E402
@@ -79,6 +82,9 @@ def game(index: int, turns: int, tokens: int) -> ResolvedScenario:
     data = yaml.safe_load((ROOT / "scenarios" / "i-lost.yaml").read_text(encoding="utf-8"))
     for agent in data["agents"]:
         agent["model"] = MODEL
+        # At temperature 0 the seed changes nothing: a word in the persona makes each game
+        # its own, with its own replies and lengths.
+        agent["persona"] = f"{agent['persona'].strip()} (Game {index + 1}.)"
     data.pop("end", None)  # every game runs all its turns
     data.update(name=f"bench-game-{index}", max_turns=turns, seed=SEED + index)
     data["defaults"] = {"options": {"temperature": 0, "num_predict": tokens}}
@@ -146,24 +152,35 @@ def texts(transcripts: Sequence[Transcript]) -> list[list[str]]:
     return [[turn.content for turn in t.turns] for t in ordered]
 
 
-def report_game(run: Run) -> None:
-    [transcript] = run.transcripts
-    generated = [t for t in transcript.turns if not t.scripted]
+def report_games(runs: Sequence[Run]) -> None:
+    """Sums over every turn of the games; per-turn figures are medians over the games."""
+    transcripts = [t for run in runs for t in run.transcripts]
+    generated = [t for tr in transcripts for t in tr.turns if not t.scripted]
     total = sum(engine_ms(t) for t in generated)
     prompt = sum(engine_ms(t, "prompt_eval_ms") for t in generated)
-    tokens = sum(t.completion_tokens or 0 for t in generated)
-    line("    turns, generated tokens", f"{len(transcript.turns)}, {tokens}")
-    line("    engine time", f"{total / 1000:7.1f} s")
+    read = [(t.prompt_tokens or 0) - int(engine_ms(t, "prompt_cached_tokens")) for t in generated]
+    written = [t.completion_tokens or 0 for t in generated]
+    line("    engine time, all games", f"{total / 1000:7.1f} s")
     line("    prompt evaluation share of engine time", f"{prompt / total:7.1%}")
-    by_index = {t.index: t for t in transcript.turns}
-    early, late = by_index.get(1), by_index.get(len(transcript.turns) - 2)
-    if early and late:
-        for label, turn in (("turn 2", early), (f"turn {late.index + 1}", late)):
-            prompt_ms = engine_ms(turn, "prompt_eval_ms")
-            detail = f"{prompt_ms:.0f} ms reading {turn.prompt_tokens} prompt tokens"
-            line(f"    engine time, {label}", f"{engine_ms(turn):7.0f} ms ({detail})")
-        line(f"    ratio turn {late.index + 1} / turn 2", ratio(engine_ms(late), engine_ms(early)))
-    line("    contexts (hit / miss / new)", _hits(run.contexts))
+    per_turn = f"{statistics.mean(read):.0f} / {statistics.mean(written):.0f}"
+    line("    prompt tokens evaluated / tokens generated, per turn", per_turn)
+    last = min(len(tr.turns) for tr in transcripts) - 2  # the last turn but one: turn 20 of 21
+    if last > 1:
+        early = [tr.turns[1] for tr in transcripts]
+        late = [tr.turns[last] for tr in transcripts]
+        for label, turns in (("turn 2", early), (f"turn {last + 1}", late)):
+            ms = statistics.median(engine_ms(t) for t in turns)
+            reading = statistics.median(engine_ms(t, "prompt_eval_ms") for t in turns)
+            prompt_len = statistics.median(t.prompt_tokens or 0 for t in turns)
+            detail = f"{reading:.0f} ms of it reading a {prompt_len:.0f}-token prompt"
+            line(f"    engine time, {label}", f"{ms:7.0f} ms ({detail})")
+        e_ms = statistics.median(engine_ms(t) for t in early)
+        l_ms = statistics.median(engine_ms(t) for t in late)
+        line(f"    ratio turn {last + 1} / turn 2", ratio(l_ms, e_ms))
+    contexts: Counter[str] = Counter()
+    for run in runs:
+        contexts.update(run.contexts)
+    line("    contexts (hit / miss / new)", _hits(dict(contexts)))
 
 
 def _hits(contexts: dict[str, int]) -> str:
@@ -172,12 +189,15 @@ def _hits(contexts: dict[str, int]) -> str:
     return " / ".join(str(contexts.get(k, 0)) for k in ("hit", "miss", "new"))
 
 
-async def bench_games(backend: LocalBackend, turns: int, tokens: int, games: int) -> None:
+async def bench_games(turns: int, tokens: int, games: int, sections: str) -> None:
+    """Every run gets a backend of its own (its pool closes it); the model stays loaded."""
     scenarios = [game(i, turns, tokens) for i in range(games)]
-    await play(backend, [game(games, 3, tokens)])  # load the model and warm it up first
-    alone = [await play(backend, [s]) for s in scenarios]
-    print(f"(a) one {turns}-turn game alone, {tokens}-token replies, both sides {MODEL}")
-    report_game(alone[0])
+    await play(LocalBackend(), [game(games, 3, tokens)])  # warm the model up first
+    alone = [await play(LocalBackend(), [s]) for s in scenarios]
+    print(f"(a) {games} {turns}-turn games, each alone, {tokens}-token replies, both sides {MODEL}")
+    report_games(alone)
+    if "b" not in sections:
+        return
     alone_sum = sum(r.wall for r in alone)
     alone_texts = [text for r in alone for text in texts(r.transcripts)]
     print(f"(b) {games} games on one model; baseline: each alone, {alone_sum:.1f} s in all")
@@ -188,7 +208,7 @@ async def bench_games(backend: LocalBackend, turns: int, tokens: int, games: int
     if "max_conversations" in {f.name for f in dataclasses.fields(RunSettings)}:
         modes.append(("one conversation at a time (max_conversations=1)", 1, 1))
     for label, concurrency, conversations in modes:
-        run = await play(backend, scenarios, concurrency, conversations)
+        run = await play(LocalBackend(), scenarios, concurrency, conversations)
         print(f"    {label}")
         line("      wall time / sum of the games alone", ratio(run.wall, alone_sum))
         share = run.first_finish / run.wall
@@ -268,6 +288,36 @@ async def bench_throughput(backend: LocalBackend, tokens: int, rounds: int) -> N
     line("    generation after the first token, direct", f"{d_gen:7.1f} tok/s")
     line("    generation after the first token, sparring", f"{s_gen:7.1f} tok/s")
     line("    ratio sparring / direct, generation", f"{s_gen / d_gen:7.1%}")
+
+
+def bench_threads(tokens: int, rounds: int) -> None:
+    """Direct llama-cpp-python generation with one thread per core against one fewer."""
+    import llama_cpp
+
+    config = GenerateConfig(temperature=0, seed=1, num_predict=tokens)
+    cores = os.cpu_count() or 1
+    counts = sorted({cores, max(1, cores - 1)})
+    models = {
+        n: llama_cpp.Llama(
+            model_path=str(resolve_model(MODEL).path),
+            n_ctx=DEFAULT_NUM_CTX,
+            n_threads=n,
+            verbose=False,
+        )
+        for n in counts
+    }
+    times: dict[int, list[float]] = {n: [] for n in counts}
+    for i in range(rounds):
+        for n in counts if i % 2 == 0 else counts[::-1]:
+            total, _, text = direct_once(models[n], config)
+            times[n].append(total)
+    n_tokens = len(models[counts[0]].tokenize(text.encode(), add_bos=False))
+    for llm in models.values():
+        llm.close()
+    print(f"    llama-cpp-python direct by thread count ({cores} cores), median of {rounds}")
+    for n in counts:
+        rate = n_tokens / statistics.median(times[n])
+        line(f"      {n} thread(s), whole reply", f"{rate:7.1f} tok/s")
 
 
 # --- (d) several sequences per decode step ----------------------------------------------------
@@ -428,6 +478,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="rounds for (c); medians")
     parser.add_argument("--only", default="abcde", help="sections to run, e.g. 'cd'")
     args = parser.parse_args()
+    configure_logs(fmt="console")  # warnings only, on stderr
     print(textwrap.dedent(__doc__ or "").strip().splitlines()[0])
     print(f"cpus: {os.cpu_count()}, model file: {resolve_model(MODEL).path.name}")
     LocalBackend()  # reads SPARRING_LOCAL_STATE_MB and SPARRING_LOCAL_THREADS
@@ -442,12 +493,16 @@ def main() -> None:
 
 
 async def _engine_sections(args: argparse.Namespace) -> None:
-    backend = LocalBackend()
+    backend = LocalBackend()  # loads the model once, for every section
+    hi: list[Message] = [{"role": "user", "content": "Hi"}]
+    request = ChatRequest(MODEL, hi, GenerateConfig(num_predict=1))
+    await generate(backend, request, timeouts=Timeouts(), retry=RetryPolicy(attempts=1))
     try:
         if "a" in args.only or "b" in args.only:
-            await bench_games(backend, args.turns, args.tokens, args.games)
+            await bench_games(args.turns, args.tokens, args.games, args.only)
         if "c" in args.only:
             await bench_throughput(backend, 128, args.rounds)
+            bench_threads(128, args.rounds)
     finally:
         await backend.aclose()
         llama_engine.unload_all()
