@@ -4,9 +4,14 @@ Each loaded model (one per GGUF file, context size and chat format) is an *engin
 ``llama_cpp.Llama`` plus one worker thread that owns it. Engines are shared by every
 :class:`agents.backends.local.LocalBackend` of the process, because a model instance holds
 one KV cache and cannot serve two generations at once: requests for the same model queue
-on its thread. Tokens travel back to the event loop through an ``asyncio.Queue`` fed with
-``call_soon_threadsafe``; when the consumer goes away, a stop flag ends generation at the
-next token.
+for its thread, in the order :mod:`agents.backends.llama_queue` chooses. Tokens travel back
+to the event loop through an ``asyncio.Queue`` fed with ``call_soon_threadsafe``; when the
+consumer goes away, a stop flag ends generation at the next token.
+
+A request naming a session (one agent's side of one conversation) evaluates only what its
+prompt adds to that side's previous one: :mod:`agents.backends.llama_context` keeps the
+context between turns, and saved contexts wait in one process-wide
+:class:`~agents.backends.llama_states.StateStore` within a memory budget.
 
 Engines are reference-counted: :func:`acquire` loads (or shares) one, :func:`release`
 frees it when its last user lets go, so a backend closing its engines never pulls a model
@@ -16,6 +21,7 @@ from under another backend still using it.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import contextlib
 import ctypes
@@ -24,13 +30,17 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agents.backends.base import Final
-from agents.errors import BackendError, BadRequest, EngineMissing, ServerError
+from agents.backends.llama_context import HITS, ContextError, SessionContext, Source
+from agents.backends.llama_queue import JobQueue
+from agents.backends.llama_states import StateStore, default_budget
+from agents.errors import BackendError, BadRequest, ConfigError, EngineMissing, ServerError
 
 NAME = "local"
 HOST = "embedded"
@@ -39,6 +49,32 @@ INSTALL_HINT = (
     "(compiles llama.cpp, about 10 minutes on 2 cores the first time)"
 )
 _OVERFLOW = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
+THREADS_ENV = "SPARRING_LOCAL_THREADS"
+
+
+def default_threads() -> int:
+    """Every core this process may use but one, and at least one.
+
+    llama.cpp's threads wait for each other at every step of a token, so one of them
+    losing its core (to the event loop streaming the reply, or to anything else running)
+    stalls them all; on 2 cores, two threads generated several times slower than one as
+    soon as anything else ran. The thread count does not change the numbers.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
+
+
+def threads_from_env(environ: Mapping[str, str] | None = None) -> int:
+    """``SPARRING_LOCAL_THREADS`` if set, else :func:`default_threads`."""
+    raw = (os.environ if environ is None else environ).get(THREADS_ENV, "").strip()
+    if not raw:
+        return default_threads()
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{THREADS_ENV}={raw!r}: expected a whole number of threads, 1 or more")
+    return int(raw)
 
 
 _QUIET: Any = None
@@ -78,17 +114,31 @@ class Job:
     loop: asyncio.AbstractEventLoop
     queue: asyncio.Queue[tuple[str, Any]]
     model: str
+    session: str | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     prompt_tokens: int | None = None
     sampled: int = 0
     last_token: int | None = None
     first_sample_at: float | None = None
+    prompt_read: bool = False
+    source: Source | None = None  # how the side's context was found
+    reused: int = 0  # prompt tokens whose cells were kept, not evaluated
+    swap_ms: float = 0.0  # saving the loaded context and restoring this side's
 
     def emit(self, kind: str, payload: Any = None) -> None:
         try:
             self.loop.call_soon_threadsafe(self.queue.put_nowait, (kind, payload))
         except RuntimeError:  # the loop is closed: nobody will read
             self.stop.set()
+
+    @property
+    def outcome(self) -> str | None:
+        """``hit``, ``miss`` or ``new`` for a request with a session; None without one."""
+        if self.source is None:
+            return None
+        if self.source in HITS:
+            return "hit" if self.reused else "miss"  # kept, but the prompt did not extend it
+        return "new" if self.source == "new" else "miss"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +147,45 @@ class EngineStats:
     cancelled: int
     tokens: int  # tokens of finished replies
     sampled: int  # every token sampled, cancelled jobs' included
+    contexts: dict[str, int]  # finished replies by outcome: hit, miss, new
+    reused: int  # prompt tokens not evaluated again, over finished replies
+    evaluated: int  # prompt tokens evaluated, over finished replies
+
+
+@dataclass(slots=True)
+class _Counters:
+    jobs: int = 0
+    cancelled: int = 0
+    tokens: int = 0
+    sampled: int = 0
+    reused: int = 0
+    evaluated: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    def finished(self, job: Job, completion: int) -> None:
+        self.tokens += completion
+        if job.outcome is not None:
+            self.outcomes[job.outcome] += 1
+        self.reused += job.reused
+        self.evaluated += (job.prompt_tokens or 0) - job.reused
+
+    def snapshot(self) -> EngineStats:
+        return EngineStats(
+            self.jobs,
+            self.cancelled,
+            self.tokens,
+            self.sampled,
+            dict(self.outcomes),
+            self.reused,
+            self.evaluated,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    llm: Any
+    context: SessionContext
+    is_eog: Callable[[int], bool]
 
 
 class Engine:
@@ -106,146 +195,77 @@ class Engine:
         self.path = path
         self.n_ctx = n_ctx
         self.chat_format = chat_format
-        self.llm: Any = None
         self.load_ms: float | None = None
+        self.counters = _Counters()
+        self._model: _Loaded | None = None
         self._job: Job | None = None
-        self.jobs = 0
-        self.cancelled = 0
-        self.tokens = 0
-        self.sampled = 0
+        self._current: Job | None = None
         self._closed = False
-        self._pending: set[Job] = set()
-        self._pending_lock = threading.Lock()
-        self._is_eog: Callable[[int], bool] = lambda token: False
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"sparring-local-{path.stem[:24]}"
+        self._queue: JobQueue[Job] = JobQueue()
+        self.loaded: concurrent.futures.Future[None] = concurrent.futures.Future()
+        # Daemon, so a process that forgets to close an engine still exits (see atexit below).
+        self._thread = threading.Thread(
+            target=self._work, name=f"sparring-local-{path.stem[:24]}", daemon=True
         )
-        # Loading is the thread's first task, so requests simply queue behind it.
-        self.loaded = self._executor.submit(self._load)
+        self._thread.start()
 
     def stats(self) -> EngineStats:
-        return EngineStats(self.jobs, self.cancelled, self.tokens, self.sampled)
+        return self.counters.snapshot()
 
     # -- worker thread ---------------------------------------------------------------
 
-    def _load(self) -> None:
+    def _work(self) -> None:
+        # Loading is the thread's first task, so requests simply queue behind it.
         try:
-            import llama_cpp
-        except ImportError as exc:
-            raise EngineMissing(INSTALL_HINT, backend=NAME, host=HOST) from exc
-        _silence(llama_cpp)
-        t0 = time.perf_counter()
-        try:
-            # Not verbose=False: that points the process's stdout and stderr file descriptors
-            # at /dev/null while loading, and two loads on two threads can leave them there
-            # for good (a simultaneous round loading two models lost all further output).
-            # llama.cpp's own log lines already go to the silent callback; the library's
-            # Python-level prints during loading go to a buffer, and then it is told to stop.
-            with _LOAD_LOCK, contextlib.redirect_stderr(io.StringIO()):
-                llm = llama_cpp.Llama(
-                    model_path=str(self.path),
-                    n_ctx=self.n_ctx,
-                    n_threads=os.cpu_count() or 1,
-                    verbose=True,
-                    chat_format=self.chat_format,
-                )
-            llm.verbose = False
-        except ValueError as exc:
-            raise BadRequest(
-                f"llama.cpp could not load {self.path} (not a GGUF model it supports?): {exc}",
-                backend=NAME,
-                host=HOST,
-            ) from exc
-        self.load_ms = (time.perf_counter() - t0) * 1000
-        is_eog = getattr(llama_cpp, "llama_vocab_is_eog", None)
-        vocab = getattr(getattr(llm, "_model", None), "vocab", None)
-        eos = llm.token_eos()
-
-        def end_of_generation(token: int) -> bool:
-            if is_eog is not None and vocab is not None:
-                return bool(is_eog(vocab, token))
-            return token == eos
-
-        self._is_eog = end_of_generation
-        original_sample = llm.sample
-
-        # Every token goes through Llama.sample: the one place to count tokens exactly,
-        # learn the evaluated prompt length, and stop as soon as the reader has gone.
-        def sample(*args: Any, **kwargs: Any) -> int:
-            job = self._job
-            if job is not None:
-                if job.stop.is_set():
-                    raise _Cancelled
-                if job.prompt_tokens is None:
-                    job.prompt_tokens = int(llm.n_tokens)
-                    job.first_sample_at = time.perf_counter()
-            token = int(original_sample(*args, **kwargs))
-            if job is not None:
-                job.sampled += 1
-                self.sampled += 1
-                job.last_token = token
-            return token
-
-        llm.sample = sample  # type: ignore[method-assign]  # per-instance hook, on purpose
-        self.llm = llm
+            t0 = time.perf_counter()
+            self._model = _load(self, self.path, self.n_ctx, self.chat_format)
+            self.load_ms = (time.perf_counter() - t0) * 1000
+            self.loaded.set_result(None)
+        except BaseException as exc:
+            self.loaded.set_exception(exc)
+        while True:
+            resident = self._model.context.session if self._model else None
+            job = self._queue.take(resident)
+            if job is None:
+                return
+            self._current = job
+            try:
+                self._run(job)
+            finally:
+                self._current = None
 
     def _run(self, job: Job) -> None:
-        if job.stop.is_set():
+        model = self._model
+        if job.stop.is_set() or model is None:
             job.emit("cancelled")
             return
-        llm = self.llm
         self._job = job
-        self.jobs += 1
+        self.counters.jobs += 1
         t0 = time.perf_counter()
         try:
-            # Start from an empty KV cache: reusing a cached prefix re-evaluates the last
-            # prompt token alone, whose logits can differ in the last bits from a full
-            # evaluation, and identical requests must give identical replies.
-            llm.reset()
-            stream = llm.create_chat_completion(messages=job.messages, stream=True, **job.kwargs)
-            finish: str | None = None
+            swapped = model.context.swap_ms
+            job.source = model.context.switch_to(job.session)
+            job.swap_ms = model.context.swap_ms - swapped
+            model.llm.n_tokens = 0  # the eval hook, not llama-cpp-python, decides what to reuse
             try:
-                for chunk in stream:
-                    choice = chunk["choices"][0]
-                    text = choice.get("delta", {}).get("content")
-                    if text:
-                        job.emit("delta", text)
-                    if choice.get("finish_reason"):
-                        finish = choice["finish_reason"]
-                    if job.stop.is_set():
-                        raise _Cancelled
+                finish = _stream(model.llm, job)
             finally:
-                stream.close()
-            end = time.perf_counter()
-            completion = job.sampled
-            if job.last_token is not None and self._is_eog(job.last_token):
-                completion -= 1  # the end-of-turn token is sampled but not part of the reply
-            self.tokens += completion
-            first = job.first_sample_at or end
-            job.emit(
-                "final",
-                Final(
-                    prompt_tokens=job.prompt_tokens,
-                    completion_tokens=completion,
-                    done_reason=finish or "stop",
-                    server={
-                        "total_ms": (end - t0) * 1000,
-                        "prompt_eval_ms": (first - t0) * 1000,
-                        "eval_ms": (end - first) * 1000,
-                    },
-                    host=HOST,
-                ),
-            )
+                model.context.settle()  # the reply's cells belong to the side's context too
+            final = _final(job, t0, finish, model.is_eog)
+            self.counters.finished(job, final.completion_tokens or 0)
+            job.emit("final", final)
         except _Cancelled:
-            self.cancelled += 1
+            self.counters.cancelled += 1
             job.emit("cancelled")
         except BackendError as exc:
             job.emit("error", exc)
         except ValueError as exc:  # llama-cpp-python's word for a request it cannot serve
-            job.emit("error", self._bad_request(exc, job.model))
+            job.emit("error", _bad_request(exc, job.model))
         except RuntimeError as exc:  # llama.cpp itself failed (llama_decode returned ...)
+            model.context.clear()  # its cells are in no known state
+            what = "keep a conversation's context" if isinstance(exc, ContextError) else "run"
             error = ServerError(
-                f"llama.cpp failed: {exc}", backend=NAME, host=HOST, model=job.model
+                f"llama.cpp failed to {what}: {exc}", backend=NAME, host=HOST, model=job.model
             )
             error.__cause__ = exc
             job.emit("error", error)
@@ -254,32 +274,41 @@ class Engine:
         finally:
             self._job = None
 
-    def _bad_request(self, exc: ValueError, model: str) -> BadRequest:
-        match = _OVERFLOW.search(str(exc))
-        if match:
-            message = (
-                f"the prompt is {match[1]} tokens, more than the context window "
-                f"(num_ctx={match[2]}); raise num_ctx or shorten the conversation"
-            )
-        else:
-            message = str(exc)
-        error = BadRequest(message, backend=NAME, host=HOST, model=model)
-        error.__cause__ = exc
-        return error
+    # -- hooks, called by llama-cpp-python on the worker thread ----------------------
+
+    def before_sample(self, llm: Any) -> Job | None:
+        job = self._job
+        if job is not None:
+            if job.stop.is_set():
+                raise _Cancelled
+            if job.prompt_tokens is None:
+                job.prompt_tokens = int(llm.n_tokens)
+                job.first_sample_at = time.perf_counter()
+        return job
+
+    def after_sample(self, job: Job | None, token: int) -> None:
+        self.counters.sampled += 1
+        if job is not None:
+            job.sampled += 1
+            job.last_token = token
+
+    def read_prompt(self, tokens: Sequence[int], evaluate: Callable[[Sequence[int]], None]) -> None:
+        """Evaluate a job's prompt (its first eval call) through its side's context."""
+        job, model = self._job, self._model
+        if job is None or job.prompt_read or model is None:
+            evaluate(tokens)
+            return
+        job.prompt_read = True
+        try:
+            job.reused = model.context.evaluate(tokens, job.stop.is_set)
+        except InterruptedError:
+            raise _Cancelled from None
 
     # -- any thread --------------------------------------------------------------------
 
-    def submit(self, job: Job) -> concurrent.futures.Future[None]:
-        future = self._executor.submit(self._run, job)
-        with self._pending_lock:
-            if not future.done():
-                self._pending.add(job)
-        future.add_done_callback(lambda _: self._done(job))
-        return future
-
-    def _done(self, job: Job) -> None:
-        with self._pending_lock:
-            self._pending.discard(job)
+    def submit(self, job: Job) -> None:
+        """Queue ``job``; RuntimeError once the engine is closed."""
+        self._queue.put(job, job.session)
 
     @property
     def closed(self) -> bool:
@@ -288,14 +317,141 @@ class Engine:
     def close(self) -> None:
         self._closed = True
         # Queued jobs still run, but see their stop flag at once and tell their readers.
-        with self._pending_lock:
-            for job in [*self._pending, self._job]:
-                if job is not None:
-                    job.stop.set()
-        self._executor.shutdown(wait=True)
-        llm, self.llm = self.llm, None
-        if llm is not None:
-            llm.close()
+        for job in [*self._queue.close(), self._current]:
+            if job is not None:
+                job.stop.set()
+        self._thread.join()
+        model, self._model = self._model, None
+        STATES.forget_owner(self)
+        if model is not None:
+            model.llm.close()
+
+
+def _load(engine: Engine, path: Path, n_ctx: int, chat_format: str | None) -> _Loaded:
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise EngineMissing(INSTALL_HINT, backend=NAME, host=HOST) from exc
+    _silence(llama_cpp)
+    try:
+        # Not verbose=False: that points the process's stdout and stderr file descriptors
+        # at /dev/null while loading, and two loads on two threads can leave them there
+        # for good (a simultaneous round loading two models lost all further output).
+        # llama.cpp's own log lines already go to the silent callback; the library's
+        # Python-level prints during loading go to a buffer, and then it is told to stop.
+        with _LOAD_LOCK, contextlib.redirect_stderr(io.StringIO()):
+            llm = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=_threads,
+                verbose=True,
+                chat_format=chat_format,
+            )
+        llm.verbose = False
+    except ValueError as exc:
+        raise BadRequest(
+            f"llama.cpp could not load {path} (not a GGUF model it supports?): {exc}",
+            backend=NAME,
+            host=HOST,
+        ) from exc
+    vocab = llm._model.vocab
+
+    def is_eog(token: int) -> bool:
+        return bool(llama_cpp.llama_vocab_is_eog(vocab, token))
+
+    # Every token goes through Llama.sample: the one place to count tokens exactly, learn
+    # the evaluated prompt length, and stop as soon as the reader has gone. A job's first
+    # Llama.eval is its prompt, which its side's context evaluates (reusing what it can).
+    original_sample, original_eval = llm.sample, llm.eval
+
+    def sample(*args: Any, **kwargs: Any) -> int:
+        job = engine.before_sample(llm)
+        token = int(original_sample(*args, **kwargs))
+        engine.after_sample(job, token)
+        return token
+
+    def evaluate(tokens: Sequence[int]) -> None:
+        engine.read_prompt(tokens, original_eval)
+
+    llm.sample = sample  # type: ignore[method-assign]  # per-instance hooks, on purpose
+    llm.eval = evaluate  # type: ignore[method-assign]
+    context = SessionContext(llm, STATES, engine, original_eval)
+    return _Loaded(llm, context, is_eog)
+
+
+def _final(job: Job, t0: float, finish: str | None, is_eog: Callable[[int], bool]) -> Final:
+    end = time.perf_counter()
+    completion = job.sampled
+    if job.last_token is not None and is_eog(job.last_token):
+        completion -= 1  # the end-of-turn token is sampled but not part of the reply
+    first = job.first_sample_at or end
+    server = {
+        "total_ms": (end - t0) * 1000,
+        "prompt_eval_ms": (first - t0) * 1000,
+        "eval_ms": (end - first) * 1000,
+    }
+    if job.source is not None:
+        server["context_ms"] = job.swap_ms
+        server["prompt_cached_tokens"] = float(job.reused)
+    return Final(
+        prompt_tokens=job.prompt_tokens,
+        completion_tokens=completion,
+        done_reason=finish or "stop",
+        server=server,
+        host=HOST,
+    )
+
+
+def _stream(llm: Any, job: Job) -> str | None:
+    """Run the completion, sending its text to the reader; returns the finish reason."""
+    stream = llm.create_chat_completion(messages=job.messages, stream=True, **job.kwargs)
+    finish: str | None = None
+    try:
+        for chunk in stream:
+            choice = chunk["choices"][0]
+            text = choice.get("delta", {}).get("content")
+            if text:
+                job.emit("delta", text)
+            if choice.get("finish_reason"):
+                finish = choice["finish_reason"]
+            if job.stop.is_set():
+                raise _Cancelled
+    finally:
+        stream.close()
+    return finish
+
+
+def _bad_request(exc: ValueError, model: str) -> BadRequest:
+    match = _OVERFLOW.search(str(exc))
+    if match:
+        message = (
+            f"the prompt is {match[1]} tokens, more than the context window "
+            f"(num_ctx={match[2]}); raise num_ctx or shorten the conversation"
+        )
+    else:
+        message = str(exc)
+    error = BadRequest(message, backend=NAME, host=HOST, model=model)
+    error.__cause__ = exc
+    return error
+
+
+# Saved contexts of every loaded model, within one budget, and the threads a model loaded
+# from now on uses: process-wide, set by LocalBackend from the environment.
+STATES = StateStore(default_budget())
+_threads = default_threads()
+
+
+def configure(*, state_budget: int, threads: int) -> None:
+    """Bound every model's saved contexts to ``state_budget`` bytes (evicting to fit), and
+    load models from now on with ``threads`` threads."""
+    global _threads
+    STATES.budget = state_budget
+    _threads = threads
+
+
+def threads() -> int:
+    """The threads a model loaded now would use."""
+    return _threads
 
 
 EngineKey = tuple[str, int, str | None]  # (GGUF path, context size, chat format)
@@ -339,6 +495,7 @@ def loaded_engines() -> dict[EngineKey, EngineStats]:
         return {key: engine.stats() for key, engine in _ENGINES.items()}
 
 
+@atexit.register
 def unload_all() -> None:
     """Free every loaded model at once, whoever uses it; running generations stop first."""
     with _ENGINES_LOCK:

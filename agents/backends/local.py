@@ -4,6 +4,9 @@ This module maps names to GGUF files (:mod:`agents.backends.gguf`), generation c
 llama-cpp-python's arguments, and requests to jobs for the engine worker
 (:mod:`agents.backends.llama_engine`). A backend holds the engines it used until
 :meth:`LocalBackend.aclose`, which releases them: the run that loaded a model frees it.
+
+Each reply with a session is logged (``engine context``, info level) with whether its
+side's context was kept (``hit``), had to be read again (``miss``) or was new.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from agents.backends import llama_engine
 from agents.backends import local_engine_installed as engine_installed
 from agents.backends.base import (
@@ -21,6 +26,7 @@ from agents.backends.base import (
     ChatEvent,
     ChatRequest,
     Delta,
+    Final,
     Message,
     ModelInfo,
     ProgressCallback,
@@ -35,7 +41,8 @@ from agents.backends.gguf import (
     resolve_model,
     train_context_length,
 )
-from agents.backends.llama_engine import HOST, INSTALL_HINT, NAME, Engine, Job
+from agents.backends.llama_engine import HOST, INSTALL_HINT, NAME, Engine, Job, threads_from_env
+from agents.backends.llama_states import budget_from_env
 from agents.errors import BackendError, EngineMissing, ModelNotFound, StreamError
 
 DEFAULT_NUM_CTX = 4096
@@ -50,6 +57,8 @@ DEFAULT_SAMPLING: dict[str, Any] = {
 }
 # keep_alive is a server's: an embedded model stays loaded for the backend's lifetime.
 SUPPORTED = frozenset({*DEFAULT_SAMPLING, "seed", "num_predict", "stop", "num_ctx", "json_schema"})
+
+log = structlog.get_logger("sparring.local")
 
 
 def _gemma_messages(messages: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -103,10 +112,15 @@ class LocalBackend:
     name = NAME
     can_pull = False
     supported_options = SUPPORTED
+    # A model generates one reply at a time: one live conversation per slot finishes
+    # first and keeps its context loaded, where more would only take turns.
+    conversations_per_slot = 1
 
     def __init__(self, settings: BackendSettings | None = None) -> None:
         if not engine_installed():
             raise EngineMissing(INSTALL_HINT, backend=NAME, host=HOST)
+        # A bad value is a ConfigError naming the variable.
+        llama_engine.configure(state_budget=budget_from_env(), threads=threads_from_env())
         self.settings = settings or BackendSettings()
         self.host: str | None = HOST
         self._resolved: dict[str, ResolvedModel] = {}
@@ -155,6 +169,7 @@ class LocalBackend:
             loop=asyncio.get_running_loop(),
             queue=queue,
             model=request.model,
+            session=request.session,
         )
         try:
             engine.submit(job)
@@ -166,6 +181,7 @@ class LocalBackend:
                 if kind == "delta":
                     yield Delta(payload)
                 elif kind == "final":
+                    _log_context(job, payload)
                     yield payload
                     return
                 elif kind == "error":
@@ -184,32 +200,7 @@ class LocalBackend:
         )
 
     async def list_models(self) -> list[ModelInfo]:
-        return await asyncio.to_thread(self._list_models)
-
-    def _list_models(self) -> list[ModelInfo]:
-        models = [
-            ModelInfo(
-                name=b.name,
-                size=builtin_size(b),
-                family=b.family,
-                parameter_size=b.parameter_size,
-                quantization=b.quantization,
-            )
-            for b in BUILTINS.values()
-            if builtin_installed(b)
-        ]
-        models.extend(
-            ModelInfo(
-                name=e.name,
-                size=e.size,
-                family=e.family,
-                parameter_size=e.parameter_size,
-                quantization=e.quantization,
-                digest=e.digest,
-            )
-            for e in ollama_store_models()
-        )
-        return models
+        return await asyncio.to_thread(_installed_models)
 
     async def find_model(self, name: str) -> ModelInfo:
         resolved = await asyncio.to_thread(self._resolve, name)  # ModelNotFound has the hint
@@ -265,6 +256,47 @@ class LocalBackend:
         self._resolved.clear()
         for engine in engines:
             await asyncio.to_thread(llama_engine.release, engine)
+
+
+def _installed_models() -> list[ModelInfo]:
+    """The built-in models installed, then the ollama store's."""
+    models = [
+        ModelInfo(
+            name=b.name,
+            size=builtin_size(b),
+            family=b.family,
+            parameter_size=b.parameter_size,
+            quantization=b.quantization,
+        )
+        for b in BUILTINS.values()
+        if builtin_installed(b)
+    ]
+    models.extend(
+        ModelInfo(
+            name=e.name,
+            size=e.size,
+            family=e.family,
+            parameter_size=e.parameter_size,
+            quantization=e.quantization,
+            digest=e.digest,
+        )
+        for e in ollama_store_models()
+    )
+    return models
+
+
+def _log_context(job: Job, final: Final) -> None:
+    if job.outcome is None:
+        return
+    log.info(
+        "engine context",
+        session=job.session,
+        model=job.model,
+        result=job.outcome,
+        source=job.source,
+        reused_tokens=job.reused,
+        evaluated_tokens=(final.prompt_tokens or 0) - job.reused,
+    )
 
 
 def _unkey(key: llama_engine.EngineKey) -> tuple[Path, int, str | None]:

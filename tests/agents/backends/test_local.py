@@ -8,17 +8,27 @@ broken install.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from agents.backends import gguf, llama_engine, local
-from agents.backends.base import BackendSettings, ChatRequest, Delta, Final, Message, Timeouts
+from agents.backends.base import (
+    BackendSettings,
+    ChatEvent,
+    ChatRequest,
+    Delta,
+    Final,
+    Message,
+    Timeouts,
+)
 from agents.backends.config import GenerateConfig
 from agents.backends.gguf import (
     ResolvedModel,
@@ -28,8 +38,14 @@ from agents.backends.gguf import (
     resolve_model,
     train_context_length,
 )
-from agents.errors import BadRequest, EngineMissing, ModelNotFound, StreamError
+from agents.backends.llama_states import budget_from_env
+from agents.errors import BadRequest, ConfigError, EngineMissing, ModelNotFound, StreamError
 from runner.generate import RetryPolicy, generate
+from runner.orchestrator import run_scenarios
+from runner.pool import BackendPool
+from runner.scenario import ResolvedScenario, scenario_from_data
+from runner.settings import RunSettings
+from runner.transcript import read_transcript
 
 MODEL = "smollm2:135m"
 
@@ -471,3 +487,167 @@ async def test_structured_output_follows_the_schema(backend: local.LocalBackend)
     verdict = json.loads(text)
     assert verdict["winner"] in ("first", "second", "draw")
     assert isinstance(verdict["reason"], str)
+
+
+# --- kept contexts: a conversation's text whatever runs beside it -------------------------
+
+GAME: dict[str, Any] = {
+    "name": "kept-contexts",
+    "seed": 11,
+    "max_turns": 5,
+    "defaults": {"options": {"temperature": 0.8, "num_predict": 10}},
+    "agents": [
+        {
+            "name": "Ada",
+            "persona": "You are Ada. Answer in one short sentence.",
+            "opening": "What is the best fruit?",
+        },
+        {"name": "Max", "persona": "You are Max. Disagree politely in one short sentence."},
+    ],
+}
+
+
+def _game(model: str, seed: int = 11) -> ResolvedScenario:
+    data = {**GAME, "seed": seed}
+    data["agents"] = [{**agent, "model": model} for agent in GAME["agents"]]
+    return scenario_from_data(data)
+
+
+async def _play(
+    out: Path, backend: local.LocalBackend, scenario: ResolvedScenario, **settings: Any
+) -> dict[int, list[str]]:
+    """Each conversation's turns, by repeat index."""
+    run = RunSettings(out_dir=out, **settings)
+    async with BackendPool.fixed(backend, run) as pool:
+        results = await run_scenarios([scenario], run, pool=pool)
+    return {r.repeat_index: [t.content for t in read_transcript(r.path).turns] for r in results}
+
+
+@pytest.fixture
+def default_budget() -> Iterator[None]:
+    yield
+    llama_engine.configure(state_budget=budget_from_env(), threads=llama_engine.threads())
+
+
+@contextlib.asynccontextmanager
+async def holding(model: str) -> AsyncIterator[Callable[[], llama_engine.EngineStats]]:
+    """Keeps ``model`` loaded between runs (each run's pool releases what it used)."""
+    holder = local.LocalBackend()
+    hi: list[Message] = [{"role": "user", "content": "Hi"}]
+    await _reply(holder, ChatRequest(model, hi, GenerateConfig(num_predict=1)))
+    path = str(resolve_model(model).path)
+
+    def stats() -> llama_engine.EngineStats:
+        return next(s for key, s in llama_engine.loaded_engines().items() if key[0] == path)
+
+    try:
+        yield stats
+    finally:
+        await holder.aclose()
+
+
+@pytest.mark.realmodel
+@pytest.mark.parametrize("model", ["smollm2:135m", "gemma3:270m"])
+async def test_a_conversation_replays_alone_beside_others_and_after_evictions(
+    model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default_budget: None
+) -> None:
+    async with holding(model) as stats:
+        await _replays(model, tmp_path, monkeypatch, stats)
+
+
+async def _replays(
+    model: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    stats: Callable[[], llama_engine.EngineStats],
+) -> None:
+    alone = await _play(tmp_path / "alone", local.LocalBackend(), _game(model))
+    assert len(alone[0]) == 5
+
+    # Another conversation at once on the one loaded model: the two runs' requests
+    # interleave, so turns swap contexts out and in.
+    hits = stats().contexts.get("hit", 0)
+    beside = await asyncio.gather(
+        _play(tmp_path / "a", local.LocalBackend(), _game(model)),
+        _play(tmp_path / "b", local.LocalBackend(), _game(model, seed=12)),
+    )
+    assert beside[0] == alone
+    assert beside[1][0][1:] != alone[0][1:]  # a conversation of its own
+    assert stats().contexts.get("hit", 0) > hits
+
+    # With no room for saved contexts, every swapped-out side re-reads its prompt.
+    monkeypatch.setenv("SPARRING_LOCAL_STATE_MB", "0")
+    misses = stats().contexts.get("miss", 0)
+    evicted = await asyncio.gather(
+        _play(tmp_path / "c", local.LocalBackend(), _game(model)),
+        _play(tmp_path / "d", local.LocalBackend(), _game(model, seed=12)),
+    )
+    assert stats().contexts.get("miss", 0) > misses
+    assert evicted == beside
+
+
+class CutOnce(local.LocalBackend):
+    """Cuts the ``at``-th reply off after two pieces of text, as a dropped stream would."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at, self.calls = at, 0
+
+    async def chat(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
+        self.calls += 1
+        inner = super().chat(request)
+        pieces = 0
+        try:
+            async for event in inner:
+                yield event
+                pieces += isinstance(event, Delta)
+                if self.calls == self.at and pieces == 2:
+                    raise StreamError("injected: the stream dropped", backend="local")
+        finally:
+            await inner.aclose()  # type: ignore[attr-defined]
+
+
+@pytest.mark.realmodel
+async def test_a_reply_cut_off_and_retried_is_the_same_reply(tmp_path: Path) -> None:
+    async with holding(MODEL) as stats:
+        alone = await _play(tmp_path / "alone", local.LocalBackend(), _game(MODEL))
+        cancelled = stats().cancelled
+        retried = await _play(
+            tmp_path / "retried", CutOnce(at=3), _game(MODEL), retry=RetryPolicy(attempts=2, base=0)
+        )
+        assert stats().cancelled == cancelled + 1  # the engine really stopped mid-reply
+    assert retried == alone
+    [path] = (tmp_path / "retried").glob("*.jsonl")
+    assert [t.attempts for t in read_transcript(path).turns] == [0, 1, 1, 2, 1]
+
+
+@pytest.mark.realmodel
+async def test_hits_and_misses_are_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default_budget: None
+) -> None:
+    with structlog.testing.capture_logs() as logs:
+        await _play(tmp_path / "kept", local.LocalBackend(), _game(MODEL))
+    events = [e for e in logs if e["event"] == "engine context"]
+    assert [e["result"] for e in events] == ["new", "new", "hit", "hit"]
+    assert all(e["log_level"] == "info" and e["model"] == MODEL for e in events)
+    assert {e["session"].split("/")[1] for e in events} == {"Ada", "Max"}
+    assert events[2]["reused_tokens"] > 0 and events[2]["source"] == "restored"
+
+    monkeypatch.setenv("SPARRING_LOCAL_STATE_MB", "0")
+    with structlog.testing.capture_logs() as logs:
+        await _play(tmp_path / "starved", local.LocalBackend(), _game(MODEL))
+    events = [e for e in logs if e["event"] == "engine context"]
+    assert [e["result"] for e in events] == ["new", "new", "miss", "miss"]
+    assert events[2]["reused_tokens"] == 0 and events[2]["source"] == "evicted"
+
+
+def test_a_bad_state_budget_is_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SPARRING_LOCAL_STATE_MB", "plenty")
+    with pytest.raises(ConfigError, match=r"^SPARRING_LOCAL_STATE_MB='plenty': expected"):
+        local.LocalBackend()
+
+
+def test_one_conversation_per_slot() -> None:
+    assert local.LocalBackend.conversations_per_slot == 1
