@@ -17,6 +17,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import structlog
 from rich.console import Console
@@ -130,6 +131,13 @@ def _add_run(
     _add_inputs(run)
     _add_limits(run)
     run.add_argument(
+        "--max-conversations",
+        type=_count(MAX_REPEAT),
+        metavar="N",
+        help="conversations alive at once, each with an open transcript (default: enough to "
+        "keep every server slot busy, within the open-file limit)",
+    )
+    run.add_argument(
         "--out", metavar="DIR", type=Path, default=Path("transcripts"), help="transcript folder"
     )
     run.add_argument("--pull", action="store_true", help="pull missing models (ollama)")
@@ -190,13 +198,6 @@ def _add_limits(run: argparse.ArgumentParser) -> None:
         metavar="N",
         help="requests in flight per server or model (default: the backend's parallel slots: "
         "OLLAMA_NUM_PARALLEL or 1 for ollama, 4 per host for openai, 1 per embedded model)",
-    )
-    run.add_argument(
-        "--max-conversations",
-        type=_count(MAX_REPEAT),
-        metavar="N",
-        help="conversations alive at once, each with an open transcript (default: enough to "
-        "keep every server slot busy, within the open-file limit)",
     )
     run.add_argument(
         "--retries", metavar="N", type=_count(100), default=5, help="attempts per turn (default 5)"
@@ -319,7 +320,8 @@ def cmd_validate(args: argparse.Namespace, out: Console) -> int:
     return EXIT_USAGE if failed else EXIT_OK
 
 
-def _settings(args: argparse.Namespace) -> RunSettings:
+def _settings(args: argparse.Namespace, **extra: Any) -> RunSettings:
+    """The engine options ``run`` and ``tournament run`` share, plus ``extra``."""
     return RunSettings(
         out_dir=args.out,
         timeouts=Timeouts(
@@ -329,11 +331,11 @@ def _settings(args: argparse.Namespace) -> RunSettings:
         ),
         retry=RetryPolicy(attempts=args.retries, base=args.backoff),
         concurrency=args.concurrency,
-        max_conversations=args.max_conversations,
         backend=args.backend,
         hosts=tuple(args.host),
         api_key_env=args.api_key_env,
         pull=args.pull,
+        **extra,
     )
 
 
@@ -347,10 +349,16 @@ async def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
         max_turns=args.max_turns,
     )
     if args.show_prompts:
-        await preview(scenarios, _settings(args), out)
+        settings = _settings(args, max_conversations=args.max_conversations)
+        await preview(scenarios, settings, out)
         return EXIT_OK
     failed = await run_batch(
-        scenarios, _settings(args), out=out, err=err, quiet=args.quiet, dry_run=args.dry_run
+        scenarios,
+        _settings(args, max_conversations=args.max_conversations),
+        out=out,
+        err=err,
+        quiet=args.quiet,
+        dry_run=args.dry_run,
     )
     return EXIT_FAILED if failed else EXIT_OK
 
@@ -370,20 +378,7 @@ async def cmd_models(args: argparse.Namespace, out: Console) -> int:
 def _play_settings(args: argparse.Namespace) -> PlaySettings:
     return PlaySettings(
         out=args.out,
-        run=RunSettings(
-            out_dir=args.out,
-            timeouts=Timeouts(
-                connect=args.timeout_connect,
-                first_token=args.timeout_first_token,
-                reply=args.timeout_reply,
-            ),
-            retry=RetryPolicy(attempts=args.retries, base=args.backoff),
-            concurrency=args.concurrency,
-            backend=args.backend,
-            hosts=tuple(args.host),
-            api_key_env=args.api_key_env,
-            pull=args.pull,
-        ),
+        run=_settings(args),
         max_loaded=args.max_loaded,
         max_errors=args.max_errors,
         accept_changes=args.accept_changes,

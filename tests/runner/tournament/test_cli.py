@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from runner.cli import build_parser
 from runner.tournament.games import all_games
 from runner.tournament.spec import load_tournament
 from runner.transcript import read_transcript
@@ -174,3 +175,16 @@ def test_a_missing_judge_model_is_refused_before_anything_runs(model: str, tmp_p
     no_traceback(result)
     assert f"judge model '{model}' not found" in result.stderr
     assert chats == []
+
+
+@pytest.mark.parametrize("verb", [["tournament", "run", "t.yaml", "--out", "o"], ["rerun", "x"]])
+def test_options_a_command_would_ignore_are_not_offered(verb: list[str]) -> None:
+    # A tournament sizes its games per host from the server's slots, and a rerun plays one
+    # conversation: --max-conversations would be accepted there and silently do nothing.
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args([*verb, "--max-conversations", "3"])
+    assert exit_.value.code == 2
+    assert (
+        build_parser().parse_args(["run", "s.yaml", "--max-conversations", "3"]).max_conversations
+        == 3
+    )
