@@ -19,7 +19,6 @@ Runs on the model's worker thread only.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import time
 from collections.abc import Callable, Hashable, Sequence
@@ -29,8 +28,8 @@ from agents.backends.llama_chunks import generation_prompt, piece_starts, reuse_
 from agents.backends.llama_states import SavedState, StateStore
 
 # How a turn found its side's context: kept in the model, restored from the store, dropped
-# from the store, never seen, or kept but not extended by the new prompt (a history window).
-Source = Literal["loaded", "restored", "evicted", "new", "not extended"]
+# (evicted from the store, or lost to an error), or never seen.
+Source = Literal["loaded", "restored", "evicted", "new"]
 HITS: frozenset[Source] = frozenset({"loaded", "restored"})
 
 
@@ -119,8 +118,10 @@ class SessionContext:
             return "loaded" if self.tokens else "new"
         t0 = time.perf_counter()
         try:
-            with contextlib.suppress(ContextError):  # not kept: that side re-reads next time
+            try:
                 self._save_current()
+            except ContextError:  # not kept: that side re-reads next time
+                self.drop()
             self.clear()
             if session is None or not self.reusable:
                 return None
@@ -138,6 +139,12 @@ class SessionContext:
         finally:
             self.swap_ms += (time.perf_counter() - t0) * 1000
 
+    def drop(self) -> None:
+        """Forget the loaded context as lost: its side's next turn is a miss."""
+        if self.session is not None:
+            self.store.drop(self.owner, self.session)
+        self.clear()
+
     def clear(self) -> None:
         """Forget the loaded context (its cells, too)."""
         self._cells.clear()
@@ -151,9 +158,13 @@ class SessionContext:
             return
         if self.sliding:
             # Restored, it cannot be cut back: keep it up to the boundary the next prompt
-            # shares, the start of the last piece (the final request for a reply).
-            self._cut(self.starts[-1])
+            # shares, the start of the last piece (the final request for a reply). Not
+            # below the floor, though: a context restored and left before its next piece
+            # (a request stopped early, or one llama-cpp-python refused) keeps what it holds.
+            if self.starts[-1] >= self.floor:
+                self._cut(self.starts[-1])
             if not self.tokens:
+                self.store.drop(self.owner, self.session)  # a miss next time, not a new side
                 return
         state = SavedState(tuple(self.tokens), tuple(self.starts), self._cells.save())
         self.store.put(self.owner, self.session, state)

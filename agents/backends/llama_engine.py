@@ -198,11 +198,13 @@ class Engine:
         self.load_ms: float | None = None
         self.counters = _Counters()
         self._model: _Loaded | None = None
-        self._job: Job | None = None
-        self._current: Job | None = None
+        self._current: Job | None = None  # the job the worker has taken, hooks included
         self._closed = False
         self._queue: JobQueue[Job] = JobQueue()
         self.loaded: concurrent.futures.Future[None] = concurrent.futures.Future()
+        # Running from the start, so a waiter that is cancelled (a timeout, Ctrl-C) cannot
+        # cancel the load for every other waiter and kill the worker with it.
+        self.loaded.set_running_or_notify_cancel()
         # Daemon, so a process that forgets to close an engine still exits (see atexit below).
         self._thread = threading.Thread(
             target=self._work, name=f"sparring-local-{path.stem[:24]}", daemon=True
@@ -236,10 +238,11 @@ class Engine:
 
     def _run(self, job: Job) -> None:
         model = self._model
-        if job.stop.is_set() or model is None:
+        # _current is set before this check, and close() sets _closed before it reads
+        # _current: a job taken while the engine closes is stopped by one side or the other.
+        if job.stop.is_set() or model is None or self._closed:
             job.emit("cancelled")
             return
-        self._job = job
         self.counters.jobs += 1
         t0 = time.perf_counter()
         try:
@@ -262,7 +265,7 @@ class Engine:
         except ValueError as exc:  # llama-cpp-python's word for a request it cannot serve
             job.emit("error", _bad_request(exc, job.model))
         except RuntimeError as exc:  # llama.cpp itself failed (llama_decode returned ...)
-            model.context.clear()  # its cells are in no known state
+            model.context.drop()  # its cells are in no known state
             what = "keep a conversation's context" if isinstance(exc, ContextError) else "run"
             error = ServerError(
                 f"llama.cpp failed to {what}: {exc}", backend=NAME, host=HOST, model=job.model
@@ -271,13 +274,11 @@ class Engine:
             job.emit("error", error)
         except Exception as exc:  # anything else is a bug: the reader raises it unchanged
             job.emit("error", exc)
-        finally:
-            self._job = None
 
     # -- hooks, called by llama-cpp-python on the worker thread ----------------------
 
     def before_sample(self, llm: Any) -> Job | None:
-        job = self._job
+        job = self._current
         if job is not None:
             if job.stop.is_set():
                 raise _Cancelled
@@ -294,7 +295,7 @@ class Engine:
 
     def read_prompt(self, tokens: Sequence[int], evaluate: Callable[[Sequence[int]], None]) -> None:
         """Evaluate a job's prompt (its first eval call) through its side's context."""
-        job, model = self._job, self._model
+        job, model = self._current, self._model
         if job is None or job.prompt_read or model is None:
             evaluate(tokens)
             return

@@ -109,6 +109,12 @@ class StateStore:
                 self.held -= state.nbytes
             return state
 
+    def drop(self, owner: Hashable, session: str) -> None:
+        """Forget one side's context as lost (an error, nothing worth saving)."""
+        with self._lock:
+            self._discard((owner, session))
+            self._forget((owner, session))
+
     def was_dropped(self, owner: Hashable, session: str) -> bool:
         """Whether a context of this side was kept once and is gone (evicted or too big)."""
         with self._lock:

@@ -154,8 +154,10 @@ class LocalBackend:
         try:
             await asyncio.wrap_future(engine.loaded)
         except BackendError as exc:
-            del self._engines[key]
-            await asyncio.to_thread(llama_engine.release, engine)
+            # Several requests may wait on one failed load: the first to wake lets it go.
+            if self._engines.get(key) is engine:
+                del self._engines[key]
+                await asyncio.to_thread(llama_engine.release, engine)
             exc.model = request.model
             raise
         return engine, resolved

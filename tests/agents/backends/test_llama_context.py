@@ -184,3 +184,29 @@ def test_a_retried_turn_and_a_prompt_not_extending_the_last_read_as_cold_ones_wo
     assert source == "loaded" and reused == 0
     cold, _, _ = side.turn("window-cold/a", unrelated, [])
     assert logits == cold
+
+
+def test_a_side_restored_and_left_before_its_next_piece_keeps_its_context_exact(
+    model: tuple[Any, Any, str],
+) -> None:
+    # A request stopped right after its side's context was restored (or refused by
+    # llama-cpp-python before its first piece) leaves it for another side at once; on
+    # Gemma 3 the saved context must not be cut back below where it was restored.
+    ours, other = prompts(model, 3), prompts(model, 3, topic="cheese")
+    said, they_said = replies(model, ours), replies(model, other)
+
+    def play(stopped_early: bool) -> tuple[str, int, Any]:
+        side = Side(model, StateStore(budget=1 << 30))
+        for turn in (0, 1):
+            side.turn("a", ours[turn], said[turn])
+            side.turn("b", other[turn], they_said[turn])
+        if stopped_early:
+            assert side.context.switch_to("a") == "restored"
+            with pytest.raises(InterruptedError):
+                side.context.evaluate(ours[2], lambda: True)
+            side.turn("b", other[2], they_said[2])
+        return side.turn("a", ours[2], said[2])
+
+    straight, early = play(stopped_early=False), play(stopped_early=True)
+    assert early[2] == "restored" and early[1] == straight[1] > 0
+    assert early[0] == straight[0]

@@ -435,6 +435,39 @@ async def test_unreadable_gguf_is_bad_request(backend: local.LocalBackend, tmp_p
 
 
 @pytest.mark.realmodel
+async def test_requests_waiting_on_one_failed_load_each_get_bad_request(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.gguf"
+    bogus.write_bytes(b"GGUF" + b"\0" * 64)
+    backend = local.LocalBackend()
+    request = ChatRequest(str(bogus), [{"role": "user", "content": "hi"}], GenerateConfig())
+    results = await asyncio.gather(
+        _reply(backend, request), _reply(backend, request), return_exceptions=True
+    )
+    assert [type(r) for r in results] == [BadRequest, BadRequest]
+    await backend.aclose()
+
+
+@pytest.mark.realmodel
+async def test_a_request_cancelled_while_its_model_loads_leaves_the_model_usable() -> None:
+    # A first-token timeout or Ctrl-C during a load cancels the waiting request; the load
+    # itself, and every later request for the model, must go on.
+    llama_engine.unload_all()
+    backend = local.LocalBackend()
+    await asyncio.to_thread(backend._resolve, MODEL)  # so the request goes straight to the load
+    request = _request("Say hi.", num_predict=3, num_ctx=4096)
+    waiting = asyncio.create_task(_reply(backend, request))
+    await asyncio.sleep(0)  # one step: the task asked for its engine and awaits the load
+    (engine,) = backend._engines.values()
+    assert not engine.loaded.done()
+    waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+    _, final = await _reply(backend, request)
+    assert final.completion_tokens
+    await backend.aclose()
+
+
+@pytest.mark.realmodel
 async def test_unload_all_ends_running_and_queued_replies(backend: local.LocalBackend) -> None:
     started = asyncio.Event()
 
