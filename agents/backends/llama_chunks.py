@@ -22,17 +22,26 @@ from collections.abc import Callable, Sequence
 MAX_GENERATION_PROMPT = 16
 
 
+# A role name between two control tokens is at most this many tokens ("assistant").
+MAX_ROLE = 3
+
+
 def generation_prompt(tokens: Sequence[int], is_control: Callable[[int], bool]) -> list[int]:
     """The prompt's tail from its last control token: the chat template's request for a reply.
 
-    Empty when the prompt has no control token near its end, which leaves the whole prompt
-    as one piece.
+    Where that control token closes a header (Llama 3's ``<|start_header_id|>assistant
+    <|end_header_id|>``, Phi-4's ``<|im_sep|>``), the tail from it ends every role's header
+    alike, so the tail starts at the control token before the role name instead. Empty when
+    the prompt has no control token near its end, which leaves the whole prompt as one piece.
     """
     lowest = max(0, len(tokens) - MAX_GENERATION_PROMPT)
-    for at in range(len(tokens) - 1, lowest - 1, -1):
-        if is_control(tokens[at]):
-            return list(tokens[at:])
-    return []
+    controls = [at for at in range(len(tokens) - 1, lowest - 1, -1) if is_control(tokens[at])]
+    if not controls:
+        return []
+    at = controls[0]
+    if len(tokens) - at <= 2 and len(controls) > 1 and 1 <= at - controls[1] - 1 <= MAX_ROLE:
+        at = controls[1]
+    return list(tokens[at:])
 
 
 def piece_starts(

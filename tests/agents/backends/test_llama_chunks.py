@@ -126,3 +126,35 @@ def test_the_context_a_reply_left_is_reused_whole() -> None:
     other = [*FIRST, 200, 999]
     other_starts = [*piece_starts(FIRST, G, control), len(FIRST), len(FIRST) + 1]
     assert reuse_point(other, other_starts, 0, SECOND, starts) == len(FIRST) + 1
+
+
+# Llama 3's template: <|start_header_id|>role<|end_header_id|>\n\n content <|eot_id|>
+SH, EH, EOT, NN, SYSTEM = 3, 4, 5, 11, 70
+L3 = [SH, ASSISTANT, EH, NN]
+
+
+def llama3_control(token: int) -> bool:
+    return token in (SH, EH, EOT)
+
+
+def llama3_turn(role: int, *content: int) -> list[int]:
+    return [SH, role, EH, NN, *content, EOT]
+
+
+def test_a_header_closing_control_token_marks_only_the_assistants_turns() -> None:
+    # The tail from the last control token, <|end_header_id|>\n\n, ends every header:
+    # taken as the marker, the system and user texts would be read a token at a time.
+    tokens = [
+        *llama3_turn(SYSTEM, 300, 301, 302, 303, 304),
+        *llama3_turn(USER, 100, 101, 102),
+        *llama3_turn(ASSISTANT, 200, 201, 202),
+        *llama3_turn(USER, 103),
+        *L3,
+    ]
+    assert generation_prompt(tokens, llama3_control) == L3
+    reply = tokens.index(200)
+    final = len(tokens) - len(L3)
+    starts = piece_starts(tokens, L3, lambda t: t == EOT)
+    assert starts == [0, reply - 4, reply, reply + 1, reply + 2, reply + 3, final]
+    # Templates whose request for a reply opens with its control token keep that tail.
+    assert generation_prompt(SECOND, control) == G
