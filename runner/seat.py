@@ -90,12 +90,14 @@ class Seat:
             record = _scripted_turn(agent, round_no)
         else:
             scenario = table.scenario
+            window = scenario.history if isinstance(scenario.history, int) else None
             request = self.request(
                 history,
                 label_others=len(scenario.agents) > 2,
-                window=scenario.history if isinstance(scenario.history, int) else None,
+                window=window,
                 kickoff=scenario.kickoff,
-                session=f"{cid}/{agent.name}",
+                # A session promises that each request extends the last; a window breaks it.
+                session=f"{cid}/{agent.name}" if window is None else None,
             )
             backend = self.binding.backend
 

@@ -95,6 +95,18 @@ async def test_each_agent_is_sent_its_own_view_with_full_history(tmp_path: Path)
     assert [m["content"] for m in last_b.messages[1:]] == [t.content for t in turns[:5]]
 
 
+async def test_requests_name_their_side_unless_a_history_window_cuts_them(
+    tmp_path: Path,
+) -> None:
+    # A session promises that a side's requests extend each other (an engine may keep
+    # their context); a history window drops the oldest turns, so it promises nothing.
+    [result], backend = await run(tmp_path, scenario())
+    cid = read_transcript(result.path).run.conversation_id
+    assert [r.session for r in backend.requests[:2]] == [f"{cid}/A", f"{cid}/B"]
+    _, windowed = await run(tmp_path, scenario(history=2))
+    assert [r.session for r in windowed.requests] == [None] * 6
+
+
 async def test_random_order_is_seeded(tmp_path: Path) -> None:
     orders = []
     for seed in (1, 1, 2, 3, 4):
