@@ -4,8 +4,9 @@ A loaded model holds one conversation side's context at a time; when another sid
 turn comes, the engine saves the first one here (llama.cpp's sequence state: its KV cells,
 a few MB to a few tens of MB) and restores it when that side speaks again. Every loaded
 model's saved contexts share one budget, set by ``SPARRING_LOCAL_STATE_MB`` (MiB) or, by
-default, an eighth of the machine's memory up to 2 GiB; the least recently used go first,
-and a side whose context was dropped re-reads its prompt on its next turn (a *miss*).
+default, an eighth of the memory the process may use (a container's limit included), up
+to 2 GiB; the least recently used go first, and a side whose context was dropped re-reads
+its prompt on its next turn (a *miss*).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from agents.errors import ConfigError
 
@@ -26,12 +28,22 @@ FALLBACK = 512 * MIB
 FORGOTTEN_NAMES = 65536
 
 
+# A container's memory limit (cgroup v2), which physical memory does not show.
+CGROUP_MEMORY_MAX = Path("/sys/fs/cgroup/memory.max")
+
+
 def default_budget() -> int:
-    """An eighth of physical memory, at most 2 GiB (512 MiB where it cannot be read)."""
+    """An eighth of the memory this process may use, at most 2 GiB (512 MiB where unknown)."""
     try:
         total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):
         return FALLBACK
+    try:
+        limit = CGROUP_MEMORY_MAX.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        limit = "max"
+    if limit.isdigit():
+        total = min(total, int(limit))
     return min(DEFAULT_CAP, total // 8) if total > 0 else FALLBACK
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from agents.backends import llama_states
 from agents.backends.llama_states import (
     MIB,
     STATE_MB_ENV,
@@ -83,3 +86,14 @@ def test_a_bad_budget_names_the_variable(value: str) -> None:
         budget_from_env({STATE_MB_ENV: value})
     message = str(info.value)
     assert message.startswith(f"{STATE_MB_ENV}={value!r}:") and "\n" not in message
+
+
+def test_the_default_budget_respects_a_containers_memory_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limit = tmp_path / "memory.max"
+    monkeypatch.setattr(llama_states, "CGROUP_MEMORY_MAX", limit)
+    limit.write_text("max\n")  # no limit: physical memory decides
+    unlimited = default_budget()
+    limit.write_text(f"{256 * MIB}\n")
+    assert default_budget() == min(unlimited, 32 * MIB)
