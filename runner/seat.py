@@ -53,7 +53,7 @@ class Seat:
 
     def request(
         self, history: Sequence[Utterance], *, label_others: bool, window: int | None,
-        kickoff: str, session: str,
+        kickoff: str, session: str | None,
     ) -> ChatRequest:  # fmt: skip
         messages = self.agent.view(
             history, label_others=label_others, window=window, kickoff=kickoff
