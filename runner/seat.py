@@ -53,7 +53,7 @@ class Seat:
 
     def request(
         self, history: Sequence[Utterance], *, label_others: bool, window: int | None,
-        kickoff: str, session: str | None,
+        kickoff: str, session: str,
     ) -> ChatRequest:  # fmt: skip
         messages = self.agent.view(
             history, label_others=label_others, window=window, kickoff=kickoff
@@ -63,7 +63,9 @@ class Seat:
         # seed, derived from the agent's and its turn number, so runs still replay.
         assert self.config.seed is not None
         config = self.config.model_copy(update={"seed": derive_seed(self.config.seed, self.spoken)})
-        return ChatRequest(self.agent.model, messages, config, session=session)
+        # A window drops the oldest turns: the next request no longer extends this one.
+        extends = window is None
+        return ChatRequest(self.agent.model, messages, config, session=session, extends=extends)
 
     def info(self, model: ModelInfo | None) -> AgentInfo:
         backend = self.binding.backend
@@ -96,8 +98,7 @@ class Seat:
                 label_others=len(scenario.agents) > 2,
                 window=window,
                 kickoff=scenario.kickoff,
-                # A session promises that each request extends the last; a window breaks it.
-                session=f"{cid}/{agent.name}" if window is None else None,
+                session=f"{cid}/{agent.name}",
             )
             backend = self.binding.backend
 

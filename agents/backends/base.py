@@ -38,10 +38,12 @@ class ChatRequest:
     model: str
     messages: Sequence[Message]
     config: GenerateConfig = field(default_factory=GenerateConfig)
-    # Names one agent's side of one conversation. Its requests only ever extend each other
-    # (histories are append-only), so a backend may keep per-session state such as a KV
-    # cache. None: no such promise.
+    # Names one agent's side of one conversation (its requests, its retries).
     session: str | None = None
+    # Whether each request of the session extends the one before (histories are
+    # append-only), so a backend may keep per-session state such as a KV cache. Not under a
+    # history window, which drops the oldest turns.
+    extends: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,7 +171,7 @@ class LocalBackend:
             loop=asyncio.get_running_loop(),
             queue=queue,
             model=request.model,
-            session=request.session,
+            session=request.session if request.extends else None,
         )
         try:
             engine.submit(job)

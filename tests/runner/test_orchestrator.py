@@ -95,16 +95,17 @@ async def test_each_agent_is_sent_its_own_view_with_full_history(tmp_path: Path)
     assert [m["content"] for m in last_b.messages[1:]] == [t.content for t in turns[:5]]
 
 
-async def test_requests_name_their_side_unless_a_history_window_cuts_them(
+async def test_requests_extend_their_sides_last_unless_a_history_window_cuts_them(
     tmp_path: Path,
 ) -> None:
-    # A session promises that a side's requests extend each other (an engine may keep
-    # their context); a history window drops the oldest turns, so it promises nothing.
+    # Requests that extend their side's last one let an engine keep the side's context; a
+    # history window drops the oldest turns, so its requests promise nothing.
     [result], backend = await run(tmp_path, scenario())
     cid = read_transcript(result.path).run.conversation_id
     assert [r.session for r in backend.requests[:2]] == [f"{cid}/A", f"{cid}/B"]
+    assert all(r.extends for r in backend.requests)
     _, windowed = await run(tmp_path, scenario(history=2))
-    assert [r.session for r in windowed.requests] == [None] * 6
+    assert not any(r.extends for r in windowed.requests)
 
 
 async def test_random_order_is_seeded(tmp_path: Path) -> None:

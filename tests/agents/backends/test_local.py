@@ -674,6 +674,17 @@ async def test_hits_and_misses_are_logged(
     assert events[2]["reused_tokens"] == 0 and events[2]["source"] == "evicted"
 
 
+@pytest.mark.realmodel
+async def test_a_history_window_keeps_no_context(tmp_path: Path) -> None:
+    # Windowed prompts drop their oldest turns: each is read whole, in one pass.
+    agents = [{**agent, "model": MODEL} for agent in GAME["agents"]]
+    windowed = scenario_from_data({**GAME, "agents": agents, "history": 1})
+    with structlog.testing.capture_logs() as logs:
+        await _play(tmp_path, local.LocalBackend(), windowed)
+    assert [e for e in logs if e["event"] == "engine context"] == []
+    assert any(e["event"] == "conversation finished" for e in logs)
+
+
 def test_a_bad_state_budget_is_one_line_naming_the_variable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
