@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import struct
 import threading
@@ -597,16 +598,20 @@ async def _replays(
     alone = await _play(tmp_path / "alone", local.LocalBackend(), _game(model))
     assert len(alone[0]) == 5
 
-    # Another conversation at once on the one loaded model: the two runs' requests
-    # interleave, so turns swap contexts out and in.
+    # Another conversation at once on the one loaded model, their requests taking turns:
+    # every turn finds the other conversation's context loaded and swaps it out.
     hits = stats().contexts.get("hit", 0)
-    beside = await asyncio.gather(
-        _play(tmp_path / "a", local.LocalBackend(), _game(model)),
-        _play(tmp_path / "b", local.LocalBackend(), _game(model, seed=12)),
-    )
+    turnstile = Turnstile()
+    with structlog.testing.capture_logs() as logs:
+        beside = await asyncio.gather(
+            _play(tmp_path / "a", Alternating(turnstile, 0), _game(model)),
+            _play(tmp_path / "b", Alternating(turnstile, 1), _game(model, seed=12)),
+        )
+    conversations = [e["session"].split("/")[0] for e in logs if e["event"] == "engine context"]
+    assert len(conversations) == 8 and all(a != b for a, b in itertools.pairwise(conversations))
     assert beside[0] == alone
     assert beside[1][0][1:] != alone[0][1:]  # a conversation of its own
-    assert stats().contexts.get("hit", 0) > hits
+    assert stats().contexts.get("hit", 0) >= hits + 4  # each side's later turns: restored
 
     # With no room for saved contexts, every swapped-out side re-reads its prompt.
     monkeypatch.setenv("SPARRING_LOCAL_STATE_MB", "0")
@@ -617,6 +622,37 @@ async def _replays(
     )
     assert stats().contexts.get("miss", 0) > misses
     assert evicted == beside
+
+
+class Turnstile:
+    """Lets two backends' requests through by turns: 0, 1, 0, 1, ..."""
+
+    def __init__(self) -> None:
+        self.next = 0
+        self.changed = asyncio.Condition()
+
+    async def wait(self, who: int) -> None:
+        async with self.changed:
+            await self.changed.wait_for(lambda: self.next == who)
+
+    async def done(self) -> None:
+        async with self.changed:
+            self.next = 1 - self.next
+            self.changed.notify_all()
+
+
+class Alternating(local.LocalBackend):
+    def __init__(self, turnstile: Turnstile, who: int) -> None:
+        super().__init__()
+        self.turnstile, self.who = turnstile, who
+
+    async def chat(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
+        await self.turnstile.wait(self.who)
+        try:
+            async for event in super().chat(request):
+                yield event
+        finally:
+            await self.turnstile.done()
 
 
 class CutOnce(local.LocalBackend):
