@@ -132,15 +132,19 @@ def _v1(url: str) -> str:
     return bare if bare.endswith("/v1") else bare + "/v1"
 
 
-async def choose_backend(requested: str, settings: BackendSettings) -> Choice:
+async def choose_backend(
+    requested: str, settings: BackendSettings, *, set_by: str = "--backend"
+) -> Choice:
     """Resolve ``auto``: an OpenAI-compatible server for a ``/v1`` URL; else ollama if a
     server answers; else an OpenAI-compatible server that answers ``/v1/models`` at the
-    given host; else the embedded engine if installed."""
+    given host; else the embedded engine if installed. ``set_by`` says where a named
+    backend came from, for the reason."""
     if requested != "auto":
         if requested not in BACKENDS:
             choices = ", ".join(CHOICES)
             raise ConfigError(f"unknown backend {requested!r}; expected one of {choices}")
-        return Choice(requested, f"--backend {requested}")
+        why = f"--backend {requested}" if set_by == "--backend" else f"{set_by}: {requested}"
+        return Choice(requested, why)
     given = settings.hosts[0] if settings.hosts else None
     if given is not None and split_credentials(given)[0].rstrip("/").endswith("/v1"):
         return Choice("openai", f"the host {_v1(given)} ends in /v1: an OpenAI-compatible server")

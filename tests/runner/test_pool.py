@@ -50,7 +50,7 @@ async def test_agents_on_the_same_server_share_one_backend() -> None:
     assert a.backend is b.backend  # one server, one backend instance
     assert c.backend is not a.backend and c.backend.host == "other:1"  # the agent's own host
     assert [name for name, _, _ in made.made] == ["ollama", "ollama"]
-    assert a.choice.reason == "--backend ollama"
+    assert a.choice.reason == "backend in the file: ollama"  # the scenario's, not a flag
 
 
 async def test_command_line_hosts_and_backend_win() -> None:
@@ -60,6 +60,7 @@ async def test_command_line_hosts_and_backend_win() -> None:
     bindings = [await pool.bind(s, agent) for agent in s.agents]
     assert {b.backend.host for b in bindings} == {"cli:9"}  # --host overrides agents' hosts
     assert [name for name, _, _ in made.made] == ["openai"]
+    assert bindings[0].choice.reason == "--backend openai"
 
 
 async def test_one_limit_per_connection_key_sized_by_concurrency() -> None:
