@@ -223,6 +223,28 @@ async def test_the_report_of_a_tournament_folder_carries_its_leaderboard(tmp_pat
     assert [row.model_dump() for row in rows] == expected
 
 
+async def test_a_tournament_folders_report_leaves_out_games_set_aside(tmp_path: Path) -> None:
+    from runner.analysis.frames import load_frames
+
+    t = load_tournament(write_tournament(tmp_path / "t", MODELS[:2], games=1))
+    out = tmp_path / "out"
+    async with FakeOllama(MODELS) as fake:
+        await play(t, settings(out, fake.url))
+    # What a game cut off mid-way leaves: its run line and a turn, moved aside and replayed.
+    game = next((out / "games").glob("*.jsonl"))
+    records = [json.loads(line) for line in game.read_text().splitlines()[:2]]
+    (out / "aside").mkdir()
+    (out / "aside" / game.name).write_text(
+        "".join(json.dumps({**r, "conversation_id": "0123456789ab"}) + "\n" for r in records)
+    )
+    assert read_transcript(out / "aside" / game.name).run is not None
+    frames = load_frames([out])
+    assert sorted(frames.conversations["path"]) == sorted(
+        str(p) for p in (out / "games").glob("*.jsonl")
+    )
+    assert len(load_frames([out / "aside"]).conversations) == 1  # asked for by name: read
+
+
 def test_a_verdict_with_a_raw_newline_in_its_reason_still_counts() -> None:
     from runner.tournament.judge import parse
 
