@@ -144,7 +144,10 @@
   const convs = data.conversations;
   const state = { model: "", scenario: "", outcome: "", page: 0, selected: null, sideBySide: false, rows: [] };
 
-  function lineup(c) { return c.agents.map(function (a) { return a.model; }).join(" vs "); }
+  // A tournament game's agents are its entrants, named: two personas of one model differ.
+  function lineup(c) {
+    return c.agents.map(function (a) { return c.game ? a.name : a.model; }).join(" vs ");
+  }
 
   function outcomeKind(c) {
     if (c.status !== "success") return c.status;

@@ -245,6 +245,22 @@ def test_only_intervals_on_both_sides_can_be_apart(
     assert problems(browser) == []
 
 
+def test_a_tournament_game_is_listed_by_its_entrants(
+    browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    entrants = [Agent("stubborn", "x:1b"), Agent("gracious", "x:1b")]
+    game = Conversation(entrants, [("stubborn", "No."), ("gracious", "I lost.")], game_id="g1")
+    plain = Conversation([Agent("A", "x:1b"), Agent("B", "x:1b")], [("A", "Hi."), ("B", "Hi.")])
+    for conversation in (game, plain):
+        write_conversation(tmp_path / "t", conversation)
+    html = tmp_path / "report.html"
+    assert main(["report", str(tmp_path / "t"), "-o", str(html)]) == 0
+    open_report(browser, html)
+    lines = sorted(r.text.split("\n")[1] for r in rows(browser))
+    assert lines == ["stubborn vs gracious", "x:1b vs x:1b"]
+    assert problems(browser) == []
+
+
 def test_hostile_transcript_text_is_shown_as_text_and_runs_nothing(
     browser: webdriver.Chrome, page: Path
 ) -> None:
