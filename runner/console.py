@@ -242,12 +242,17 @@ def describe_outcome(outcome: Outcome, status: str) -> str:
     )
 
 
+def _which(run: RunRecord) -> str:
+    """What the seed derives from: a tournament game's id, else the repeat index."""
+    return f"game {run.game_id}" if run.game_id else f"repeat #{run.repeat_index}"
+
+
 def run_header(run: RunRecord, path: str) -> Text:
     return Text.assemble(
         safe(run.scenario, "bold"),
         safe(
             f"  {run.order}, up to {run.max_turns} turns, seed {run.seed} "
-            f"(base seed {run.base_seed}, repeat #{run.repeat_index})"
+            f"(base seed {run.base_seed}, {_which(run)})"
         ),
         safe(f"\n{run.backend} at {run.host} ({run.backend_reason})"),
         ("\ntranscript: ", "dim"),

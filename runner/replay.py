@@ -73,14 +73,28 @@ def scenario_of(run: RunRecord, backend: str | None = None) -> ResolvedScenario:
 
 
 def plan_of(run: RunRecord, scenario: ResolvedScenario) -> Plan:
-    """The one conversation to play again: its repeat index and seed, as recorded."""
+    """The one conversation to play again: its repeat index and seed, as recorded. A
+    tournament game's seed derives from its game id, not its repeat index; the replay
+    keeps the game's labels, so it can be replayed in turn."""
     base = run.base_seed
-    if base is not None and derive_seed(base, run.repeat_index) != run.seed:
+    game = run.game_id
+    if base is not None and derive_seed(base, game or run.repeat_index) != run.seed:
+        which = f"game {game}" if game else f"repeat #{run.repeat_index}"
         raise ConfigError(
-            f"seed {run.seed} is not the one base seed {base} gives repeat "
-            f"#{run.repeat_index}: the run line was edited, or written by another version"
+            f"seed {run.seed} is not the one base seed {base} gives {which}: the run line "
+            "was edited, or written by another version"
         )
-    return Plan(scenario, run.repeat_index, run.seed, base if base is not None else run.seed)
+    labels = {
+        key: value
+        for key, value in (
+            ("tournament", run.tournament),
+            ("tournament_hash", run.tournament_hash),
+            ("game_id", game),
+        )
+        if value is not None
+    }
+    seed_base = base if base is not None else run.seed
+    return Plan(scenario, run.repeat_index, run.seed, seed_base, labels=labels)
 
 
 def load_run(path: str | Path) -> RunRecord:

@@ -28,7 +28,7 @@ Progress = Callable[[int, int], None]  # (files read, files in all)
 
 CONVERSATION_COLUMNS = (
     "conversation_id run_id path scenario description scenario_hash seed base_seed "
-    "repeat_index repeat backend kickoff started_at status turns winner loser "
+    "repeat_index repeat backend kickoff started_at game_id status turns winner loser "
     "outcome_reason outcome_rule outcome_turn matched duration_s prompt_tokens "
     "completion_tokens retries error_kind error_message"
 ).split()
@@ -37,7 +37,7 @@ AGENT_COLUMNS = (
 ).split()
 RUN_FIELDS = (
     "conversation_id run_id scenario description scenario_hash seed base_seed repeat_index "
-    "repeat backend kickoff started_at"
+    "repeat backend kickoff started_at game_id"
 ).split()
 # The conversation fields repeated on every turn row, so one table answers most questions.
 JOINED = "scenario seed repeat_index status winner loser outcome_reason outcome_turn".split()

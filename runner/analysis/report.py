@@ -139,6 +139,7 @@ def conversation_payload(frames: Frames, features: pd.DataFrame) -> list[dict[st
                 "seed": _clean(c.seed),
                 "repeat": _clean(c.repeat_index),
                 "repeats": _clean(c.repeat),
+                "game": _clean(c.game_id),
                 "path": c.path,
                 "started": c.started_at,
                 "agents": agents,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -50,7 +50,9 @@ class Hosts:
 
     async def connect(self, names: tuple[str, ...]) -> None:
         """Bind a backend per host and check (or pull) every model on it."""
+        # The tournament's backend: comes before its scenario's; --backend before both.
         scenario = self.tournament.scenario
+        scenario = replace(scenario, backend=self.tournament.backend or scenario.backend)
         for name in names or ("",):
             host_tuple = (name,) if name else None
             bindings = {}

@@ -32,6 +32,7 @@ from runner.recorder import now_iso
 from runner.tournament.games import Game, all_games, seat_names
 from runner.tournament.spec import Tournament
 from runner.transcript import Transcript, TurnRecord, VerdictRecord, iter_transcripts, slug
+from runner.transcript.reader import TOURNAMENT_ASIDE, TOURNAMENT_DEFINITION, TOURNAMENT_RESULTS
 
 try:
     import fcntl
@@ -40,11 +41,12 @@ except ImportError:  # pragma: no cover - Windows
 
 log = structlog.get_logger("sparring.tournament")
 
+# The reader leaves the folder's results and aside/ out of its transcripts: one spelling.
 DEFINITION, RESULTS, GAMES, ASIDE, LOCK = (
-    "tournament.json",
-    "results.jsonl",
+    TOURNAMENT_DEFINITION,
+    TOURNAMENT_RESULTS,
     "games",
-    "aside",
+    TOURNAMENT_ASIDE,
     ".lock",
 )
 DecidedBy = Literal["end_rule", "judge", "max_turns", "error"]

@@ -155,14 +155,34 @@ def _add(transcript: Transcript, number: int, data: Any) -> None:
         raise TranscriptError(f"{path}:{number}: {kind} record: {where}: {first['msg']}") from None
 
 
+# A tournament's folder (marked by its definition file) holds JSONL that is not one of its
+# games: the results ledger, and interrupted games moved aside, kept but never counted.
+TOURNAMENT_DEFINITION = "tournament.json"
+TOURNAMENT_RESULTS = "results.jsonl"
+TOURNAMENT_ASIDE = "aside"
+
+
 def transcript_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """Expand directories into the ``*.jsonl`` files below them, in name order."""
+    """Expand directories into the ``*.jsonl`` files below them, in name order, leaving out
+    a tournament folder's results and aside/ (unless given as the folder itself)."""
     for item in paths:
         p = Path(item)
         if p.is_dir():
-            yield from sorted(p.rglob("*.jsonl"))
+            yield from sorted(f for f in p.rglob("*.jsonl") if not _tournament_bookkeeping(f, p))
         else:
             yield p
+
+
+def _tournament_bookkeeping(path: Path, root: Path) -> bool:
+    """Whether ``path``, found below ``root``, is a tournament folder's results or aside."""
+    for folder in path.parents:
+        if (folder / TOURNAMENT_DEFINITION).is_file():
+            relative = path.relative_to(folder).parts
+            if relative[0] == TOURNAMENT_ASIDE or relative == (TOURNAMENT_RESULTS,):
+                return True
+        if folder == root:
+            return False
+    return False
 
 
 OnError = Callable[[Path, TranscriptError], None]

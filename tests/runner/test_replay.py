@@ -11,6 +11,7 @@ from runner.replay import load_run, scenario_of
 from runner.transcript import Transcript, read_transcript
 from tests.fakes.ollama_server import FakeOllama
 from tests.fakes.openai_server import FakeOpenAI
+from tests.runner.tournament.helpers import write_tournament
 
 ROOT = Path(__file__).resolve().parents[2]
 I_LOST = ROOT / "scenarios" / "i-lost.yaml"
@@ -98,6 +99,29 @@ def test_rerun_keeps_a_random_speaking_order_and_history_window(tmp_path: Path) 
     assert_same_conversation(replayed, games[3])
     orders = {tuple(t.speaker for t in g.turns) for g in games.values()}
     assert len(orders) > 1  # the order really is random: replaying it is not a given
+
+
+def test_rerun_plays_a_tournament_game_again_with_its_own_seed(tmp_path: Path) -> None:
+    entrants = [f"{{name: {m}, model: {m}, options: {{temperature: 0}}}}" for m in ("m1", "m2")]
+    path = write_tournament(tmp_path / "t", entrants, swap=False, max_turns=4)
+    with FakeOllama.in_thread(models=["m1", "m2"]) as fake:
+        played = sparring(
+            "tournament", "run", path, "--out", tmp_path / "cup", "--quiet",
+            "--backend", "ollama", "--host", fake.url,
+        )  # fmt: skip
+        assert played.returncode == 0, played.stderr
+        [game] = [read_transcript(p) for p in (tmp_path / "cup" / "games").glob("*.jsonl")]
+        assert game.run is not None and game.run.game_id is not None
+        again = sparring("rerun", game.path, "--out", tmp_path / "again")
+        assert again.returncode == 0, again.stderr
+        [replayed] = [read_transcript(p) for p in (tmp_path / "again").glob("*.jsonl")]
+        twice = sparring("rerun", replayed.path, "--out", tmp_path / "twice", "--quiet")
+        assert twice.returncode == 0, twice.stderr
+        [replayed_twice] = [read_transcript(p) for p in (tmp_path / "twice").glob("*.jsonl")]
+    assert_same_conversation(replayed, game)
+    assert replayed.run is not None and replayed.run.game_id == game.run.game_id
+    assert f"(base seed 5, game {game.run.game_id})" in again.stdout
+    assert [t.content for t in replayed_twice.turns] == [t.content for t in game.turns]
 
 
 def test_another_engine_drops_the_recorded_hosts(tmp_path: Path) -> None:

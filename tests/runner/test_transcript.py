@@ -27,6 +27,7 @@ from runner.transcript import (
     iter_transcripts,
     json_schema,
     read_transcript,
+    transcript_paths,
 )
 from runner.transcript import writer as writer_module
 
@@ -205,6 +206,21 @@ def test_iter_transcripts_expands_folders(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     write_lines(tmp_path / "sub" / "b.jsonl", RUN, TURN, END)
     assert [t.path.name for t in iter_transcripts([tmp_path])] == ["a.jsonl", "b.jsonl"]
+
+
+def test_a_tournament_folder_yields_its_games_only(tmp_path: Path) -> None:
+    cup = tmp_path / "runs" / "cup"
+    for sub in ("games", "aside"):
+        (cup / sub).mkdir(parents=True)
+    (cup / "tournament.json").write_text("{}")
+    (cup / "results.jsonl").write_text('{"game_id": "g1"}\n')
+    write_lines(cup / "games" / "g1.jsonl", RUN, TURN, END)
+    write_lines(cup / "aside" / "g1.jsonl", RUN, TURN)  # cut off, played again: not counted
+    write_lines(tmp_path / "runs" / "results.jsonl", RUN, TURN, END)  # not a tournament's
+    found = [p.relative_to(tmp_path).as_posix() for p in transcript_paths([tmp_path])]
+    assert found == ["runs/cup/games/g1.jsonl", "runs/results.jsonl"]
+    assert [t.path for t in iter_transcripts([cup])] == [cup / "games" / "g1.jsonl"]
+    assert list(transcript_paths([cup / "aside"])) == [cup / "aside" / "g1.jsonl"]
 
 
 def test_iter_transcripts_can_skip_unreadable_files_with_a_warning(tmp_path: Path) -> None:

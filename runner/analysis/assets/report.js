@@ -52,7 +52,9 @@
       fmt(e.value, unit), el("span", { class: "ci", text: ci }));
   }
 
-  // A group's interval that overlaps no other group's marks a difference worth a look.
+  // A group's interval that overlaps no other group's marks a difference worth a look. A
+  // group without an interval (one conversation, or no data) cannot be told apart from:
+  // then nothing is marked.
   function apartFrom(groups, name) {
     const result = new Set();
     groups.forEach(function (g, i) {
@@ -60,7 +62,8 @@
       if (!e || e.ci_low === null || groups.length < 2) return;
       const clear = groups.every(function (h, j) {
         const f = h.metrics[name];
-        return i === j || !f || f.ci_low === null || e.ci_high < f.ci_low || e.ci_low > f.ci_high;
+        if (i === j) return true;
+        return !!f && f.ci_low !== null && (e.ci_high < f.ci_low || e.ci_low > f.ci_high);
       });
       if (clear) result.add(i);
     });
@@ -95,7 +98,7 @@
       (data.sources.length ? " · from " + data.sources.join(", ") : "");
     document.getElementById("summary-note").textContent =
       "Each cell: the value, and under it the 95% interval from a " + s.method + ", " + s.resamples +
-      " resamples, seed " + s.seed + ". Highlighted: an interval that overlaps no other group's.";
+      " resamples, seed " + s.seed + ". Highlighted: an interval that overlaps no other group's, each group having one.";
     metricTable(document.getElementById("summary-table"), data.groups, METRICS.map(function (m) { return m.name; }));
     const dl = document.getElementById("definitions");
     for (const m of METRICS) dl.append(el("dt", { text: m.name }), el("dd", { text: m.definition }));
@@ -141,7 +144,10 @@
   const convs = data.conversations;
   const state = { model: "", scenario: "", outcome: "", page: 0, selected: null, sideBySide: false, rows: [] };
 
-  function lineup(c) { return c.agents.map(function (a) { return a.model; }).join(" vs "); }
+  // A tournament game's agents are its entrants, named: two personas of one model differ.
+  function lineup(c) {
+    return c.agents.map(function (a) { return c.game ? a.name : a.model; }).join(" vs ");
+  }
 
   function outcomeKind(c) {
     if (c.status !== "success") return c.status;

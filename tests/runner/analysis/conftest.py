@@ -54,6 +54,7 @@ class Conversation:
     kickoff: str | None = "Please begin."
     timing: dict[str, Any] = field(default_factory=dict)
     cid: str | None = None
+    game_id: str | None = None  # a tournament game
 
 
 def write_conversation(folder: Path, c: Conversation) -> Path:
@@ -76,6 +77,7 @@ def write_conversation(folder: Path, c: Conversation) -> Path:
         backend="scripted",
         sparring_version="0",
         started_at=f"2026-01-01T00:00:{c.repeat_index:02d}Z",
+        game_id=c.game_id,
     )
     writer = TranscriptWriter.create(folder, f"{slug(c.scenario)}_{cid}")
     writer.write(run)

@@ -219,6 +219,48 @@ def test_the_same_scenario_side_by_side_across_models(
     assert problems(browser) == []
 
 
+def _apart_page(folder: Path, other_repeats: int) -> Path:
+    """Six conversations of x:1b, short turns, against ``other_repeats`` of y:1b, long ones."""
+    for model, repeats, length in (("x:1b", 6, 2), ("y:1b", other_repeats, 20)):
+        pair = [Agent("A", model), Agent("B", model)]
+        for i in range(repeats):
+            said = " ".join(["word"] * (length + i))
+            turns = [("A", said), ("B", said)]
+            write_conversation(folder / "t", Conversation(pair, turns, repeat_index=i))
+    html = folder / "report.html"
+    assert main(["report", str(folder / "t"), "-o", str(html)]) == 0
+    return html
+
+
+def test_only_intervals_on_both_sides_can_be_apart(
+    browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    marked = "#summary-table td.apart"
+    open_report(browser, _apart_page(tmp_path / "both", other_repeats=6))
+    assert browser.find_elements(By.CSS_SELECTOR, marked)  # words per turn, at least
+    open_report(browser, _apart_page(tmp_path / "one", other_repeats=1))
+    heads = browser.find_elements(By.CSS_SELECTOR, "#summary-table thead th")
+    assert [h.text.split("\n")[0] for h in heads[1:]] == ["x:1b", "y:1b"]
+    assert browser.find_elements(By.CSS_SELECTOR, marked) == []  # y:1b has no interval
+    assert problems(browser) == []
+
+
+def test_a_tournament_game_is_listed_by_its_entrants(
+    browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    entrants = [Agent("stubborn", "x:1b"), Agent("gracious", "x:1b")]
+    game = Conversation(entrants, [("stubborn", "No."), ("gracious", "I lost.")], game_id="g1")
+    plain = Conversation([Agent("A", "x:1b"), Agent("B", "x:1b")], [("A", "Hi."), ("B", "Hi.")])
+    for conversation in (game, plain):
+        write_conversation(tmp_path / "t", conversation)
+    html = tmp_path / "report.html"
+    assert main(["report", str(tmp_path / "t"), "-o", str(html)]) == 0
+    open_report(browser, html)
+    lines = sorted(r.text.split("\n")[1] for r in rows(browser))
+    assert lines == ["stubborn vs gracious", "x:1b vs x:1b"]
+    assert problems(browser) == []
+
+
 def test_hostile_transcript_text_is_shown_as_text_and_runs_nothing(
     browser: webdriver.Chrome, page: Path
 ) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agents.errors import ConfigError
 from runner.generate import RetryPolicy
 from runner.settings import RunSettings
 from runner.tournament.games import all_games
@@ -221,6 +223,28 @@ async def test_the_report_of_a_tournament_folder_carries_its_leaderboard(tmp_pat
     assert [row.model_dump() for row in rows] == expected
 
 
+async def test_a_tournament_folders_report_leaves_out_games_set_aside(tmp_path: Path) -> None:
+    from runner.analysis.frames import load_frames
+
+    t = load_tournament(write_tournament(tmp_path / "t", MODELS[:2], games=1))
+    out = tmp_path / "out"
+    async with FakeOllama(MODELS) as fake:
+        await play(t, settings(out, fake.url))
+    # What a game cut off mid-way leaves: its run line and a turn, moved aside and replayed.
+    game = next((out / "games").glob("*.jsonl"))
+    records = [json.loads(line) for line in game.read_text().splitlines()[:2]]
+    (out / "aside").mkdir()
+    (out / "aside" / game.name).write_text(
+        "".join(json.dumps({**r, "conversation_id": "0123456789ab"}) + "\n" for r in records)
+    )
+    assert read_transcript(out / "aside" / game.name).run is not None
+    frames = load_frames([out])
+    assert sorted(frames.conversations["path"]) == sorted(
+        str(p) for p in (out / "games").glob("*.jsonl")
+    )
+    assert len(load_frames([out / "aside"]).conversations) == 1  # asked for by name: read
+
+
 def test_a_verdict_with_a_raw_newline_in_its_reason_still_counts() -> None:
     from runner.tournament.judge import parse
 
@@ -244,6 +268,25 @@ async def test_a_tournament_on_an_openai_compatible_server(tmp_path: Path) -> No
     assert len(outcome.recorded) == 6 and {r.status for r in outcome.recorded} == {"success"}
     assert {r.body["model"] for r in chats} == set(MODELS[:3])
     assert all("keep_alive" not in r.body for r in chats)  # an ollama knob: not sent
+
+
+async def test_the_files_backend_is_used_and_the_command_line_overrides_it(
+    tmp_path: Path,
+) -> None:
+    t = load_tournament(write_tournament(tmp_path / "t", MODELS[:2], extra="backend: local\n"))
+    out = tmp_path / "out"
+    async with FakeOllama(MODELS) as fake:
+        # An ollama server answers, but the file asks for the embedded engine, which has no m1.
+        run = RunSettings(out_dir=out, hosts=(fake.url,), retry=FAST)
+        with pytest.raises(ConfigError, match=r"local at .*'m1' not found"):
+            await play(t, PlaySettings(out=out, run=run))
+        assert fake.requests == []
+        overridden = replace(run, backend="ollama")
+        outcome = await play(t, PlaySettings(out=out, run=overridden))
+    assert {r.status for r in outcome.recorded} == {"success"}
+    for r in outcome.recorded:
+        transcript = read_transcript(out / r.transcript)
+        assert transcript.run is not None and transcript.run.backend == "ollama"
 
 
 async def test_two_hosts_share_the_work_each_within_its_limit(tmp_path: Path) -> None:
