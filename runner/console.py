@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -255,15 +256,26 @@ def run_header(run: RunRecord, path: str) -> Text:
     )
 
 
-def summary(out: Console, shown: Sequence[Result], tally: Tally) -> None:
-    """The conversations (one line each, up to a screenful) and the tally per agent."""
+def summary(
+    out: Console,
+    shown: Sequence[Result],
+    tally: Tally,
+    *,
+    folder: Path | None = None,
+    not_started: int = 0,
+) -> None:
+    """The conversations (one line each, up to a screenful) and the tally per agent.
+
+    ``folder`` is where the transcripts went, as the user gave it; ``not_started`` counts
+    planned conversations an interrupted run never began.
+    """
     out.print(Text("summary", style="bold"))
     total = tally.conversations
     for r in shown:
         outcome = describe_outcome(r.outcome, r.status)
         if r.error:
             outcome += f": {r.error.message}"
-        label = r.scenario if total == 1 else f"{r.scenario}#{r.repeat_index}"
+        label = r.scenario if total + not_started == 1 else f"{r.scenario}#{r.repeat_index}"
         out.print(
             Text.assemble(
                 safe(f"  {label}  "),
@@ -273,7 +285,11 @@ def summary(out: Console, shown: Sequence[Result], tally: Tally) -> None:
             )
         )
     if len(shown) < total:
-        out.print(Text(f"  ... {total - len(shown)} more in the transcripts folder", style="dim"))
+        where = "the transcripts folder" if folder is None else str(folder)
+        out.print(safe(f"  ... {total - len(shown)} more in {where}", "dim"))
+    if not_started > 0:
+        noun = "conversation" if not_started == 1 else "conversations"
+        out.print(safe(f"  {not_started} planned {noun} not started", "yellow"))
     if total > 1:
         tally_table(out, tally)
 
