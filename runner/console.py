@@ -36,9 +36,19 @@ STATUS_STYLE = {"success": "green", "error": "red", "cancelled": "yellow"}
 SHOWN = 10  # conversations listed one by one in a summary; beyond, the tally speaks
 
 
+PIPED_WIDTH = 1_000_000  # columns for output that is not a terminal: lines are never wrapped
+
+
 def console(file: object) -> Console:
-    """A console that never reads markup or emoji codes in what it prints."""
-    return Console(file=file, highlight=False, markup=False, emoji=False, soft_wrap=True)  # type: ignore[arg-type]
+    """A console that never reads markup or emoji codes in what it prints.
+
+    Written to a file or a pipe, it never wraps: rich would wrap tables and text at 80
+    columns (or $COLUMNS), cutting names and words in half for whoever reads the log.
+    """
+    out = Console(file=file, highlight=False, markup=False, emoji=False, soft_wrap=True)  # type: ignore[arg-type]
+    if not out.is_terminal:
+        out.width = PIPED_WIDTH
+    return out
 
 
 def speaker_style(names: Sequence[str], name: str) -> str:
