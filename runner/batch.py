@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
 
@@ -16,12 +17,40 @@ from runner.console import (
     summary,
 )
 from runner.conversation import Result
-from runner.events import Observer, Observers
+from runner.events import ConversationFinished, Observer, Observers
 from runner.orchestrator import iter_conversations, prepare
+from runner.plan import RunPlan
 from runner.pool import BackendPool
 from runner.scenario import ResolvedScenario
 from runner.settings import RunSettings
 from runner.tally import Tally
+
+
+class Listing(Observer):
+    """The conversations a summary lists one by one: a screenful, then only failures.
+
+    It listens for ends rather than results because conversations cancelled by Ctrl-C end
+    (their transcripts get an end line) but never come back as results.
+    """
+
+    def __init__(self, run: RunPlan) -> None:
+        self.shown: list[Result] = []
+        # The run's order, for the listing: the end line does not carry a plan's ordinal.
+        self.first: dict[tuple[str | None, str], int] = {}
+        ordinal = 0
+        for part in run.parts:
+            self.first.setdefault((part.scenario.source, part.scenario.name), ordinal)
+            ordinal += part.scenario.repeat
+
+    def conversation_finished(self, event: ConversationFinished) -> None:
+        shown = len(self.shown)
+        if shown < SHOWN or (event.end.status == "error" and shown < 2 * SHOWN):
+            run = event.run
+            ordinal = self.first.get((run.source, run.scenario), 0) + run.repeat_index
+            self.shown.append(Result(event.path, run, event.end, ordinal))
+
+    def in_order(self) -> list[Result]:
+        return sorted(self.shown, key=lambda r: r.ordinal)
 
 
 async def run_batch(
@@ -54,22 +83,25 @@ async def run_batch(
         else:
             max_turns = sum(p.scenario.repeat * p.scenario.max_turns for p in ready.run.parts)
             display = ProgressObserver(err, total, max_turns)
-        tally = Tally()
-        shown: list[Result] = []
+        tally, listing = Tally(), Listing(ready.run)
         try:
             with display as observer:
-                async for result in iter_conversations(
+                async for _ in iter_conversations(
                     ready.run,
                     pool,
                     settings,
                     max_conversations=ready.max_conversations,
-                    observer=Observers(observer, tally),
+                    observer=Observers(observer, tally, listing),
                     model_infos=ready.infos,
                 ):
-                    # A screenful of conversations, then only failures (also capped).
-                    if len(shown) < SHOWN or (result.status == "error" and len(shown) < 2 * SHOWN):
-                        shown.append(result)
+                    pass
         finally:
             if tally.conversations:
-                summary(out, sorted(shown, key=lambda r: r.ordinal), tally)
+                summary(
+                    out,
+                    listing.in_order(),
+                    tally,
+                    folder=Path(settings.out_dir),
+                    not_started=total - tally.started,
+                )
         return tally.statuses["error"] > 0

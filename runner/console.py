@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -35,9 +36,19 @@ STATUS_STYLE = {"success": "green", "error": "red", "cancelled": "yellow"}
 SHOWN = 10  # conversations listed one by one in a summary; beyond, the tally speaks
 
 
+PIPED_WIDTH = 1_000_000  # columns for output that is not a terminal: lines are never wrapped
+
+
 def console(file: object) -> Console:
-    """A console that never reads markup or emoji codes in what it prints."""
-    return Console(file=file, highlight=False, markup=False, emoji=False, soft_wrap=True)  # type: ignore[arg-type]
+    """A console that never reads markup or emoji codes in what it prints.
+
+    Written to a file or a pipe, it never wraps: rich would wrap tables and text at 80
+    columns (or $COLUMNS), cutting names and words in half for whoever reads the log.
+    """
+    out = Console(file=file, highlight=False, markup=False, emoji=False, soft_wrap=True)  # type: ignore[arg-type]
+    if not out.is_terminal:
+        out.width = PIPED_WIDTH
+    return out
 
 
 def speaker_style(names: Sequence[str], name: str) -> str:
@@ -260,15 +271,26 @@ def run_header(run: RunRecord, path: str) -> Text:
     )
 
 
-def summary(out: Console, shown: Sequence[Result], tally: Tally) -> None:
-    """The conversations (one line each, up to a screenful) and the tally per agent."""
+def summary(
+    out: Console,
+    shown: Sequence[Result],
+    tally: Tally,
+    *,
+    folder: Path | None = None,
+    not_started: int = 0,
+) -> None:
+    """The conversations (one line each, up to a screenful) and the tally per agent.
+
+    ``folder`` is where the transcripts went, as the user gave it; ``not_started`` counts
+    planned conversations an interrupted run never began.
+    """
     out.print(Text("summary", style="bold"))
     total = tally.conversations
     for r in shown:
         outcome = describe_outcome(r.outcome, r.status)
         if r.error:
             outcome += f": {r.error.message}"
-        label = r.scenario if total == 1 else f"{r.scenario}#{r.repeat_index}"
+        label = r.scenario if total + not_started == 1 else f"{r.scenario}#{r.repeat_index}"
         out.print(
             Text.assemble(
                 safe(f"  {label}  "),
@@ -278,7 +300,11 @@ def summary(out: Console, shown: Sequence[Result], tally: Tally) -> None:
             )
         )
     if len(shown) < total:
-        out.print(Text(f"  ... {total - len(shown)} more in the transcripts folder", style="dim"))
+        where = "the transcripts folder" if folder is None else str(folder)
+        out.print(safe(f"  ... {total - len(shown)} more in {where}", "dim"))
+    if not_started > 0:
+        noun = "conversation" if not_started == 1 else "conversations"
+        out.print(safe(f"  {not_started} planned {noun} not started", "yellow"))
     if total > 1:
         tally_table(out, tally)
 

@@ -533,6 +533,12 @@ SCHEMA = Schema(
     },
     unknown_key_hint=_options_hint,
     too_short={("agents",): "a scenario needs at least two agents"},
+    mappings={
+        "options": "a mapping of options",
+        "defaults": "a mapping of defaults (model, persona, options, ...)",
+        "stalemate": "a mapping of stalemate settings (repeats, similarity)",
+        "vars": "a mapping of names to values",
+    },
 )
 
 

@@ -10,6 +10,7 @@ refused before anything walks it.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -194,6 +195,8 @@ class Schema:
     unknown_key_hint: Callable[[Loc, str], str] | None = None
     # Messages for lists that are too short, by location.
     too_short: dict[Loc, str] = field(default_factory=dict)
+    # What a field's mapping holds, for a value that is not one (else "a mapping").
+    mappings: dict[str, str] = field(default_factory=dict)
 
     def known_fields(self, loc: Loc) -> list[str]:
         """Field names allowed in the mapping that holds ``loc``'s last key."""
@@ -213,10 +216,33 @@ _SHOW_VALUE = {
     "int_parsing", "float_parsing", "bool_type", "bool_parsing", "int_from_float",
 }  # fmt: skip
 
+# What a value of each kind is, in a file's terms, for errors that name only a kind.
+_KINDS = {
+    "string_type": "text", "int_type": "a whole number", "int_parsing": "a whole number",
+    "int_from_float": "a whole number", "float_type": "a number", "float_parsing": "a number",
+    "bool_type": "true/false", "bool_parsing": "true/false", "list_type": "a list",
+    "dict_type": "a mapping", "model_type": "a mapping",
+}  # fmt: skip
+_BOUNDS = {
+    "greater_than_equal": ("ge", "from {} up"), "greater_than": ("gt", "above {}"),
+    "less_than_equal": ("le", "up to {}"), "less_than": ("lt", "below {}"),
+}  # fmt: skip
 
-def explain(error: Any, positions: PositionMap, schema: Schema) -> str:
-    """One pydantic error as ``FILE:LINE:COL: FIELD: what was expected``."""
-    loc: Loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
+
+def _is_nan(value: object) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _mapping(loc: Loc, schema: Schema) -> str:
+    last = loc[-1] if loc else None
+    return schema.mappings.get(last, "a mapping") if isinstance(last, str) else "a mapping"
+
+
+def explain(error: Any, positions: PositionMap, schema: Schema, loc: Loc | None = None) -> str:
+    """One pydantic error as ``FILE:LINE:COL: FIELD: what was expected``; ``loc`` is the
+    error's place in the file when it differs from pydantic's (union branches removed)."""
+    if loc is None:
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
     kind = error["type"]
     value = error.get("input")
     if kind == "extra_forbidden":
@@ -239,12 +265,83 @@ def explain(error: Any, positions: PositionMap, schema: Schema) -> str:
     if kind == "too_short" and loc in schema.too_short:
         count = len(value) if isinstance(value, list) else 0
         return positions.describe(loc, f"{schema.too_short[loc]}; got {count}")
+    if kind in ("model_type", "dict_type"):  # pydantic names the internal class
+        return positions.describe(loc, f"expected {_mapping(loc, schema)}; got {value!r}")
+    if kind in _BOUNDS and _is_nan(value):  # NaN fails every bound: the bound is not the fault
+        return positions.describe(loc, "must be a number, not NaN")
     message = str(error["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
     if kind in _SHOW_VALUE:
         message = f"{message}; got {value!r}"
     return positions.describe(loc, message)
+
+
+def _branch(error: Any, tag: str) -> str:
+    """What one branch of a union expected, from its error and pydantic's tag for it."""
+    kind = error["type"]
+    if kind == "literal_error":
+        return str(error.get("ctx", {}).get("expected", tag))
+    if kind in _KINDS:
+        return _KINDS[kind]
+    noun = "a whole number" if "int" in tag else "a number" if "float" in tag else tag
+    if kind in _BOUNDS:
+        name, phrase = _BOUNDS[kind]
+        return f"{noun} {phrase.format(error.get('ctx', {}).get(name))}"
+    return noun
+
+
+def _split(error: Any, data: Any) -> tuple[Loc, int | None, str]:
+    """An error's place in the file, where a union's branch tag was cut out of it (the
+    length of the place up to it, or None), and that tag.
+
+    pydantic puts a tag ("constrained-int", "literal['all']", a class name) into the
+    location of each error inside a union's branch; a tag is a part that names nothing in
+    the data, other than a missing field's own name.
+    """
+    loc, cut, tag = error["loc"], None, ""
+    real: list[str | int] = []
+    node = data
+    for i, part in enumerate(loc):
+        if isinstance(part, int) or (isinstance(node, dict) and part in node):
+            real.append(part)
+            inside = (isinstance(node, dict) and part in node) or (
+                isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+            )
+            node = node[part] if inside else None
+        elif part == "[key]":  # a mapping's key was at fault: its place is the key's own
+            continue
+        elif "[" not in part and i == len(loc) - 1 and error["type"] == "missing":
+            real.append(part)
+        elif cut is None:
+            cut, tag = len(real), part
+    return tuple(real), cut, tag
+
+
+def _explain_all(errors: list[Any], data: Any, positions: PositionMap, schema: Schema) -> list[str]:
+    """Each error as one line, and each union that matched no branch as one line in all."""
+    problems: list[str] = []
+    unions: dict[Loc, list[tuple[Any, Loc, str]]] = {}
+    for error in errors:
+        loc, cut, tag = _split(error, data)
+        if cut is None:
+            problems.append(explain(error, positions, schema, loc))
+        else:
+            unions.setdefault(loc[:cut], []).append((error, loc, tag))
+    for at, branches in unions.items():
+        # A value of a branch's kind with a fault inside: that fault is what to fix.
+        inner = [(error, loc) for error, loc, _ in branches if len(loc) > len(at)]
+        if inner:
+            problems.extend(explain(error, positions, schema, loc) for error, loc in inner)
+            continue
+        value = branches[0][0].get("input")
+        kinds = list(dict.fromkeys(_branch(error, tag) for error, _, tag in branches))
+        if "a number" in kinds and "a whole number" in kinds:
+            kinds.remove("a whole number")
+        expected = kinds[0] if len(kinds) == 1 else ", ".join(kinds[:-1]) + " or " + kinds[-1]
+        got = "NaN" if _is_nan(value) else repr(value)
+        problems.append(positions.describe(at, f"expected {expected}; got {got}"))
+    return problems
 
 
 def line_of(problem: str) -> tuple[int, int]:
@@ -267,7 +364,7 @@ def validate(
     try:
         model = schema.root.model_validate(data)
     except ValidationError as exc:
-        problems.extend(explain(error, positions, schema) for error in exc.errors())
+        problems.extend(_explain_all(exc.errors(), data, positions, schema))
         raise ConfigError(sorted(problems, key=line_of)) from None
     if cross_check is not None:
         problems.extend(positions.describe(loc, msg) for loc, msg in cross_check(model))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from runner.events import ConversationFinished, Observer, TurnFinished
+from runner.events import ConversationFinished, ConversationStarted, Observer, TurnFinished
 
 
 @dataclass(slots=True)
@@ -31,6 +31,7 @@ class Tally(Observer):
         self.rows: dict[tuple[str, str], Row] = {}
         self.statuses: Counter[str] = Counter()
         self.retries = 0
+        self.started = 0  # conversations that began; an interrupted run may not start them all
 
     @property
     def conversations(self) -> int:
@@ -41,6 +42,9 @@ class Tally(Observer):
         if row is None:
             row = self.rows[(agent, model)] = Row(agent, model)
         return row
+
+    def conversation_started(self, event: ConversationStarted) -> None:
+        self.started += 1
 
     def turn_finished(self, event: TurnFinished) -> None:
         record = event.record

@@ -151,6 +151,61 @@ def test_a_double_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
     assert {read_transcript(f).status for f in files} == {"cancelled"}
 
 
+def test_the_summary_after_ctrl_c_lists_cancelled_and_unstarted_conversations(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    stdout = tmp_path / "stdout"
+    with (
+        FakeOllama.in_thread(models=[QWEN, LLAMA], token_delay=0.05) as server,
+        stdout.open("w") as out_f,
+    ):
+        proc = subprocess.Popen(
+            _command(
+                "run",
+                I_LOST,
+                *on(server, "--out", out, "--repeat", "5", "--max-conversations", "2", "--quiet"),
+            ),
+            cwd=ROOT,
+            env=_env(),
+            stdout=out_f,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            # Two conversations in flight, three waiting for a free place.
+            wait_for(lambda: server.active >= 1 and len(transcripts(out)) == 2, "two started")
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(timeout=TIMEOUT)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert code == 130
+    text = stdout.read_text()
+    files = transcripts(out)
+    assert len(files) == 2
+    assert {read_transcript(f).status for f in files} == {"cancelled"}
+    for file in files:  # listed like finished ones, each with its transcript
+        assert str(file) in text
+    assert text.count("  cancelled  cancelled") == 2
+    assert "more in" not in text
+    assert "  3 planned conversations not started" in text
+    assert "2 conversations: 2 cancelled" in text
+
+
+def test_the_summary_names_the_out_folder_for_conversations_not_listed(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with FakeOllama.in_thread(models=[QWEN, LLAMA]) as server:
+        result = run_limited(
+            ["run", I_LOST, *on(server, "--out", out, "--repeat", "12", "--quiet")],
+            lambda: None,
+            timeout=TIMEOUT,
+        )
+    assert result.returncode == 0, result.stderr
+    assert f"  ... 2 more in {out}\n" in result.stdout
+    assert "not started" not in result.stdout
+
+
 def test_debug_adds_detail_but_keeps_the_exit_code(tmp_path: Path) -> None:
     args = ["run", I_LOST, "--backend", "ollama", "--host", "http://127.0.0.1:9", "--out", tmp_path]
     plain = run_limited(args, lambda: None, timeout=TIMEOUT)

@@ -677,6 +677,13 @@ def test_show_prints_speakers_and_outcome(played: Played) -> None:
     assert "incomplete" not in result.stdout
 
 
+def test_show_piped_keeps_each_persona_on_its_own_unwrapped_line(played: Played) -> None:
+    (file,) = transcripts(played.out)
+    result = sparring("show", file, COLUMNS="80")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(f"    persona: {PERSONA}\n") == 2
+
+
 def test_show_a_truncated_transcript_says_it_is_incomplete(played: Played, tmp_path: Path) -> None:
     (file,) = transcripts(played.out)
     text = file.read_text(encoding="utf-8")

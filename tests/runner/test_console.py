@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from rich.console import Console
 
 from runner.console import (
@@ -11,9 +12,12 @@ from runner.console import (
     ProgressObserver,
     PullProgress,
     _turn_line,
+    console,
     describe_outcome,
+    tally_table,
 )
 from runner.events import TextDelta, TurnFinished, TurnStarted
+from runner.tally import Row, Tally
 from runner.transcript import Outcome, TurnRecord
 
 
@@ -71,3 +75,20 @@ def test_an_empty_reply_is_said_live_in_progress_and_in_show() -> None:
     ]
     assert "empty reply" in _turn_line(_turn(""), ["Max"]).plain
     assert "empty reply" not in _turn_line(_turn("", scripted=True), ["Max"]).plain
+
+
+def test_piped_output_is_never_wrapped_mid_word(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")  # what a terminal-less shell leaves rich with
+    buffer = io.StringIO()
+    out = console(buffer)
+    tally = Tally()
+    agent, model = "a-long-agent-name-" * 3, "smollm2:135m-instruct-fp16-" * 2
+    tally.rows[(agent, model)] = Row(agent, model, concessions=12)
+    tally.statuses["success"] = 3
+    tally_table(out, tally)
+    text = "the persona, " * 20
+    out.print(text)
+    lines = buffer.getvalue().splitlines()
+    assert any(agent in line and model in line and "12" in line for line in lines), lines
+    assert "concessions" in lines[1]
+    assert text.rstrip() in [line.rstrip() for line in lines]

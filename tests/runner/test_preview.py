@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from agents.backends.base import ChatRequest
 from agents.backends.scripted import ScriptedBackend
@@ -86,6 +87,21 @@ async def test_first_requests_are_what_a_real_run_sends(
         assert messages == [dict(m) for m in expected.messages]
         assert first.request.config == expected.config  # same per-turn seed and options
         assert first.backend is engine
+
+
+async def test_a_preview_logs_no_conversation_start_or_finish(tmp_path: Path) -> None:
+    scenario = scenario_from_data(DUO)
+    engine = ScriptedBackend(models=["m1", "m2"])
+    run = RunPlan([scenario])
+    await run.bind(BackendPool.fixed(engine))
+    events = {"conversation started", "conversation finished"}
+    with capture_logs() as previewed:
+        await first_requests(run.parts[0], RunSettings(out_dir=tmp_path / "p"))
+    with capture_logs() as ran:  # the same events from a real run are logged
+        settings = RunSettings(out_dir=tmp_path / "real")
+        await run_scenarios([scenario], settings, pool=BackendPool.fixed(engine))
+    assert [e["event"] for e in previewed if e["event"] in events] == []
+    assert [e["event"] for e in ran if e["event"] in events] == sorted(events, reverse=True)
 
 
 def test_show_prompts_prints_them_and_sends_nothing(tmp_path: Path) -> None:

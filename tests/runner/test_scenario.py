@@ -130,7 +130,50 @@ def test_bad_option_value(tmp_path: Path) -> None:
     assert "agents[0].options.temperature" in line and ":10:" in line
 
 
-def test_duplicate_agent_name(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("value", "got"),
+    [("0", "0"), ("-1", "-1"), ('"some"', "'some'"), ("[1]", "[1]")],
+)
+def test_a_bad_history_is_one_line_naming_what_it_may_be(
+    tmp_path: Path, value: str, got: str
+) -> None:
+    [line] = problems(tmp_path, VALID + f"history: {value}\n")
+    expected = "'all' or a whole number" + (" from 1 up" if value in ("0", "-1") else "")
+    assert line.endswith(f"s.yaml:16:10: history: expected {expected}; got {got}")
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        ("keep_alive: [1]", "agents[0].options.keep_alive: expected text or a number; got [1]"),
+        ("temperature: .nan", "agents[0].options.temperature: must be a number, not NaN"),
+    ],
+)
+def test_a_bad_option_is_one_line_in_the_files_terms(
+    tmp_path: Path, option: str, expected: str
+) -> None:
+    [line] = problems(tmp_path, VALID.replace("temperature: 0.9", option))
+    assert line.split(": ", 1)[1] == expected
+
+
+def test_a_var_of_no_allowed_kind_is_one_line(tmp_path: Path) -> None:
+    [line] = problems(tmp_path, VALID.replace("vars: {topic: tea}", "vars: {topic: [tea]}"))
+    assert line.endswith(":2:15: vars.topic: expected text, a number or true/false; got ['tea']")
+
+
+def test_a_value_that_is_not_a_mapping_never_names_an_internal_class(tmp_path: Path) -> None:
+    text = VALID.replace('options: {temperature: 0.9, stop: "END"}', "options: x")
+    text = text.replace('{phrase: "I lost", outcome: speaker_loses}', "5")
+    first, second = problems(tmp_path, text)
+    assert first.endswith(":10:14: agents[0].options: expected a mapping of options; got 'x'")
+    assert second.endswith(":15:5: end[0]: expected a mapping; got 5")
+
+
+def test_an_inner_fault_of_a_union_branch_is_reported_alone(tmp_path: Path) -> None:
+    text = VALID.replace("outcome: speaker_loses}", "outcome: speaker_loses, objects: [3]}")
+    [line] = problems(tmp_path, text)
+    assert "end[0].objects[0]: Input should be a valid string; got 3" in line
+
     [line] = problems(tmp_path, VALID.replace("name: B", "name: A"))
     assert ":11:11: agents[1].name: duplicate agent name 'A'" in line
 
