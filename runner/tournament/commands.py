@@ -55,4 +55,5 @@ def leaderboard(folder: Path, *, out: Console, fmt: str, rounds: int, seed: int 
     if fmt == "table":
         leaderboard_table(out, board)
     else:
-        out.file.write(leaderboard_text(board, fmt))
+        text = leaderboard_text(board, fmt)
+        out.file.write(text if text.endswith("\n") else text + "\n")

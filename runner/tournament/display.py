@@ -25,6 +25,15 @@ from runner.tournament.spec import Tournament
 from runner.tournament.standings import Status
 
 
+def duration(seconds: float) -> str:
+    """A time left, rounded to what is worth saying: 45 s, 12 min, 3.5 h."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 @dataclass(slots=True)
 class Block:
     resident: list[str]
@@ -151,7 +160,7 @@ class TournamentDisplay(TournamentObserver):
         minutes = (time.monotonic() - self.started) / 60
         rate = self.this_run / minutes if minutes > 0 else 0.0
         left = self.total - self.done
-        eta = f"ETA {left / rate:.0f} min" if rate > 0 and left else "done" if not left else "ETA -"
+        eta = "done" if not left else f"ETA {duration(left / rate * 60)}" if rate > 0 else "ETA -"
         self.progress.update(
             self.task,
             completed=self.done,
@@ -283,7 +292,7 @@ def status_text(out: Console, status: Status) -> None:
         )
     )
     if status.rate_per_min:
-        eta = f"; ETA {status.eta_s / 60:.0f} min" if status.eta_s else ""
+        eta = f"; ETA {duration(status.eta_s)}" if status.eta_s else ""
         out.print(safe(f"  rate: {status.rate_per_min:.1f} games/min lately{eta}"))
     if status.by_decision:
         out.print(

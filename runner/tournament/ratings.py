@@ -82,7 +82,10 @@ class Leaderboard:
                 for s in self.entrants
             ],
             "seat_advantage": {k: round(v, 1) for k, v in self.seat_advantage.items()},
-            "first_seat_score": {k: round(v, 3) for k, v in self.first_seat_score.items()},
+            "first_seat_score": {
+                k: int(v) if k == "games" else None if math.isnan(v) else round(v, 3)
+                for k, v in self.first_seat_score.items()
+            },
             "pairwise": self.pairwise,
             "games": self.games,
             "excluded": self.excluded,

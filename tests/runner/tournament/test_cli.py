@@ -144,7 +144,10 @@ def test_status_leaderboard_and_dry_run(tmp_path: Path) -> None:
     status = sparring("tournament", "status", out, "--format", "json")
     state = json.loads(status.stdout)
     assert (state["done"], state["planned"], state["errors"], state["running"]) == (12, 12, 0, None)
-    board = json.loads(sparring("leaderboard", out, "--format", "json").stdout)
+    board_text = sparring("leaderboard", out, "--format", "json").stdout
+    assert board_text.endswith("}\n")  # a whole line, for shells and tools reading lines
+    board = json.loads(board_text)
+    assert isinstance(board["first_seat_score"]["games"], int)
     assert [e["name"] for e in board["entrants"]] and {e["name"] for e in board["entrants"]} == set(
         MODELS
     )
