@@ -35,10 +35,13 @@ from runner.replay import rerun
 from runner.scenario import MAX_REPEAT, MAX_TURNS, ResolvedScenario, load_scenario
 from runner.scenario import json_schema as scenario_schema
 from runner.settings import RunSettings
+from runner.source import read_yaml
 from runner.terminal import printable
 from runner.tournament import commands as tournament_commands
+from runner.tournament.games import all_games
 from runner.tournament.play import PlaySettings
 from runner.tournament.spec import json_schema as tournament_schema
+from runner.tournament.spec import load_tournament
 from runner.transcript import TranscriptWriteError, read_transcript, transcript_paths
 from runner.transcript import json_schema as transcript_schema
 
@@ -309,15 +312,34 @@ def cmd_validate(args: argparse.Namespace, out: Console) -> int:
     failed = False
     for file in args.files:
         try:
-            s = load_scenario(file)
+            said = _validated(file)
         except ConfigError as exc:
             failed = True
             for problem in exc.problems:
                 print(printable(problem), file=sys.stderr)
             continue
-        agents = ", ".join(f"{a.name} ({a.model})" for a in s.agents)
-        out.print(printable(f"ok  {file}: {s.name}: {agents}; {s.order}, max {s.max_turns} turns"))
+        out.print(printable(f"ok  {file}: {said}"))
     return EXIT_USAGE if failed else EXIT_OK
+
+
+def _validated(file: str) -> str:
+    """What a valid scenario or tournament file holds, in a line; ConfigError if invalid."""
+    if _is_tournament(file):
+        t = load_tournament(file)
+        entrants = ", ".join(e.name for e in t.entrants)
+        return f"tournament {t.name}: {entrants}; {len(all_games(t))} games of {t.scenario.name}"
+    s = load_scenario(file)
+    agents = ", ".join(f"{a.name} ({a.model})" for a in s.agents)
+    return f"{s.name}: {agents}; {s.order}, max {s.max_turns} turns"
+
+
+def _is_tournament(file: str) -> bool:
+    """A mapping with ``entrants`` is a tournament file (read safely; errors come later)."""
+    try:
+        data, _ = read_yaml(file, "a scenario or tournament")
+    except ConfigError:
+        return False
+    return "entrants" in data
 
 
 def _settings(args: argparse.Namespace, **extra: Any) -> RunSettings:

@@ -470,6 +470,19 @@ def test_validate_accepts_the_shipped_scenarios() -> None:
     assert result.stdout.count("ok  ") == len(files)
 
 
+def test_validate_reads_tournament_files_as_tournaments(tmp_path: Path) -> None:
+    files = sorted((ROOT / "scenarios" / "tournaments").glob("*.yaml"))
+    result = sparring("validate", *files)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("ok  ") == len(files) and "games of i-lost" in result.stdout
+    broken = tmp_path / "t.yaml"
+    text = files[0].read_text(encoding="utf-8").replace("entrants:", "entrants:\n  - 12\n", 1)
+    broken.write_text(text.replace("scenario:", "scenari0:", 1), encoding="utf-8")
+    result = sparring("validate", broken)
+    assert result.returncode == 2 and "scenari0" in result.stderr
+    assert "agents" not in result.stderr  # not read as a scenario missing its agents
+
+
 def test_run_with_a_bad_scenario_fails_before_any_model_call(
     fake: FakeOllama, tmp_path: Path
 ) -> None:
