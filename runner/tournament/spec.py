@@ -221,6 +221,8 @@ def load_tournament(path: str | Path) -> Tournament:
     data, positions = read_yaml(path, "a tournament with 'name', 'scenario' and 'entrants'")
     spec: TournamentSpec = validate(data, positions, SCHEMA, cross_check)
     scenario_path = (path.parent / spec.scenario).resolve()
+    if not scenario_path.is_file():  # said where the tournament names it
+        raise ConfigError(positions.describe(("scenario",), f"no such file: {scenario_path}"))
     scenario = load_scenario(scenario_path, vars=dict(spec.vars) or None)
     if len(scenario.agents) != 2:
         raise ConfigError(

@@ -158,3 +158,10 @@ def test_the_schema_file_is_generated_and_the_examples_follow_it() -> None:
         jsonschema.validate(yaml.safe_load(text), shipped)
         load_tournament(path)  # and they load, scenario included
     assert len(SHIPPED) >= 2
+
+
+def test_a_missing_scenario_file_is_said_where_the_tournament_names_it(tmp_path: Path) -> None:
+    path = write_tournament(tmp_path, ["m1", "m2"])
+    (tmp_path / "duel.yaml").unlink()
+    [line] = problems(path)
+    assert line.startswith(f"{path}:2:") and "scenario: no such file" in line
