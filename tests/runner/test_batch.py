@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import resource
-import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -22,11 +21,11 @@ from tests.runner.test_cli import (
     TIMEOUT,
     _command,
     _env,
+    interrupted,
     line_count,
     no_traceback,
     on,
     transcripts,
-    wait_for,
 )
 
 
@@ -134,15 +133,10 @@ def test_a_double_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
             stdout=subprocess.DEVNULL,
             stderr=err,
         )
-        try:
-            wait_for(lambda: server.active >= 1 and line_count(out) >= 2, "a reply in flight")
-            proc.send_signal(signal.SIGINT)
-            proc.send_signal(signal.SIGINT)  # impatient: at once, while transcripts close
-            code = proc.wait(timeout=TIMEOUT)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        # Twice, impatient: the second at once, while transcripts close.
+        code = interrupted(
+            proc, lambda: server.active >= 1 and line_count(out) >= 2, "a reply in flight", 2
+        )
     text = stderr.read_text()
     assert code == 130, text
     assert "Traceback" not in text and "KeyboardInterrupt" not in text
@@ -171,15 +165,10 @@ def test_the_summary_after_ctrl_c_lists_cancelled_and_unstarted_conversations(
             stdout=out_f,
             stderr=subprocess.DEVNULL,
         )
-        try:
-            # Two conversations in flight, three waiting for a free place.
-            wait_for(lambda: server.active >= 1 and len(transcripts(out)) == 2, "two started")
-            proc.send_signal(signal.SIGINT)
-            code = proc.wait(timeout=TIMEOUT)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        # Two conversations in flight, three waiting for a free place.
+        code = interrupted(
+            proc, lambda: server.active >= 1 and len(transcripts(out)) == 2, "two started"
+        )
     assert code == 130
     text = stdout.read_text()
     files = transcripts(out)

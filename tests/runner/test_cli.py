@@ -118,6 +118,22 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 15.0) ->
         time.sleep(0.01)
 
 
+def interrupted(
+    proc: subprocess.Popen[Any], ready: Callable[[], bool], what: str, times: int = 1
+) -> int:
+    """Ctrl-C ``proc`` (``times`` at once) as soon as ``ready`` holds; its exit code. A
+    process that does not exit in time is killed and fails the test."""
+    try:
+        wait_for(ready, what)
+        for _ in range(times):
+            proc.send_signal(signal.SIGINT)
+        return proc.wait(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def line_count(out: Path) -> int:
     files = transcripts(out)
     return len(files[0].read_text(encoding="utf-8").splitlines()) if files else 0
@@ -782,14 +798,7 @@ def test_sigint_cancels_every_concurrent_conversation(tmp_path: Path) -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        try:
-            wait_for(lambda: server.active == 3, "three replies in flight")
-            proc.send_signal(signal.SIGINT)
-            code = proc.wait(timeout=TIMEOUT)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        code = interrupted(proc, lambda: server.active == 3, "three replies in flight")
     assert code == 130
     files = transcripts(out)
     assert len(files) == 3
