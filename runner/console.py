@@ -135,9 +135,18 @@ class LiveObserver(Observer):
         )
 
     def conversation_finished(self, event: ConversationFinished) -> None:
-        if self._open_line:
-            self.console.print()
+        if self._open_line:  # a reply left unfinished: say why, not a bare speaker label
+            self.console.print(safe(f"({describe_cut(event.end)})", "dim yellow"))
+            self._open_line = False
         self.console.print()
+
+
+def describe_cut(end: EndRecord) -> str:
+    """Why a turn being streamed never finished, from its conversation's end line."""
+    if end.status == "cancelled":
+        return "cut off: interrupted"
+    kind = f" ({end.error.kind})" if end.error is not None else ""
+    return f"cut off: {end.status}{kind}"
 
 
 class ProgressObserver(Observer):

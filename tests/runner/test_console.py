@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -16,9 +17,9 @@ from runner.console import (
     describe_outcome,
     tally_table,
 )
-from runner.events import TextDelta, TurnFinished, TurnStarted
+from runner.events import ConversationFinished, TextDelta, TurnFinished, TurnStarted
 from runner.tally import Row, Tally
-from runner.transcript import Outcome, TurnRecord
+from runner.transcript import EndRecord, Outcome, RunRecord, TurnRecord
 
 
 def test_pull_progress_shows_status_changes_and_ten_percent_steps() -> None:
@@ -92,3 +93,13 @@ def test_piped_output_is_never_wrapped_mid_word(monkeypatch: pytest.MonkeyPatch)
     assert any(agent in line and model in line and "12" in line for line in lines), lines
     assert "concessions" in lines[1]
     assert text.rstrip() in [line.rstrip() for line in lines]
+
+
+def test_a_reply_cut_off_by_ctrl_c_says_so_live() -> None:
+    buffer = io.StringIO()
+    live = LiveObserver(Console(file=buffer, width=200))
+    live.turn_started(TurnStarted("c", "Sol", "m", False, 2))
+    end = EndRecord(status="cancelled", outcome=Outcome(reason="cancelled"), turns=1, ended_at="t")
+    run = RunRecord.model_construct()  # the live view reads only the end line here
+    live.conversation_finished(ConversationFinished(run, end, Path("t.jsonl")))
+    assert buffer.getvalue().splitlines()[0] == "Sol (m): (cut off: interrupted)"
