@@ -428,8 +428,10 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace, out: Console) -> int:
     for i, path in enumerate(transcript_paths(args.transcripts)):
-        if i:
+        if i and out.is_terminal:
             out.rule()
+        elif i:  # a rule spans the console, which has no width on a pipe
+            out.print("─" * 80)
         show_transcript(out, read_transcript(path))
     return EXIT_OK
 

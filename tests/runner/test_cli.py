@@ -708,9 +708,10 @@ def test_show_prints_speakers_and_outcome(played: Played) -> None:
 
 def test_show_piped_keeps_each_persona_on_its_own_unwrapped_line(played: Played) -> None:
     (file,) = transcripts(played.out)
-    result = sparring("show", file, COLUMNS="80")
+    result = sparring("show", file, file, COLUMNS="80")  # twice: a rule between the two
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count(f"    persona: {PERSONA}\n") == 2
+    assert result.stdout.count(f"    persona: {PERSONA}\n") == 4
+    assert max(len(line) for line in result.stdout.splitlines()) < 400
 
 
 def test_show_a_truncated_transcript_says_it_is_incomplete(played: Played, tmp_path: Path) -> None:
