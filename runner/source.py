@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,6 +234,18 @@ def _is_nan(value: object) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
+MAX_PROBLEMS = 20  # problems listed for one file
+
+_SHORT = reprlib.Repr()  # keyword arguments only from Python 3.12
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict = 2, 4, 4
+_SHORT.maxstring = _SHORT.maxother = 60
+
+
+def shown(value: Any) -> str:
+    """A value from the file as an error quotes it: short, so the error stays one line."""
+    return _SHORT.repr(value)
+
+
 def _mapping(loc: Loc, schema: Schema) -> str:
     last = loc[-1] if loc else None
     return schema.mappings.get(last, "a mapping") if isinstance(last, str) else "a mapping"
@@ -261,19 +274,19 @@ def explain(error: Any, positions: PositionMap, schema: Schema, loc: Loc | None 
         return positions.describe(loc, "required field is missing")
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
-        return positions.describe(loc, f"expected one of {expected}; got {value!r}")
+        return positions.describe(loc, f"expected one of {expected}; got {shown(value)}")
     if kind == "too_short" and loc in schema.too_short:
         count = len(value) if isinstance(value, list) else 0
         return positions.describe(loc, f"{schema.too_short[loc]}; got {count}")
     if kind in ("model_type", "dict_type"):  # pydantic names the internal class
-        return positions.describe(loc, f"expected {_mapping(loc, schema)}; got {value!r}")
+        return positions.describe(loc, f"expected {_mapping(loc, schema)}; got {shown(value)}")
     if kind in _BOUNDS and _is_nan(value):  # NaN fails every bound: the bound is not the fault
         return positions.describe(loc, "must be a number, not NaN")
     message = str(error["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
     if kind in _SHOW_VALUE:
-        message = f"{message}; got {value!r}"
+        message = f"{message}; got {shown(value)}"
     return positions.describe(loc, message)
 
 
@@ -291,13 +304,14 @@ def _branch(error: Any, tag: str) -> str:
     return noun
 
 
-def _split(error: Any, data: Any) -> tuple[Loc, int | None, str]:
+def _split(error: Any, data: Any, schema: Schema) -> tuple[Loc, int | None, str]:
     """An error's place in the file, where a union's branch tag was cut out of it (the
     length of the place up to it, or None), and that tag.
 
     pydantic puts a tag ("constrained-int", "literal['all']", a class name) into the
     location of each error inside a union's branch; a tag is a part that names nothing in
-    the data, other than a missing field's own name.
+    the data, other than a missing field's own name or a field of the model at that place
+    (a value the model reshapes first, such as an entrant given as a bare model name).
     """
     loc, cut, tag = error["loc"], None, ""
     real: list[str | int] = []
@@ -311,8 +325,12 @@ def _split(error: Any, data: Any) -> tuple[Loc, int | None, str]:
             node = node[part] if inside else None
         elif part == "[key]":  # a mapping's key was at fault: its place is the key's own
             continue
-        elif "[" not in part and i == len(loc) - 1 and error["type"] == "missing":
+        elif "[" not in part and (
+            (i == len(loc) - 1 and error["type"] == "missing")
+            or part in schema.known_fields((*real, part))
+        ):
             real.append(part)
+            node = None
         elif cut is None:
             cut, tag = len(real), part
     return tuple(real), cut, tag
@@ -323,7 +341,7 @@ def _explain_all(errors: list[Any], data: Any, positions: PositionMap, schema: S
     problems: list[str] = []
     unions: dict[Loc, list[tuple[Any, Loc, str]]] = {}
     for error in errors:
-        loc, cut, tag = _split(error, data)
+        loc, cut, tag = _split(error, data, schema)
         if cut is None:
             problems.append(explain(error, positions, schema, loc))
         else:
@@ -339,7 +357,7 @@ def _explain_all(errors: list[Any], data: Any, positions: PositionMap, schema: S
         if "a number" in kinds and "a whole number" in kinds:
             kinds.remove("a whole number")
         expected = kinds[0] if len(kinds) == 1 else ", ".join(kinds[:-1]) + " or " + kinds[-1]
-        got = "NaN" if _is_nan(value) else repr(value)
+        got = "NaN" if _is_nan(value) else shown(value)
         problems.append(positions.describe(at, f"expected {expected}; got {got}"))
     return problems
 
@@ -365,9 +383,19 @@ def validate(
         model = schema.root.model_validate(data)
     except ValidationError as exc:
         problems.extend(_explain_all(exc.errors(), data, positions, schema))
-        raise ConfigError(sorted(problems, key=line_of)) from None
+        raise ConfigError(_listed(problems, positions.source)) from None
     if cross_check is not None:
         problems.extend(positions.describe(loc, msg) for loc, msg in cross_check(model))
     if problems:
-        raise ConfigError(sorted(problems, key=line_of))
+        raise ConfigError(_listed(problems, positions.source))
     return model
+
+
+def _listed(problems: list[str], source: str) -> list[str]:
+    """Problems in file order, at most MAX_PROBLEMS of them (a list of 2,000 bad items
+    would bury the rest), and how many more there are."""
+    ordered = sorted(problems, key=line_of)
+    if len(ordered) <= MAX_PROBLEMS:
+        return ordered
+    more = len(ordered) - MAX_PROBLEMS
+    return [*ordered[:MAX_PROBLEMS], f"{source}: {more} more problems not shown"]

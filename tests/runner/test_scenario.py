@@ -174,6 +174,19 @@ def test_an_inner_fault_of_a_union_branch_is_reported_alone(tmp_path: Path) -> N
     [line] = problems(tmp_path, text)
     assert "end[0].objects[0]: Input should be a valid string; got 3" in line
 
+
+def test_a_long_value_is_quoted_short_and_a_long_list_of_problems_is_cut(
+    tmp_path: Path,
+) -> None:
+    many = "[" + ", ".join(str(i) for i in range(2000)) + "]"
+    [line] = problems(tmp_path, VALID.replace("vars: {topic: tea}", f"vars: {{topic: {many}}}"))
+    assert line.endswith("vars.topic: expected text, a number or true/false; got [0, 1, 2, 3, ...]")
+    lines = problems(tmp_path, VALID.replace('stop: "END"', f"stop: {many}"))
+    assert len(lines) == 21 and lines[-1].endswith("s.yaml: 1980 more problems not shown")
+    assert all(len(line) < 200 for line in lines)
+
+
+def test_duplicate_agent_name(tmp_path: Path) -> None:
     [line] = problems(tmp_path, VALID.replace("name: B", "name: A"))
     assert ":11:11: agents[1].name: duplicate agent name 'A'" in line
 

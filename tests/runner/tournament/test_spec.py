@@ -165,3 +165,10 @@ def test_a_missing_scenario_file_is_said_where_the_tournament_names_it(tmp_path:
     (tmp_path / "duel.yaml").unlink()
     [line] = problems(path)
     assert line.startswith(f"{path}:2:") and "scenario: no such file" in line
+
+
+def test_a_bad_shorthand_entrant_is_said_in_its_fields_terms(tmp_path: Path) -> None:
+    # "- m1" is read as {name: m1, model: m1}: its faults are the name's and the model's.
+    path = write_tournament(tmp_path, ['" padded"', "m2"])
+    [line] = problems(path)
+    assert "entrants[0].name: a name is a one-line label" in line
