@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,11 @@ SCALE = 400 / math.log(10)  # rating points per logit
 CENTER = 1000.0
 PRIOR_C = 1.0  # inverse L2 strength: a prior standard deviation of one logit
 ROUNDS = 1000
+
+
+def _finite(value: float, digits: int) -> float | None:
+    """A number for JSON: rounded, or null where there is none (no games: no interval)."""
+    return round(value, digits) if math.isfinite(value) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +62,8 @@ class Leaderboard:
     entrants: list[Standing]
     seat_advantage: dict[str, float]  # rating points, with its interval
     first_seat_score: dict[str, float]  # mean score of the first seat, with its interval
-    pairwise: dict[str, dict[str, dict[str, float]]]  # row beats column: wins, draws, losses
+    # Row against column: wins, draws, losses, and win_rate (None if they never met).
+    pairwise: dict[str, dict[str, dict[str, float | None]]]
     games: int
     rounds: int
     seed: int
@@ -68,9 +75,9 @@ class Leaderboard:
             "entrants": [
                 {
                     "name": s.name,
-                    "rating": round(s.rating, 1),
-                    "ci_low": round(s.ci_low, 1),
-                    "ci_high": round(s.ci_high, 1),
+                    "rating": _finite(s.rating, 1),
+                    "ci_low": _finite(s.ci_low, 1),
+                    "ci_high": _finite(s.ci_high, 1),
                     "games": s.games,
                     "wins": s.wins,
                     "draws": s.draws,
@@ -81,9 +88,9 @@ class Leaderboard:
                 }
                 for s in self.entrants
             ],
-            "seat_advantage": {k: round(v, 1) for k, v in self.seat_advantage.items()},
+            "seat_advantage": {k: _finite(v, 1) for k, v in self.seat_advantage.items()},
             "first_seat_score": {
-                k: int(v) if k == "games" else None if math.isnan(v) else round(v, 3)
+                k: int(v) if k == "games" else _finite(v, 3)
                 for k, v in self.first_seat_score.items()
             },
             "pairwise": self.pairwise,
@@ -210,20 +217,23 @@ def _first_seat(games: Sequence[Decided], seed: int, rounds: int) -> dict[str, f
 
 def _pairwise(
     games: Sequence[Decided], names: Sequence[str]
-) -> dict[str, dict[str, dict[str, float]]]:
-    table: dict[str, dict[str, dict[str, float]]] = {
-        a: {b: {"wins": 0, "draws": 0, "losses": 0} for b in names if b != a} for a in names
+) -> dict[str, dict[str, dict[str, float | None]]]:
+    counts: dict[tuple[str, str], Counter[str]] = {
+        (a, b): Counter() for a in names for b in names if b != a
     }
     for game in games:
         for me, other, score in (
             (game.first, game.second, game.score),
             (game.second, game.first, 1 - game.score),
         ):
-            cell = table[me][other]
-            key = "wins" if score == 1.0 else "losses" if score == 0.0 else "draws"
-            cell[key] += 1
-    for row in table.values():
-        for cell in row.values():
-            played = cell["wins"] + cell["draws"] + cell["losses"]
-            cell["win_rate"] = (cell["wins"] + 0.5 * cell["draws"]) / played if played else math.nan
+            counts[me, other][
+                "wins" if score == 1.0 else "losses" if score == 0.0 else "draws"
+            ] += 1
+    table: dict[str, dict[str, dict[str, float | None]]] = {a: {} for a in names}
+    for (me, other), c in counts.items():
+        played = c["wins"] + c["draws"] + c["losses"]
+        # None for a pair that never met (a gauntlet's challengers): JSON has no NaN.
+        rate = (c["wins"] + 0.5 * c["draws"]) / played if played else None
+        table[me][other] = {"wins": c["wins"], "draws": c["draws"], "losses": c["losses"]}
+        table[me][other]["win_rate"] = rate
     return table

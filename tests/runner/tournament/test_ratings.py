@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 
@@ -92,3 +93,10 @@ def test_the_first_seat_advantage_is_estimated() -> None:
         "draws",
         "losses",
     }
+
+
+def test_a_board_without_enough_games_is_strict_json() -> None:
+    for games in ([], simulate(1)[:1]):
+        data = leaderboard(games, list(STRENGTH), rounds=50, seed=1).to_dict()
+        text = json.dumps(data, allow_nan=False)  # raises on NaN or Infinity
+        assert json.loads(text)["first_seat_score"]["games"] == len(games)
