@@ -19,7 +19,6 @@ from runner.console import (
 from runner.conversation import Result
 from runner.events import ConversationFinished, Observer, Observers
 from runner.orchestrator import iter_conversations, prepare
-from runner.plan import RunPlan
 from runner.pool import BackendPool
 from runner.scenario import ResolvedScenario
 from runner.settings import RunSettings
@@ -33,21 +32,13 @@ class Listing(Observer):
     (their transcripts get an end line) but never come back as results.
     """
 
-    def __init__(self, run: RunPlan) -> None:
+    def __init__(self) -> None:
         self.shown: list[Result] = []
-        # The run's order, for the listing: the end line does not carry a plan's ordinal.
-        self.first: dict[tuple[str | None, str], int] = {}
-        ordinal = 0
-        for part in run.parts:
-            self.first.setdefault((part.scenario.source, part.scenario.name), ordinal)
-            ordinal += part.scenario.repeat
 
     def conversation_finished(self, event: ConversationFinished) -> None:
         shown = len(self.shown)
         if shown < SHOWN or (event.end.status == "error" and shown < 2 * SHOWN):
-            run = event.run
-            ordinal = self.first.get((run.source, run.scenario), 0) + run.repeat_index
-            self.shown.append(Result(event.path, run, event.end, ordinal))
+            self.shown.append(Result(event.path, event.run, event.end, event.ordinal))
 
     def in_order(self) -> list[Result]:
         return sorted(self.shown, key=lambda r: r.ordinal)
@@ -83,7 +74,7 @@ async def run_batch(
         else:
             max_turns = sum(p.scenario.repeat * p.scenario.max_turns for p in ready.run.parts)
             display = ProgressObserver(err, total, max_turns)
-        tally, listing = Tally(), Listing(ready.run)
+        tally, listing = Tally(), Listing()
         try:
             with display as observer:
                 async for _ in iter_conversations(

@@ -246,7 +246,8 @@ class Conversation:
         assert self.recorder is not None
         end = self.recorder.end(status, outcome, error, failed_attempts)
         result = Result(self.path, self.recorder.run, end, self.plan.ordinal)
-        self.observer.conversation_finished(ConversationFinished(result.run, end, self.path))
+        finished = ConversationFinished(result.run, end, self.path, self.plan.ordinal)
+        self.observer.conversation_finished(finished)
         self.log.info("conversation finished", status=status, **outcome.model_dump())
         return result
 

@@ -57,6 +57,7 @@ class ConversationFinished:
     run: RunRecord
     end: EndRecord
     path: Path
+    ordinal: int = 0  # the conversation's place in its run's plan
 
 
 class Observer:

@@ -225,3 +225,15 @@ def test_long_scenario_names_never_cut_the_repeat_or_id_out_of_file_names(
         run = read_transcript(file).run
         assert run is not None
         assert file.name.endswith(f"_{run.repeat_index:03d}_{run.conversation_id}.jsonl")
+
+
+def test_the_summary_lists_conversations_in_plan_order_when_a_file_is_given_twice(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    with FakeOllama.in_thread(models=[QWEN, LLAMA]) as server:
+        args = ["run", I_LOST, I_LOST, "--repeat", "2", "--max-turns", "2", "--quiet"]
+        result = run_limited([*args, *on(server, "--out", out)], lambda: None, timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    labels = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("  i-")]
+    assert labels == ["i-lost#0", "i-lost#1", "i-lost#0", "i-lost#1"]
