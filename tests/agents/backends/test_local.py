@@ -457,7 +457,8 @@ async def test_a_request_cancelled_while_its_model_loads_leaves_the_model_usable
     await asyncio.to_thread(backend._resolve, MODEL)  # so the request goes straight to the load
     request = _request("Say hi.", num_predict=3, num_ctx=4096)
     waiting = asyncio.create_task(_reply(backend, request))
-    await asyncio.sleep(0)  # one step: the task asked for its engine and awaits the load
+    while not backend._engines:  # until the request has asked for its engine
+        await asyncio.sleep(0)
     (engine,) = backend._engines.values()
     assert not engine.loaded.done()
     waiting.cancel()
