@@ -449,16 +449,25 @@ async def test_requests_waiting_on_one_failed_load_each_get_bad_request(tmp_path
 
 
 @pytest.mark.realmodel
-async def test_a_request_cancelled_while_its_model_loads_leaves_the_model_usable() -> None:
+async def test_a_request_cancelled_while_its_model_loads_leaves_the_model_usable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # A first-token timeout or Ctrl-C during a load cancels the waiting request; the load
     # itself, and every later request for the model, must go on.
     llama_engine.unload_all()
     backend = local.LocalBackend()
     await asyncio.to_thread(backend._resolve, MODEL)  # so the request goes straight to the load
     request = _request("Say hi.", num_predict=3, num_ctx=4096)
+    asked = asyncio.Event()
+    acquire = llama_engine.acquire
+
+    def acquiring(*args: Any) -> llama_engine.Engine:
+        asked.set()  # the request asked for its engine: the load starts
+        return acquire(*args)
+
+    monkeypatch.setattr(llama_engine, "acquire", acquiring)
     waiting = asyncio.create_task(_reply(backend, request))
-    while not backend._engines:  # until the request has asked for its engine
-        await asyncio.sleep(0)
+    await asked.wait()
     (engine,) = backend._engines.values()
     assert not engine.loaded.done()
     waiting.cancel()
