@@ -132,6 +132,11 @@ SCHEMA = Schema(
         "options": GenerateConfig,
     },
     too_short={("entrants",): "a tournament needs at least two entrants"},
+    mappings={
+        "options": "a mapping of options",
+        "judge": "a mapping of judge settings (model, rubric, when, options)",
+        "vars": "a mapping of names to values",
+    },
 )
 
 

@@ -172,3 +172,9 @@ def test_a_bad_shorthand_entrant_is_said_in_its_fields_terms(tmp_path: Path) -> 
     path = write_tournament(tmp_path, ['" padded"', "m2"])
     [line] = problems(path)
     assert "entrants[0].name: a name is a one-line label" in line
+
+
+def test_a_bad_options_value_names_what_it_should_be(tmp_path: Path) -> None:
+    path = write_tournament(tmp_path, ["m1", "{name: x, model: m2, options: 5}"])
+    [line] = problems(path)
+    assert line.endswith("entrants[1].options: expected a mapping of options; got 5")
