@@ -255,11 +255,14 @@ def test_llama_cpp_server_overlong_prompt_points_at_its_log(
     server = llama_cpp_server
     result = sparring(
         "run", tiny(tmp_path, persona="blah " * 700), "--host", server.url,
-        "--model", server.model, "--backoff", "0.05", "--out", tmp_path / "out", "--quiet",
+        "--model", server.model, "--backoff", "0.05", "--retries", "8",
+        "--out", tmp_path / "out", "--quiet",
     )  # fmt: skip
     assert result.returncode == 1
     end = read_transcript(next((tmp_path / "out").glob("*.jsonl"))).end
-    assert end is not None and end.error is not None and end.error.attempts == 3
+    # Stopped after three identical drops, before the eight attempts allowed (on a busy
+    # machine the first failures have been seen to end differently, so not exactly 3).
+    assert end is not None and end.error is not None and 3 <= end.error.attempts < 8
     assert "the server's log may say why" in end.error.message
     assert "exceed context window" in server.log.read_text(errors="replace")
 
