@@ -36,6 +36,13 @@ def limited(resource_id: int, value: int) -> Callable[[], None]:
     return apply
 
 
+def run_on_fake(out: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    """``sparring run ARGS --quiet`` into ``out``, against a fake ollama with the game's models."""
+    with FakeOllama.in_thread(models=[QWEN, LLAMA]) as server:
+        command = ["run", *args, *on(server, "--out", out, "--quiet")]
+        return run_limited(command, lambda: None, timeout=TIMEOUT)
+
+
 def run_limited(
     args: list[str | Path], preexec: Callable[[], None], timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
@@ -184,12 +191,7 @@ def test_the_summary_after_ctrl_c_lists_cancelled_and_unstarted_conversations(
 
 def test_the_summary_names_the_out_folder_for_conversations_not_listed(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    with FakeOllama.in_thread(models=[QWEN, LLAMA]) as server:
-        result = run_limited(
-            ["run", I_LOST, *on(server, "--out", out, "--repeat", "12", "--quiet")],
-            lambda: None,
-            timeout=TIMEOUT,
-        )
+    result = run_on_fake(out, I_LOST, "--repeat", "12")
     assert result.returncode == 0, result.stderr
     assert f"  ... 2 more in {out}\n" in result.stdout
     assert "not started" not in result.stdout
@@ -214,12 +216,7 @@ def test_long_scenario_names_never_cut_the_repeat_or_id_out_of_file_names(
         encoding="utf-8",
     )
     out = tmp_path / "out"
-    with FakeOllama.in_thread(models=[QWEN, LLAMA]) as server:
-        result = run_limited(
-            ["run", scenario, *on(server, "--out", out, "--repeat", "2", "--quiet")],
-            lambda: None,
-            timeout=TIMEOUT,
-        )
+    result = run_on_fake(out, scenario, "--repeat", "2")
     assert result.returncode == 0, result.stderr
     for file in transcripts(out):
         run = read_transcript(file).run
@@ -231,9 +228,7 @@ def test_the_summary_lists_conversations_in_plan_order_when_a_file_is_given_twic
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "out"
-    with FakeOllama.in_thread(models=[QWEN, LLAMA]) as server:
-        args = ["run", I_LOST, I_LOST, "--repeat", "2", "--max-turns", "2", "--quiet"]
-        result = run_limited([*args, *on(server, "--out", out)], lambda: None, timeout=TIMEOUT)
+    result = run_on_fake(out, I_LOST, I_LOST, "--repeat", "2", "--max-turns", "2")
     assert result.returncode == 0, result.stderr
     labels = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("  i-")]
     assert labels == ["i-lost#0", "i-lost#1", "i-lost#0", "i-lost#1"]
