@@ -9,6 +9,7 @@ warn once and the transcript can record what was not sent.
 from __future__ import annotations
 
 import re
+import reprlib
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
@@ -22,7 +23,11 @@ _DURATION = re.compile(r"-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+")
 
 
 def _listify(value: Any) -> Any:
-    return [value] if isinstance(value, str) else value
+    if isinstance(value, str):
+        return [value]
+    if value is not None and not isinstance(value, list | tuple):
+        raise ValueError(f"expected text or a list of texts; got {reprlib.repr(value)}")
+    return value
 
 
 def _keep_alive(value: Any) -> Any:

@@ -156,6 +156,11 @@ def test_a_bad_option_is_one_line_in_the_files_terms(
     assert line.split(": ", 1)[1] == expected
 
 
+def test_a_stop_that_is_neither_text_nor_a_list_is_one_line(tmp_path: Path) -> None:
+    [line] = problems(tmp_path, VALID.replace('stop: "END"', "stop: 5"))
+    assert line.endswith("agents[0].options.stop: expected text or a list of texts; got 5")
+
+
 def test_a_var_of_no_allowed_kind_is_one_line(tmp_path: Path) -> None:
     [line] = problems(tmp_path, VALID.replace("vars: {topic: tea}", "vars: {topic: [tea]}"))
     assert line.endswith(":2:15: vars.topic: expected text, a number or true/false; got ['tea']")
