@@ -49,6 +49,8 @@ def assert_same_conversation(again: Transcript, first: Transcript) -> None:
     assert [a.options for a in again.run.agents] == [a.options for a in first.run.agents]
     assert again.run.overrides["rerun_of"] == first.run.conversation_id
     assert again.run.conversation_id != first.run.conversation_id
+    reason = again.run.backend_reason or ""
+    assert reason.startswith(("--backend", "the engine it was recorded on")), reason
 
     def said(t: Transcript) -> list[tuple[str, int, int | None, str]]:
         return [(turn.speaker, turn.round, turn.seed, turn.content) for turn in t.turns]
