@@ -20,9 +20,10 @@ from typing import Any
 import pandas as pd
 
 from runner.transcript import Transcript, TranscriptError, read_transcript, transcript_paths
+from runner.transcript.reader import TOURNAMENT_RESULTS
 
 # A tournament folder holds its results ledger beside the transcripts; it is not one.
-RESULTS_FILE = "results.jsonl"
+RESULTS_FILE = TOURNAMENT_RESULTS  # a tournament folder's ledger, not a transcript
 
 Progress = Callable[[int, int], None]  # (files read, files in all)
 

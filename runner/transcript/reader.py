@@ -168,21 +168,19 @@ def transcript_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
     for item in paths:
         p = Path(item)
         if p.is_dir():
-            yield from sorted(f for f in p.rglob("*.jsonl") if not _tournament_bookkeeping(f, p))
+            skip = _tournament_bookkeeping(p)
+            yield from sorted(f for f in p.rglob("*.jsonl") if not skip(f))
         else:
             yield p
 
 
-def _tournament_bookkeeping(path: Path, root: Path) -> bool:
-    """Whether ``path``, found below ``root``, is a tournament folder's results or aside."""
-    for folder in path.parents:
-        if (folder / TOURNAMENT_DEFINITION).is_file():
-            relative = path.relative_to(folder).parts
-            if relative[0] == TOURNAMENT_ASIDE or relative == (TOURNAMENT_RESULTS,):
-                return True
-        if folder == root:
-            return False
-    return False
+def _tournament_bookkeeping(root: Path) -> Callable[[Path], bool]:
+    """Whether a file found below ``root`` is a tournament folder's results or aside: the
+    tournament folders are found once, not looked for above every file."""
+    folders = [d.parent for d in root.rglob(TOURNAMENT_DEFINITION) if d.is_file()]
+    results = {folder / TOURNAMENT_RESULTS for folder in folders}
+    asides = {folder / TOURNAMENT_ASIDE for folder in folders}
+    return lambda path: path in results or any(parent in asides for parent in path.parents)
 
 
 OnError = Callable[[Path, TranscriptError], None]
