@@ -20,6 +20,7 @@ import resource
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -133,12 +134,18 @@ async def iter_conversations(
                 start_next()
                 yield result
     finally:
-        for task in running:
-            task.cancel()
-        if running:
-            # Let each conversation close its transcript; their outcome is not ours to raise.
-            with contextlib.suppress(Exception):
-                await asyncio.gather(*running, return_exceptions=True)
+        await cancel_all(running)
+
+
+async def cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` and wait for them: each conversation closes its transcript. Their
+    outcome is not the caller's to raise."""
+    tasks = list(tasks)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def run_conversations(

@@ -11,7 +11,6 @@ games there and probes it with back-off instead of burning the remaining games a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, field, replace
@@ -22,6 +21,7 @@ import structlog
 
 from runner.conversation import Result
 from runner.events import Observer
+from runner.orchestrator import cancel_all
 from runner.pool import BackendPool
 from runner.settings import RunSettings
 from runner.tournament.games import Game, models
@@ -112,11 +112,7 @@ class Play:
         try:
             await self._loop(ledger, scheduler, running)
         finally:
-            for task in running:
-                task.cancel()
-            if running:
-                with contextlib.suppress(Exception):
-                    await asyncio.gather(*running, return_exceptions=True)
+            await cancel_all(running)
             await self._release_all(scheduler)
         self.outcome.loads = scheduler.loads
         return self.outcome
