@@ -58,10 +58,11 @@ TIMEOUT = 30  # seconds for any one CLI invocation; a hang fails the test instea
 
 
 def _env(**extra: str) -> dict[str, str]:
+    """The test process's environment without what would reach a real server or store."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"OLLAMA_HOST", "OLLAMA_NUM_PARALLEL", "PYTHONWARNINGS"}
+        if not k.startswith(("OLLAMA_", "OPENAI_")) and k != "PYTHONWARNINGS"
     }
     env.update({"PYTHONUNBUFFERED": "1", "COLUMNS": "200", "NO_COLOR": "1"})
     env.update(extra)
@@ -72,7 +73,9 @@ def _command(*args: str | Path) -> list[str]:
     return [sys.executable, "-m", "runner.cli", *map(str, args)]
 
 
-def sparring(*args: str | Path, **env: str) -> subprocess.CompletedProcess[str]:
+def sparring(
+    *args: str | Path, timeout: float = TIMEOUT, **env: str
+) -> subprocess.CompletedProcess[str]:
     """Run the CLI to completion and capture what it printed."""
     return subprocess.run(
         _command(*args),
@@ -80,9 +83,17 @@ def sparring(*args: str | Path, **env: str) -> subprocess.CompletedProcess[str]:
         env=_env(**env),
         capture_output=True,
         text=True,
-        timeout=TIMEOUT,
+        timeout=timeout,
         check=False,
     )
+
+
+NOWHERE = "http://127.0.0.1:9"  # nothing listens there: "no ollama server answered"
+
+
+def offline(*args: str | Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """The CLI with console logs, on a machine where no ollama server answers."""
+    return sparring(*args, "--log-format", "console", timeout=60, OLLAMA_HOST=NOWHERE, **env)
 
 
 def on(fake: FakeOllama, *extra: str | Path) -> list[str | Path]:

@@ -4,8 +4,6 @@ never crashes a run, and never leaks a password; transcripts keep the exact text
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,9 +16,6 @@ from tests.runner.test_cli import (
     I_LOST,
     LLAMA,
     QWEN,
-    ROOT,
-    TIMEOUT,
-    _env,
     no_traceback,
     on,
     records,
@@ -170,15 +165,7 @@ def test_hostile_scenario_files_are_refused_in_one_line(
 ) -> None:
     path = tmp_path / f"{case}.yaml"
     path.write_bytes(text.encode("utf-8", "surrogateescape"))
-    result = subprocess.run(
-        [sys.executable, "-m", "runner.cli", "validate", str(path)],
-        cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    result = sparring("validate", path)
     assert result.returncode == 2
     no_traceback(result)
     assert result.stderr.count("\n") == 1, result.stderr

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,8 +13,8 @@ from agents.errors import ConfigError, ModelNotFound
 from runner.plan import plan_runs, preflight
 from runner.pool import Binding
 from runner.scenario import load_scenario
+from tests.runner.test_cli import offline
 
-ROOT = Path(__file__).resolve().parents[2]
 GAME = """\
 name: game
 agents:
@@ -80,12 +77,9 @@ async def test_an_engine_with_nothing_says_so(tmp_path: Path) -> None:
 
 def test_the_classroom_game_without_ollama_says_what_to_do(tmp_path: Path) -> None:
     """The whole message, from the CLI, as a person without ollama sees it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "OPENAI_"))}
-    env |= {"OLLAMA_HOST": "http://127.0.0.1:9", "OLLAMA_MODELS": str(tmp_path / "store")}
-    command = [sys.executable, "-m", "runner.cli", "run", "scenarios/i-lost.yaml", "--pull"]
-    result = subprocess.run(
-        [*command, "--out", str(tmp_path), "--log-format", "console"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    result = offline(
+        "run", "scenarios/i-lost.yaml", "--pull", "--out", tmp_path,
+        OLLAMA_MODELS=str(tmp_path / "store"),
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
     lines = result.stderr.splitlines()

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +18,8 @@ from runner.preview import first_requests, placeholder
 from runner.scenario import scenario_from_data
 from runner.settings import RunSettings
 from tests.fakes.ollama_server import FakeOllama
+from tests.runner.test_cli import offline
 
-ROOT = Path(__file__).resolve().parents[2]
 PANEL: dict[str, Any] = {
     "name": "panel",
     "agents": [
@@ -105,13 +102,10 @@ async def test_a_preview_logs_no_conversation_start_or_finish(tmp_path: Path) ->
 
 
 def test_show_prompts_prints_them_and_sends_nothing(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "OPENAI_"))}
-    env |= {"NO_COLOR": "1", "COLUMNS": "200"}
     with FakeOllama.in_thread(models=["qwen:0.5b", "llama3.2:1b"]) as fake:
-        result = subprocess.run(
-            [sys.executable, "-m", "runner.cli", "run", "scenarios/i-lost.yaml", "--show-prompts",
-             "--host", fake.url, "--out", str(tmp_path), "--log-format", "console"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+        result = offline(
+            "run", "scenarios/i-lost.yaml", "--show-prompts", "--host", fake.url,
+            "--out", tmp_path,
         )  # fmt: skip
         chats = [r for r in fake.requests if "messages" in r]
     assert result.returncode == 0, result.stderr
@@ -127,13 +121,10 @@ def test_show_prompts_prints_them_and_sends_nothing(tmp_path: Path) -> None:
 
 
 def test_show_prompts_of_missing_models_prints_them_then_fails(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "OPENAI_"))}
-    env |= {"NO_COLOR": "1", "OLLAMA_HOST": "http://127.0.0.1:9"}
     with FakeOllama.in_thread(models=["qwen:0.5b"]) as fake:
-        result = subprocess.run(
-            [sys.executable, "-m", "runner.cli", "run", "scenarios/i-lost.yaml", "--show-prompts",
-             "--host", fake.url, "--out", str(tmp_path), "--log-format", "console"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+        result = offline(
+            "run", "scenarios/i-lost.yaml", "--show-prompts", "--host", fake.url,
+            "--out", tmp_path,
         )  # fmt: skip
     assert result.returncode == 2
     assert "── llama, turn 2" in result.stdout

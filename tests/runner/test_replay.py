@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from runner.replay import load_run, scenario_of
 from runner.transcript import Transcript, read_transcript
 from tests.fakes.ollama_server import FakeOllama
 from tests.fakes.openai_server import FakeOpenAI
+from tests.runner import test_cli as cli
 from tests.runner.tournament.helpers import write_tournament
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,13 +26,8 @@ max_turns: 7
 """
 
 
-def sparring(*args: object) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "OPENAI_"))}
-    env |= {"NO_COLOR": "1", "COLUMNS": "200", "OLLAMA_HOST": "http://127.0.0.1:9"}
-    return subprocess.run(
-        [sys.executable, "-m", "runner.cli", *map(str, args), "--log-format", "console"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+def sparring(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return cli.offline(*args)
 
 
 def by_repeat(out: Path) -> dict[int, Transcript]:

@@ -5,7 +5,6 @@ path, a tokenizer endpoint, dropped streams on an overlong prompt)."""
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import subprocess
 import sys
@@ -21,18 +20,13 @@ import pytest
 from agents.backends.gguf import resolve_model
 from runner.transcript import read_transcript
 from tests.fakes.openai_server import LLAMA_CPP_PYTHON, FakeOpenAI, words
+from tests.runner import test_cli as cli
 
-ROOT = Path(__file__).resolve().parents[2]
 PATH = "/home/someone/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def sparring(*args: object) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "OPENAI_"))}
-    env |= {"COLUMNS": "80", "NO_COLOR": "1", "OLLAMA_HOST": "http://127.0.0.1:9"}
-    return subprocess.run(
-        [sys.executable, "-m", "runner.cli", *map(str, args), "--log-format", "console"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+def sparring(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return cli.offline(*args, COLUMNS="80")
 
 
 def scenario(tmp_path: Path, model: str = PATH, persona: str = "Answer briefly.") -> Path:
