@@ -102,8 +102,12 @@ class Conversation:
         run_id: str,
         observer: Observer | None = None,
         model_infos: dict[tuple[int, str], ModelInfo] | None = None,
+        announce: bool = True,
     ) -> None:
+        """``announce``: log the conversation's start and finish (not for a preview, where
+        nothing runs: its transcript is a temporary file, its outcome made up)."""
         self.plan = plan
+        self.announce = announce
         self.scenario = plan.scenario
         self.pool = pool
         self.settings = settings
@@ -206,7 +210,8 @@ class Conversation:
             run_id=self.run_id, conversation=self.conversation_id, scenario=self.scenario.name
         )
         self.observer.conversation_started(ConversationStarted(self.recorder.run, self.path))
-        self.log.info("conversation started", transcript=str(self.path), seed=self.plan.seed)
+        if self.announce:
+            self.log.info("conversation started", transcript=str(self.path), seed=self.plan.seed)
         error: ErrorInfo | None = None
         failed_attempts = 0
         status: Status = "success"
@@ -248,7 +253,8 @@ class Conversation:
         result = Result(self.path, self.recorder.run, end, self.plan.ordinal)
         finished = ConversationFinished(result.run, end, self.path, self.plan.ordinal)
         self.observer.conversation_finished(finished)
-        self.log.info("conversation finished", status=status, **outcome.model_dump())
+        if self.announce:
+            self.log.info("conversation finished", status=status, **outcome.model_dump())
         return result
 
 

@@ -16,7 +16,6 @@ import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.text import Text
@@ -97,23 +96,6 @@ class StandIn:
         return None
 
 
-class QuietLog:
-    """A previewed conversation's logger: it never starts or finishes as far as the logs
-    tell, since nothing runs (its transcript is a temporary file, its outcome made up)."""
-
-    SILENT = frozenset({"conversation started", "conversation finished"})
-
-    def __init__(self, log: Any) -> None:
-        self._log = log
-
-    def info(self, event: str, **values: Any) -> None:
-        if event not in self.SILENT:
-            self._log.info(event, **values)
-
-    def __getattr__(self, name: str) -> Any:  # warnings and errors still speak
-        return getattr(self._log, name)
-
-
 async def first_requests(
     part: ScenarioPlan, settings: RunSettings
 ) -> tuple[Plan, list[FirstRequest]]:
@@ -131,8 +113,7 @@ async def first_requests(
     with tempfile.TemporaryDirectory(prefix="sparring-preview-") as folder:
         quiet = replace(settings, out_dir=Path(folder), retry=RetryPolicy(attempts=1))
         async with BackendPool(quiet) as pool:
-            conversation = Conversation(plan, pool, quiet, run_id="preview")
-            conversation.log = QuietLog(conversation.log)
+            conversation = Conversation(plan, pool, quiet, run_id="preview", announce=False)
             for stand_in in stand_ins.values():
                 stand_in.turns = lambda: len(conversation.turns)
             task = asyncio.create_task(conversation.run())
