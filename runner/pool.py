@@ -68,13 +68,7 @@ class BackendPool:
             backend_settings = BackendSettings(
                 hosts=tuple(hosts), timeouts=self.settings.timeouts, api_key_env=api_key_env
             )
-            set_by = (
-                "--backend"
-                if self.settings.backend
-                else "the engine it was recorded on"
-                if "rerun_of" in scenario.overrides
-                else "backend in the file"
-            )
+            set_by = "--backend" if self.settings.backend else scenario.backend_set_by
             choice = await choose_backend(requested, backend_settings, set_by=set_by)
             backend = self._factory(choice.name, backend_settings)
             log.info("backend", backend=choice.name, host=backend.host, reason=choice.reason)

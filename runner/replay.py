@@ -69,6 +69,7 @@ def scenario_of(run: RunRecord, backend: str | None = None) -> ResolvedScenario:
         api_key_env=None,
         hash=run.scenario_hash,
         overrides={**run.overrides, "rerun_of": run.conversation_id},
+        backend_set_by="the engine it was recorded on",
     )
 
 

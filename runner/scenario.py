@@ -322,6 +322,8 @@ class ResolvedScenario:
     hash: str = field(default="")
     # What the command line changed (vars, models, max_turns, repeat, seed), as recorded.
     overrides: dict[str, Any] = field(default_factory=dict)
+    # Where ``backend`` came from, for the run line's reason (not hashed).
+    backend_set_by: str = "backend in the file"
 
     @property
     def models(self) -> list[str]:
