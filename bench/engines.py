@@ -46,8 +46,8 @@ sys.path.insert(0, str(ROOT))
 from agents.backends import llama_engine  # noqa: E402
 from agents.backends.base import ChatRequest, Message, Timeouts  # noqa: E402
 from agents.backends.config import GenerateConfig  # noqa: E402
-from agents.backends.gguf import resolve_model  # noqa: E402
-from agents.backends.local import DEFAULT_NUM_CTX, LocalBackend, completion_kwargs  # noqa: E402
+from agents.backends.local.backend import DEFAULT_NUM_CTX, LocalBackend, completion_kwargs  # noqa: E402
+from agents.backends.local.gguf import resolve_model  # noqa: E402
 from runner.events import ConversationFinished, Observer  # noqa: E402
 from runner.generate import RetryPolicy, generate  # noqa: E402
 from runner.logs import configure as configure_logs  # noqa: E402

@@ -22,7 +22,7 @@ from agents.errors import ConfigError, EngineMissing
 
 BACKENDS: dict[str, str] = {
     "ollama": "agents.backends.ollama:OllamaBackend",
-    "local": "agents.backends.local:LocalBackend",
+    "local": "agents.backends.local.backend:LocalBackend",
     "openai": "agents.backends.openai:OpenAIBackend",
 }
 CHOICES = ("auto", *BACKENDS)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from agents.backends.gguf import resolve_model
+from agents.backends.local.gguf import resolve_model
 from runner.transcript import read_transcript
 from tests.fakes.openai_server import LLAMA_CPP_PYTHON, FakeOpenAI, words
 from tests.runner import test_cli as cli

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.backends import llama_states
-from agents.backends.llama_states import (
+from agents.backends.local import states as llama_states
+from agents.backends.local.states import (
     MIB,
     STATE_MB_ENV,
     SavedState,

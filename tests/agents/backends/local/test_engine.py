@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from agents.backends import llama_engine
-from agents.backends.llama_engine import THREADS_ENV, Job, default_threads, threads_from_env
+from agents.backends.local import engine as llama_engine
+from agents.backends.local.engine import THREADS_ENV, Job, default_threads, threads_from_env
 from agents.errors import ConfigError
 
 

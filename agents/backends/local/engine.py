@@ -4,14 +4,14 @@ Each loaded model (one per GGUF file, context size and chat format) is an *engin
 ``llama_cpp.Llama`` plus one worker thread that owns it. Engines are shared by every
 :class:`agents.backends.local.LocalBackend` of the process, because a model instance holds
 one KV cache and cannot serve two generations at once: requests for the same model queue
-for its thread, in the order :mod:`agents.backends.llama_queue` chooses. Tokens travel back
+for its thread, in the order :mod:`agents.backends.local.queue` chooses. Tokens travel back
 to the event loop through an ``asyncio.Queue`` fed with ``call_soon_threadsafe``; when the
 consumer goes away, a stop flag ends generation at the next token.
 
 A request naming a session (one agent's side of one conversation) evaluates only what its
-prompt adds to that side's previous one: :mod:`agents.backends.llama_context` keeps the
+prompt adds to that side's previous one: :mod:`agents.backends.local.context` keeps the
 context between turns, and saved contexts wait in one process-wide
-:class:`~agents.backends.llama_states.StateStore` within a memory budget.
+:class:`~agents.backends.local.states.StateStore` within a memory budget.
 
 Engines are reference-counted: :func:`acquire` loads (or shares) one, :func:`release`
 frees it when its last user lets go, so a backend closing its engines never pulls a model
@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from agents.backends.base import Final
-from agents.backends.llama_context import HITS, ContextError, SessionContext, Source
-from agents.backends.llama_queue import JobQueue
-from agents.backends.llama_states import StateStore, default_budget
+from agents.backends.local.context import HITS, ContextError, SessionContext, Source
+from agents.backends.local.queue import JobQueue
+from agents.backends.local.states import StateStore, default_budget
 from agents.errors import BackendError, BadRequest, ConfigError, EngineMissing, ServerError
 
 NAME = "local"

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from agents.backends import local
-from agents.backends.gguf import resolve_model
-from agents.backends.llama_context import SessionContext
-from agents.backends.llama_states import StateStore
+from agents.backends.local import backend as local
+from agents.backends.local.context import SessionContext
+from agents.backends.local.gguf import resolve_model
+from agents.backends.local.states import StateStore
 
 pytestmark = pytest.mark.realmodel
 
@@ -39,7 +39,7 @@ class _Captured(Exception):
 def model(request: pytest.FixtureRequest) -> Iterator[tuple[Any, Any, str]]:
     import llama_cpp
 
-    from agents.backends.llama_engine import _silence
+    from agents.backends.local.engine import _silence
 
     _silence(llama_cpp)
     resolved = resolve_model(request.param)

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 import structlog
 
-from agents.backends import gguf, llama_engine, local
 from agents.backends.base import (
     BackendSettings,
     ChatEvent,
@@ -31,7 +30,10 @@ from agents.backends.base import (
     Timeouts,
 )
 from agents.backends.config import GenerateConfig
-from agents.backends.gguf import (
+from agents.backends.local import backend as local
+from agents.backends.local import engine as llama_engine
+from agents.backends.local import gguf
+from agents.backends.local.gguf import (
     ResolvedModel,
     ollama_store_models,
     parse_ollama_name,
@@ -39,7 +41,7 @@ from agents.backends.gguf import (
     resolve_model,
     train_context_length,
 )
-from agents.backends.llama_states import budget_from_env
+from agents.backends.local.states import budget_from_env
 from agents.errors import BadRequest, ConfigError, EngineMissing, ModelNotFound, StreamError
 from runner.generate import RetryPolicy, generate
 from runner.orchestrator import run_scenarios

@@ -1,8 +1,8 @@
 """The embedded engine as a backend: GGUF models run in-process through llama-cpp-python.
 
-This module maps names to GGUF files (:mod:`agents.backends.gguf`), generation configs to
+This module maps names to GGUF files (:mod:`agents.backends.local.gguf`), generation configs to
 llama-cpp-python's arguments, and requests to jobs for the engine worker
-(:mod:`agents.backends.llama_engine`). A backend holds the engines it used until
+(:mod:`agents.backends.local.engine`). A backend holds the engines it used until
 :meth:`LocalBackend.aclose`, which releases them: the run that loaded a model frees it.
 
 Each reply with a session is logged (``engine context``, info level) with whether its
@@ -19,7 +19,6 @@ from typing import Any
 
 import structlog
 
-from agents.backends import llama_engine
 from agents.backends import local_engine_installed as engine_installed
 from agents.backends.base import (
     BackendSettings,
@@ -32,7 +31,9 @@ from agents.backends.base import (
     ProgressCallback,
 )
 from agents.backends.config import GenerateConfig
-from agents.backends.gguf import (
+from agents.backends.local import engine as llama_engine
+from agents.backends.local.engine import HOST, INSTALL_HINT, NAME, Engine, Job, threads_from_env
+from agents.backends.local.gguf import (
     BUILTINS,
     ResolvedModel,
     builtin_installed,
@@ -41,8 +42,7 @@ from agents.backends.gguf import (
     resolve_model,
     train_context_length,
 )
-from agents.backends.llama_engine import HOST, INSTALL_HINT, NAME, Engine, Job, threads_from_env
-from agents.backends.llama_states import budget_from_env
+from agents.backends.local.states import budget_from_env
 from agents.errors import BackendError, EngineMissing, ModelNotFound, StreamError
 
 DEFAULT_NUM_CTX = 4096

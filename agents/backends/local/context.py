@@ -3,9 +3,9 @@
 A conversation side's prompt only grows at its end, so its next turn needs only its new
 tokens evaluated on top of the context its last turn left, reply included. This class
 keeps that context loaded between turns, saves it to the
-:class:`~agents.backends.llama_states.StateStore` when another side's turn comes, restores
+:class:`~agents.backends.local.states.StateStore` when another side's turn comes, restores
 it when the side speaks again, and evaluates a prompt in the pieces
-:mod:`agents.backends.llama_chunks` defines, from the last piece the context already holds.
+:mod:`agents.backends.local.chunks` defines, from the last piece the context already holds.
 
 Replies stay exactly what a cold read gives, whatever was kept, swapped or evicted:
 every token's cells come from the same piece evaluated on the same earlier cells.
@@ -24,8 +24,8 @@ import time
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Literal
 
-from agents.backends.llama_chunks import generation_prompt, piece_starts, reuse_point
-from agents.backends.llama_states import SavedState, StateStore
+from agents.backends.local.chunks import generation_prompt, piece_starts, reuse_point
+from agents.backends.local.states import SavedState, StateStore
 
 # How a turn found its side's context: kept in the model, restored from the store, dropped
 # (evicted from the store, or lost to an error), or never seen.

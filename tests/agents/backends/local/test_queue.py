@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from agents.backends.llama_queue import MAX_PASSES, JobQueue, conversation_of
+from agents.backends.local.queue import MAX_PASSES, JobQueue, conversation_of
 
 
 def filled(*sessions: str | None) -> JobQueue[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agents.backends.llama_chunks import (
+from agents.backends.local.chunks import (
     common_prefix,
     generation_prompt,
     piece_starts,
