@@ -9,7 +9,9 @@ the runner (which imports agents, never the other way round) raises and catches 
         +-- BackendUnavailable         cannot connect / connection refused or reset   (retryable)
         +-- BackendTimeout             connect, first-token or whole-reply timeout    (retryable)
         +-- ServerError                HTTP 5xx, incl. 503 "server busy"              (retryable)
+        |   +-- EngineCrashed          the embedded engine's worker process died      (retryable)
         +-- StreamError                mid-stream error line, dropped or cut stream   (retryable)
+        +-- EngineFailed               a worker died again and again: model stopped   (final)
         +-- ModelNotFound              the server does not have the model             (final)
         +-- BadRequest                 the server refused the request as malformed   (final)
         +-- BadResponse                the server answered something we cannot read  (final)
@@ -110,6 +112,19 @@ class ServerError(BackendError):
 class StreamError(BackendError):
     retryable = True
     kind = "stream_error"
+
+
+class EngineCrashed(ServerError):
+    """The worker process running an embedded model died (a signal, an out-of-memory kill);
+    the next request starts a new one."""
+
+    kind = "engine_crashed"
+
+
+class EngineFailed(BackendError):
+    """An embedded model's worker died too many times in a row: it is not started again."""
+
+    kind = "engine_failed"
 
 
 class ModelNotFound(BackendError):

@@ -13,8 +13,9 @@ so every game runs --turns turns. They run through runner.orchestrator.run_scena
     another: the wall time as a ratio to the sum of the games alone, and when the first
     one finishes as a share of the whole run; the games' text must not change;
 (c) tokens per second of one reply: llama-cpp-python called directly, against the same
-    request through sparring's LocalBackend and runner.generate.generate(); and direct
-    llama-cpp-python with one thread per core against one thread fewer;
+    request through sparring's LocalBackend and runner.generate.generate(), with the model
+    in a worker process (the default) and in this process; first-token times of both; and
+    direct llama-cpp-python with one thread per core against one thread fewer;
 (d) batched decoding: llama.cpp decoding 1, 2 and 4 sequences per step, tokens per
     second, and whether a sequence's logits stay the same in a batch;
 (e) time from starting ``sparring run`` to its first streamed token.
@@ -240,7 +241,10 @@ def direct_once(llm: Any, config: GenerateConfig) -> tuple[float, float, str]:
     return end - t0, end - (first or end), "".join(pieces)
 
 
-async def sparring_once(backend: LocalBackend, config: GenerateConfig) -> tuple[float, float, str]:
+async def sparring_once(
+    backend: LocalBackend, config: GenerateConfig
+) -> tuple[float, float, str, float]:
+    """Whole reply, generation after the first token, text, first token: seconds."""
     result = await generate(
         backend,
         ChatRequest(MODEL, MESSAGES, config, session="bench/storyteller"),
@@ -248,10 +252,25 @@ async def sparring_once(backend: LocalBackend, config: GenerateConfig) -> tuple[
         retry=RetryPolicy(attempts=1),
     )
     latency, ttft = result.latency_ms / 1000, (result.ttft_ms or 0) / 1000
-    return latency, latency - ttft, result.text
+    return latency, latency - ttft, result.text, ttft
+
+
+def in_process_backend() -> LocalBackend:
+    """A LocalBackend whose models load in this process (SPARRING_LOCAL_IN_PROCESS=1)."""
+    saved = os.environ.get(llama_engine.IN_PROCESS_ENV)
+    os.environ[llama_engine.IN_PROCESS_ENV] = "1"
+    try:
+        return LocalBackend()
+    finally:
+        if saved is None:
+            del os.environ[llama_engine.IN_PROCESS_ENV]
+        else:
+            os.environ[llama_engine.IN_PROCESS_ENV] = saved
 
 
 async def bench_throughput(backend: LocalBackend, tokens: int, rounds: int) -> None:
+    """Direct llama-cpp-python, and LocalBackend with the model in this process and in a
+    worker process (the default), alternating which goes first."""
     import llama_cpp
 
     config = GenerateConfig(temperature=0, seed=1, num_predict=tokens)
@@ -261,33 +280,53 @@ async def bench_throughput(backend: LocalBackend, tokens: int, rounds: int) -> N
         n_threads=engine_threads(),  # as the engine loads it
         verbose=False,
     )
-    direct_once(llm, config)  # warm-up both
+    inproc = in_process_backend()
+    direct_once(llm, config)  # warm-up all three
     await sparring_once(backend, config)
+    await sparring_once(inproc, config)
     direct: list[tuple[float, float, str]] = []
-    through: list[tuple[float, float, str]] = []
+    worker: list[tuple[float, float, str, float]] = []
+    inside: list[tuple[float, float, str, float]] = []
     for i in range(rounds):
-        # Alternate which goes first: this machine's background load is not constant.
-        if i % 2:
-            through.append(await sparring_once(backend, config))
-            direct.append(direct_once(llm, config))
-        else:
-            direct.append(direct_once(llm, config))
-            through.append(await sparring_once(backend, config))
-    n = len(llm.tokenize(through[0][2].encode(), add_bos=False))
+        # Rotate the order: this machine's background load is not constant.
+        steps = ["direct", "worker", "inside"]
+        for step in steps[i % 3 :] + steps[: i % 3]:
+            if step == "direct":
+                direct.append(direct_once(llm, config))
+            elif step == "worker":
+                worker.append(await sparring_once(backend, config))
+            else:
+                inside.append(await sparring_once(inproc, config))
+    n = len(llm.tokenize(worker[0][2].encode(), add_bos=False))
     llm.close()
-    same = all(d[2] == s[2] for d, s in zip(direct, through, strict=True))
-    d_total, s_total = (statistics.median(x[0] for x in runs) for runs in (direct, through))
-    # Generation after the first token: from the first streamed text to the end, both ways.
-    d_gen = statistics.median((n - 1) / x[1] for x in direct if x[1] > 0)
-    s_gen = statistics.median((n - 1) / x[1] for x in through if x[1] > 0)
+    await inproc.aclose()
+    same = all(d[2] == w[2] == p[2] for d, w, p in zip(direct, worker, inside, strict=True))
+
+    def whole(runs: Sequence[tuple[Any, ...]]) -> float:
+        return n / statistics.median(x[0] for x in runs)
+
+    def gen(runs: Sequence[tuple[Any, ...]]) -> float:
+        # Generation after the first token: from the first streamed text to the end.
+        return statistics.median((n - 1) / x[1] for x in runs if x[1] > 0)
+
+    def first(runs: Sequence[tuple[float, float, str, float]]) -> float:
+        return statistics.median(x[3] for x in runs) * 1000
+
     print(f"(c) one reply, {MODEL}, greedy, about {n} tokens, median of {rounds}")
-    line("    same text both ways", str(same))
-    line("    llama-cpp-python direct, whole reply", f"{n / d_total:7.1f} tok/s")
-    line("    sparring LocalBackend via generate(), whole reply", f"{n / s_total:7.1f} tok/s")
-    line("    ratio sparring / direct, whole reply", f"{d_total / s_total:7.1%}")
-    line("    generation after the first token, direct", f"{d_gen:7.1f} tok/s")
-    line("    generation after the first token, sparring", f"{s_gen:7.1f} tok/s")
-    line("    ratio sparring / direct, generation", f"{s_gen / d_gen:7.1%}")
+    line("    same text all three ways", str(same))
+    for label, runs in (
+        ("llama-cpp-python direct", direct),
+        ("LocalBackend, model in this process", inside),
+        ("LocalBackend, model in a worker process", worker),
+    ):
+        line(f"    {label}, whole reply", f"{whole(runs):7.1f} tok/s")
+        line(f"    {label}, after the first token", f"{gen(runs):7.1f} tok/s")
+    line("    in-process / direct, whole reply", f"{whole(inside) / whole(direct):7.1%}")
+    line("    worker / in-process, whole reply", f"{whole(worker) / whole(inside):7.1%}")
+    line("    worker / in-process, after the first token", f"{gen(worker) / gen(inside):7.1%}")
+    line("    first token, in-process", f"{first(inside):7.1f} ms")
+    line("    first token, worker", f"{first(worker):7.1f} ms")
+    line("    first token, worker - in-process", f"{first(worker) - first(inside):+7.1f} ms")
 
 
 def bench_threads(tokens: int, rounds: int) -> None:
@@ -482,8 +521,7 @@ def main() -> None:
     print(textwrap.dedent(__doc__ or "").strip().splitlines()[0])
     print(f"cpus: {os.cpu_count()}, model file: {resolve_model(MODEL).path.name}")
     LocalBackend()  # reads SPARRING_LOCAL_STATE_MB and SPARRING_LOCAL_THREADS
-    states = getattr(llama_engine, "STATES", None)
-    budget = f"{states.budget / 2**20:.0f} MiB" if states else "none (contexts are not kept)"
+    budget = f"{llama_engine.budget() / 2**20:.0f} MiB"
     print(f"engine threads: {engine_threads()}, saved-context budget: {budget}")
     asyncio.run(_engine_sections(args))
     if "d" in args.only:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.transcript import Transcript, read_transcript
+from runner.transcript import Transcript, iter_transcripts, read_transcript
 from tests.fakes.ollama_server import FakeOllama
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"
 
 
-def sparring(*args: str | Path) -> subprocess.CompletedProcess[str]:
+def sparring(*args: str | Path, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "OPENAI_"))}
+    env.update(extra)
     return subprocess.run(
         [sys.executable, "-m", "runner.cli", *map(str, args), "--log-format", "console"],
         capture_output=True,
@@ -162,3 +163,53 @@ max_turns: 4
     assert len(transcript.turns) == 4
     assert "summary" in result.stdout
     assert result.stdout.count("Gemma (gemma3:270m)") == 2
+
+
+# --- an engine worker that dies ------------------------------------------------------------
+
+PAIR = GREEDY.replace("num_predict: 24", "num_predict: 12").replace("max_turns: 4", "max_turns: 3")
+
+
+def _pair(
+    tmp_path: Path, out: Path, **env: str
+) -> tuple[subprocess.CompletedProcess[str], list[Transcript]]:
+    scenario = write(tmp_path, PAIR)
+    result = sparring("run", scenario, "--backend", "local", "--out", out, "--repeat", "2", **env)
+    found = sorted(iter_transcripts([out]), key=lambda t: t.run.repeat_index if t.run else -1)
+    return result, found
+
+
+@pytest.fixture(scope="module")
+def undisturbed(tmp_path_factory: pytest.TempPathFactory) -> list[list[str]]:
+    tmp = tmp_path_factory.mktemp("undisturbed")
+    result, found = _pair(tmp, tmp / "out")
+    assert result.returncode == 0, result.stderr
+    return [[turn.content for turn in t.turns] for t in found]
+
+
+@pytest.mark.realmodel
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGSEGV"])
+def test_a_batch_survives_an_engine_worker_dying_mid_reply(
+    sig: str, tmp_path: Path, undisturbed: list[list[str]]
+) -> None:
+    # The first worker dies after three tokens of its first reply; the next one runs.
+    result, found = _pair(tmp_path, tmp_path / "out", SPARRING_LOCAL_FAULT=f"{sig}:3:1")
+    assert result.returncode == 0, result.stderr
+    assert f"died of {sig}" in result.stderr and "Traceback" not in result.stderr
+    assert [t.status for t in found] == ["success", "success"]
+    assert [[turn.content for turn in t.turns] for t in found] == undisturbed
+    first, second = ([turn.attempts for turn in t.turns if not turn.scripted] for t in found)
+    assert first[0] == 2 and all(a == 1 for a in first[1:] + second)
+
+
+@pytest.mark.realmodel
+def test_an_engine_that_dies_on_every_request_ends_the_run_with_one_line(
+    tmp_path: Path,
+) -> None:
+    result, found = _pair(tmp_path, tmp_path / "out", SPARRING_LOCAL_FAULT="SIGSEGV:0")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    stopped = [line for line in result.stdout.splitlines() if "times in a row" in line]
+    assert len(stopped) == 2 and "this model is stopped" in stopped[0]  # one per game
+    assert [t.status for t in found] == ["error", "error"]  # both files whole and readable
+    assert {t.end.error.type for t in found if t.end and t.end.error} == {"EngineFailed"}

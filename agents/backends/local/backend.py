@@ -1,9 +1,10 @@
-"""The embedded engine as a backend: GGUF models run in-process through llama-cpp-python.
+"""The embedded engine as a backend: GGUF models run through llama-cpp-python.
 
-This module maps names to GGUF files (:mod:`agents.backends.local.gguf`), generation configs to
-llama-cpp-python's arguments, and requests to jobs for the engine worker
-(:mod:`agents.backends.local.engine`). A backend holds the engines it used until
-:meth:`LocalBackend.aclose`, which releases them: the run that loaded a model frees it.
+This module maps names to GGUF files (:mod:`agents.backends.local.gguf`), generation
+configs to llama-cpp-python's arguments, and requests to jobs for the model's engine
+(:mod:`agents.backends.local.engine`), which runs the model in a worker process. A
+backend holds the engines it used until :meth:`LocalBackend.aclose`, which releases them:
+the run that loaded a model frees it.
 
 Each reply with a session is logged (``engine context``, info level) with whether its
 side's context was kept (``hit``), had to be read again (``miss``) or was new.
@@ -32,7 +33,15 @@ from agents.backends.base import (
 )
 from agents.backends.config import GenerateConfig
 from agents.backends.local import engine as llama_engine
-from agents.backends.local.engine import HOST, INSTALL_HINT, NAME, Engine, Job, threads_from_env
+from agents.backends.local.engine import (
+    HOST,
+    INSTALL_HINT,
+    NAME,
+    Engine,
+    Job,
+    in_process_from_env,
+    threads_from_env,
+)
 from agents.backends.local.gguf import (
     BUILTINS,
     ResolvedModel,
@@ -107,7 +116,7 @@ def completion_kwargs(config: GenerateConfig) -> dict[str, Any]:
 
 
 class LocalBackend:
-    """Runs GGUF models in this process; see the module docstring."""
+    """Runs GGUF models on this machine; see the module docstring."""
 
     name = NAME
     can_pull = False
@@ -121,6 +130,8 @@ class LocalBackend:
             raise EngineMissing(INSTALL_HINT, backend=NAME, host=HOST)
         # A bad value is a ConfigError naming the variable.
         llama_engine.configure(state_budget=budget_from_env(), threads=threads_from_env())
+        # Models in worker processes, unless SPARRING_LOCAL_IN_PROCESS says otherwise.
+        self.in_process = in_process_from_env()
         self.settings = settings or BackendSettings()
         self.host: str | None = HOST
         self._resolved: dict[str, ResolvedModel] = {}
@@ -147,7 +158,7 @@ class LocalBackend:
         if num_ctx is None:
             train = await asyncio.to_thread(train_context_length, resolved.path)
             num_ctx = min(DEFAULT_NUM_CTX, train or DEFAULT_NUM_CTX)
-        key = (str(resolved.path), context_size(num_ctx), resolved.chat_format)
+        key = (str(resolved.path), context_size(num_ctx), resolved.chat_format, self.in_process)
         engine = self._engines.get(key)
         if engine is None or engine.closed:  # unload_all() may have freed it meanwhile
             engine = self._engines[key] = llama_engine.acquire(*_unkey(key))
@@ -301,5 +312,5 @@ def _log_context(job: Job, final: Final) -> None:
     )
 
 
-def _unkey(key: llama_engine.EngineKey) -> tuple[Path, int, str | None]:
-    return Path(key[0]), key[1], key[2]
+def _unkey(key: llama_engine.EngineKey) -> tuple[Path, int, str | None, bool]:
+    return Path(key[0]), key[1], key[2], key[3]

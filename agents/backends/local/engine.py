@@ -1,21 +1,24 @@
-"""The embedded engine's worker: a loaded GGUF model and the one thread that may touch it.
+"""The embedded engine's engines: a loaded model, its queue, and the thread that drives it.
 
 Each loaded model (one per GGUF file, context size and chat format) is an *engine*: a
-``llama_cpp.Llama`` plus one worker thread that owns it. Engines are shared by every
-:class:`agents.backends.local.LocalBackend` of the process, because a model instance holds
-one KV cache and cannot serve two generations at once: requests for the same model queue
-for its thread, in the order :mod:`agents.backends.local.queue` chooses. Tokens travel back
-to the event loop through an ``asyncio.Queue`` fed with ``call_soon_threadsafe``; when the
-consumer goes away, a stop flag ends generation at the next token.
+:mod:`~agents.backends.local.worker` that holds the model (a worker process by default),
+and one thread in sparring's process that feeds it requests one at a time, in the order
+:mod:`agents.backends.local.queue` chooses, and relays its text to the event loop through an
+``asyncio.Queue`` fed with ``call_soon_threadsafe``. Engines are shared by every
+:class:`~agents.backends.local.backend.LocalBackend` of the process, because a model
+instance holds one KV cache and cannot serve two generations at once. When a reader goes
+away, its job's stop flag ends generation at the next token.
 
-A request naming a session (one agent's side of one conversation) evaluates only what its
-prompt adds to that side's previous one: :mod:`agents.backends.local.context` keeps the
-context between turns, and saved contexts wait in one process-wide
-:class:`~agents.backends.local.states.StateStore` within a memory budget.
+**A worker that dies** (a crash inside llama.cpp, an abort, an out-of-memory kill) fails
+the one request it was serving with a retryable :class:`~agents.errors.EngineCrashed`
+naming the model and the signal; the next request starts a new worker, whose contexts
+start cold (replies stay the same: a cold read gives the same numbers). After
+``MAX_DEATHS`` deaths in a row with no reply between them, the engine stops the model:
+every request gets :class:`~agents.errors.EngineFailed`, a final error.
 
 Engines are reference-counted: :func:`acquire` loads (or shares) one, :func:`release`
-frees it when its last user lets go, so a backend closing its engines never pulls a model
-from under another backend still using it.
+frees it when its last user lets go. Saved contexts of every engine share one memory
+budget, split evenly between the engines loaded.
 """
 
 from __future__ import annotations
@@ -23,33 +26,42 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
-import contextlib
-import ctypes
-import io
+import itertools
 import os
-import re
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.backends.base import Final
-from agents.backends.local.context import HITS, ContextError, SessionContext, Source
-from agents.backends.local.queue import JobQueue
-from agents.backends.local.states import StateStore, default_budget
-from agents.errors import BackendError, BadRequest, ConfigError, EngineMissing, ServerError
+import structlog
 
-NAME = "local"
-HOST = "embedded"
-INSTALL_HINT = (
-    "the embedded engine is not installed: pip install 'sparring[local]' "
-    "(compiles llama.cpp, about 10 minutes on 2 cores the first time)"
+from agents.backends.local.context import Source
+from agents.backends.local.core import (
+    HOST,
+    INSTALL_HINT,
+    NAME,
+    Cancelled,
+    Counters,
+    Failed,
+    Report,
+    Spec,
+    outcome_of,
 )
-_OVERFLOW = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
+from agents.backends.local.queue import JobQueue
+from agents.backends.local.states import default_budget
+from agents.backends.local.worker import FAULT_ENV, Host, InProcess, Load, WorkerProcess
+from agents.errors import BackendError, ConfigError, EngineCrashed, EngineFailed
+
+__all__ = ["HOST", "INSTALL_HINT", "NAME", "Engine", "Job", "acquire", "release"]
+
 THREADS_ENV = "SPARRING_LOCAL_THREADS"
+IN_PROCESS_ENV = "SPARRING_LOCAL_IN_PROCESS"
+# Worker deaths in a row, with no reply between them, after which a model is stopped.
+MAX_DEATHS = 3
+
+log = structlog.get_logger("sparring.local")
 
 
 def default_threads() -> int:
@@ -77,37 +89,44 @@ def threads_from_env(environ: Mapping[str, str] | None = None) -> int:
     return int(raw)
 
 
-_QUIET: Any = None
-# sys.stderr is process-wide: loads swap it one at a time.
-_LOAD_LOCK = threading.Lock()
+def in_process_from_env(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``SPARRING_LOCAL_IN_PROCESS`` asks for models in sparring's own process."""
+    raw = (os.environ if environ is None else environ).get(IN_PROCESS_ENV, "").strip().lower()
+    if raw in ("", "0", "no", "false"):
+        return False
+    if raw in ("1", "yes", "true"):
+        return True
+    raise ConfigError(f"{IN_PROCESS_ENV}={raw!r}: expected 1 or 0")
 
 
-def _silence(llama_cpp: Any) -> None:
-    """Route llama.cpp's log lines nowhere.
+class StopFlag:
+    """A job's stop flag; setting it also tells the worker running the job, at once."""
 
-    llama-cpp-python's own callback filters by level but still lets warnings through
-    (Gemma 3's "using full-size SWA cache"), late and mixed into our display; failures
-    reach us as exceptions anyway.
-    """
-    global _QUIET
-    if _QUIET is not None:
-        return
+    __slots__ = ("_event", "_hook")
 
-    @llama_cpp.llama_log_callback
-    def quiet(level: int, text: bytes, user_data: Any) -> None:
-        pass
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._hook: Callable[[], None] | None = None
 
-    _QUIET = quiet  # ctypes needs the callback kept alive
-    llama_cpp.llama_log_set(quiet, ctypes.c_void_p(0))
+    def set(self) -> None:
+        self._event.set()
+        hook = self._hook
+        if hook is not None:
+            hook()
 
+    def is_set(self) -> bool:
+        return self._event.is_set()
 
-class _Cancelled(Exception):
-    """Raised inside the worker to abandon a generation nobody is reading any more."""
+    def forward(self, hook: Callable[[], None] | None) -> None:
+        """Call ``hook`` when the flag is set (now, if it already is); None to stop."""
+        self._hook = hook
+        if hook is not None and self._event.is_set():
+            hook()
 
 
 @dataclass(eq=False)
 class Job:
-    """One generation, as the worker thread sees it."""
+    """One generation, as the engine's thread sees it."""
 
     messages: list[dict[str, str]]
     kwargs: dict[str, Any]
@@ -115,15 +134,10 @@ class Job:
     queue: asyncio.Queue[tuple[str, Any]]
     model: str
     session: str | None = None
-    stop: threading.Event = field(default_factory=threading.Event)
-    prompt_tokens: int | None = None
-    sampled: int = 0
-    last_token: int | None = None
-    first_sample_at: float | None = None
-    prompt_read: bool = False
-    source: Source | None = None  # how the side's context was found
-    reused: int = 0  # prompt tokens whose cells were kept, not evaluated
-    swap_ms: float = 0.0  # saving the loaded context and restoring this side's
+    stop: StopFlag = field(default_factory=StopFlag)
+    # How the side's context was found, and the prompt tokens it kept (set when done).
+    source: Source | None = None
+    reused: int = 0
 
     def emit(self, kind: str, payload: Any = None) -> None:
         try:
@@ -134,11 +148,7 @@ class Job:
     @property
     def outcome(self) -> str | None:
         """``hit``, ``miss`` or ``new`` for a request with a session; None without one."""
-        if self.source is None:
-            return None
-        if self.source in HITS:
-            return "hit" if self.reused else "miss"  # kept, but the prompt did not extend it
-        return "new" if self.source == "new" else "miss"
+        return outcome_of(self.source, self.reused)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,162 +160,197 @@ class EngineStats:
     contexts: dict[str, int]  # finished replies by outcome: hit, miss, new
     reused: int  # prompt tokens not evaluated again, over finished replies
     evaluated: int  # prompt tokens evaluated, over finished replies
-
-
-@dataclass(slots=True)
-class _Counters:
-    jobs: int = 0
-    cancelled: int = 0
-    tokens: int = 0
-    sampled: int = 0
-    reused: int = 0
-    evaluated: int = 0
-    outcomes: Counter[str] = field(default_factory=Counter)
-
-    def finished(self, job: Job, completion: int) -> None:
-        self.tokens += completion
-        if job.outcome is not None:
-            self.outcomes[job.outcome] += 1
-        self.reused += job.reused
-        self.evaluated += (job.prompt_tokens or 0) - job.reused
-
-    def snapshot(self) -> EngineStats:
-        return EngineStats(
-            self.jobs,
-            self.cancelled,
-            self.tokens,
-            self.sampled,
-            dict(self.outcomes),
-            self.reused,
-            self.evaluated,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class _Loaded:
-    llm: Any
-    context: SessionContext
-    is_eog: Callable[[int], bool]
+    deaths: int  # worker processes that died
+    workers: int  # worker processes started
+    pid: int | None  # the live worker's process id (None in-process or between workers)
 
 
 class Engine:
-    """A loaded model and the single thread that may touch it."""
+    """A loaded model, its queue and the single thread that drives it."""
 
-    def __init__(self, path: Path, n_ctx: int, chat_format: str | None) -> None:
+    def __init__(
+        self, path: Path, n_ctx: int, chat_format: str | None, in_process: bool = False
+    ) -> None:
         self.path = path
         self.n_ctx = n_ctx
         self.chat_format = chat_format
+        self.in_process = in_process
         self.load_ms: float | None = None
-        self.counters = _Counters()
-        self._model: _Loaded | None = None
-        self._current: Job | None = None  # the job the worker has taken, hooks included
+        self.counters = Counters()
+        self._budget = 0
+        self._host: Host | None = None
+        self._workers = 0
+        self._deaths_in_a_row = 0
+        self._failed: EngineFailed | None = None
+        self._load_error: BaseException | None = None
+        self._current: Job | None = None  # the job the thread has taken
+        self._ids = itertools.count()
         self._closed = False
         self._queue: JobQueue[Job] = JobQueue()
         self.loaded: concurrent.futures.Future[None] = concurrent.futures.Future()
         # Running from the start, so a waiter that is cancelled (a timeout, Ctrl-C) cannot
-        # cancel the load for every other waiter and kill the worker with it.
+        # cancel the load for every other waiter and kill the thread with it.
         self.loaded.set_running_or_notify_cancel()
-        # Daemon, so a process that forgets to close an engine still exits (see atexit below).
+        # Daemon, so a process that forgets to close an engine still exits (see atexit).
         self._thread = threading.Thread(
             target=self._work, name=f"sparring-local-{path.stem[:24]}", daemon=True
         )
+
+    def start(self, budget: int) -> None:
+        self._budget = budget
         self._thread.start()
 
     def stats(self) -> EngineStats:
-        return self.counters.snapshot()
+        c = self.counters
+        host = self._host
+        return EngineStats(
+            c.jobs,
+            c.cancelled,
+            c.tokens,
+            c.sampled,
+            dict(c.outcomes),
+            c.reused,
+            c.evaluated,
+            c.deaths,
+            self._workers,
+            host.pid if isinstance(host, WorkerProcess) else None,
+        )
 
-    # -- worker thread ---------------------------------------------------------------
+    def set_budget(self, budget: int) -> None:
+        self._budget = budget
+        host = self._host
+        if host is not None:
+            host.set_budget(budget)
+
+    # -- the engine's thread -------------------------------------------------------------
 
     def _work(self) -> None:
         # Loading is the thread's first task, so requests simply queue behind it.
         try:
-            t0 = time.perf_counter()
-            self._model = _load(self, self.path, self.n_ctx, self.chat_format)
-            self.load_ms = (time.perf_counter() - t0) * 1000
+            self._start_host()
             self.loaded.set_result(None)
         except BaseException as exc:
+            self._load_error = exc
             self.loaded.set_exception(exc)
         while True:
-            resident = self._model.context.session if self._model else None
-            job = self._queue.take(resident)
+            host = self._host
+            job = self._queue.take(host.resident if host is not None else None)
             if job is None:
-                return
+                break
             self._current = job
             try:
                 self._run(job)
+            except Exception as exc:  # a bug here must not strand the job's reader
+                job.emit("error", exc)
             finally:
                 self._current = None
+        if self._host is not None:
+            self._host.close()
+            self._host = None
+
+    def _start_host(self) -> None:
+        load = Load(
+            path=str(self.path),
+            n_ctx=self.n_ctx,
+            chat_format=self.chat_format,
+            threads=_threads,
+            budget=self._budget,
+            generation=self._workers,
+            fault=os.environ.get(FAULT_ENV) or None,
+        )
+        t0 = time.perf_counter()
+        self._workers += 1
+        if self.in_process:
+            self._host = InProcess(load)
+        else:
+            worker = WorkerProcess(load)
+            try:
+                worker.wait_loaded()
+            except EngineCrashed as exc:
+                self._died(worker, "loading")
+                exc.message += f" while loading {self.path.name}"
+                raise
+            except BaseException:
+                worker.close()
+                raise
+            self._host = worker
+        self.load_ms = (time.perf_counter() - t0) * 1000
+
+    def _died(self, worker: WorkerProcess, doing: str) -> None:
+        self._host = None
+        self.counters.deaths += 1
+        self._deaths_in_a_row += 1
+        death = worker.last_death
+        last_words = {"stderr": death.last_words} if death and death.last_words else {}
+        log.warning(
+            "engine worker died",
+            model=self.path.name,
+            cause=death.cause if death else None,
+            doing=doing,
+            deaths_in_a_row=self._deaths_in_a_row,
+            **last_words,
+        )
+        if self._deaths_in_a_row >= MAX_DEATHS and self._failed is None:
+            cause = death.cause if death else "died"
+            self._failed = EngineFailed(
+                f"the engine worker {cause} {self._deaths_in_a_row} times in a row; "
+                "this model is stopped for the rest of the run",
+                backend=NAME,
+                host=HOST,
+                hint="scripts/setup.sh checks the engine and rebuilds it for this machine",
+            )
 
     def _run(self, job: Job) -> None:
-        model = self._model
-        # _current is set before this check, and close() sets _closed before it reads
-        # _current: a job taken while the engine closes is stopped by one side or the other.
-        if job.stop.is_set() or model is None or self._closed:
+        # Set before this check, as close() sets _closed before it stops queued jobs: a job
+        # taken while the engine closes is stopped by one side or the other.
+        if job.stop.is_set() or self._closed:
             job.emit("cancelled")
             return
-        self.counters.jobs += 1
-        t0 = time.perf_counter()
-        try:
-            swapped = model.context.swap_ms
-            job.source = model.context.switch_to(job.session)
-            job.swap_ms = model.context.swap_ms - swapped
-            model.llm.n_tokens = 0  # the eval hook, not llama-cpp-python, decides what to reuse
+        refusal = self._failed or self._load_error
+        if refusal is not None:
+            job.emit("error", _for(refusal, job.model))
+            return
+        if self._host is None or (isinstance(self._host, WorkerProcess) and not self._host.alive()):
+            if isinstance(self._host, WorkerProcess):
+                self._host.death()
+                self._died(self._host, "waiting")
             try:
-                finish = _stream(model.llm, job)
-            finally:
-                model.context.settle()  # the reply's cells belong to the side's context too
-            final = _final(job, t0, finish, model.is_eog)
-            self.counters.finished(job, final.completion_tokens or 0)
-            job.emit("final", final)
-        except _Cancelled:
-            self.counters.cancelled += 1
-            job.emit("cancelled")
-        except BackendError as exc:
-            job.emit("error", exc)
-        except ValueError as exc:  # llama-cpp-python's word for a request it cannot serve
-            job.emit("error", _bad_request(exc, job.model))
-        except RuntimeError as exc:  # llama.cpp itself failed (llama_decode returned ...)
-            model.context.drop()  # its cells are in no known state
-            what = "keep a conversation's context" if isinstance(exc, ContextError) else "run"
-            error = ServerError(
-                f"llama.cpp failed to {what}: {exc}", backend=NAME, host=HOST, model=job.model
-            )
-            error.__cause__ = exc
-            job.emit("error", error)
-        except Exception as exc:  # anything else is a bug: the reader raises it unchanged
-            job.emit("error", exc)
-
-    # -- hooks, called by llama-cpp-python on the worker thread ----------------------
-
-    def before_sample(self, llm: Any) -> Job | None:
-        job = self._current
-        if job is not None:
-            if job.stop.is_set():
-                raise _Cancelled
-            if job.prompt_tokens is None:
-                job.prompt_tokens = int(llm.n_tokens)
-                job.first_sample_at = time.perf_counter()
-        return job
-
-    def after_sample(self, job: Job | None, token: int) -> None:
-        self.counters.sampled += 1
-        if job is not None:
-            job.sampled += 1
-            job.last_token = token
-
-    def read_prompt(self, tokens: Sequence[int], evaluate: Callable[[Sequence[int]], None]) -> None:
-        """Evaluate a job's prompt (its first eval call) through its side's context."""
-        job, model = self._current, self._model
-        if job is None or job.prompt_read or model is None:
-            evaluate(tokens)
-            return
-        job.prompt_read = True
+                self._start_host()
+            except BackendError as exc:
+                job.emit("error", _for(self._failed or exc, job.model))
+                return
+        host = self._host
+        assert host is not None
+        self.counters.jobs += 1
+        spec = Spec(next(self._ids), job.messages, job.kwargs, job.session)
+        job.stop.forward(lambda: host.stop(spec.id))
         try:
-            job.reused = model.context.evaluate(tokens, job.stop.is_set)
-        except InterruptedError:
-            raise _Cancelled from None
+            report = host.serve(spec, lambda text: job.emit("delta", text), job.stop.is_set)
+        except Cancelled as exc:
+            self.counters.cancelled += 1
+            self.counters.sampled += exc.sampled
+            job.emit("cancelled")
+        except Failed as exc:
+            self.counters.sampled += exc.sampled
+            self._deaths_in_a_row = 0  # the worker answered
+            job.emit("error", _for(exc.error, job.model))
+        except EngineCrashed as exc:
+            assert isinstance(host, WorkerProcess)
+            self._died(host, "generating")
+            exc.message += "; a new worker starts for the next request"
+            job.emit("error", _for(exc, job.model))
+        else:
+            self._deaths_in_a_row = 0
+            self._finished(job, report)
+        finally:
+            job.stop.forward(None)
 
-    # -- any thread --------------------------------------------------------------------
+    def _finished(self, job: Job, report: Report) -> None:
+        self.counters.finished(report)
+        job.source, job.reused = report.source, report.reused
+        job.emit("final", report.final)
+
+    # -- any thread ----------------------------------------------------------------------
 
     def submit(self, job: Job) -> None:
         """Queue ``job``; RuntimeError once the engine is closed."""
@@ -318,136 +363,40 @@ class Engine:
     def close(self) -> None:
         self._closed = True
         # Queued jobs still run, but see their stop flag at once and tell their readers.
-        for job in [*self._queue.close(), self._current]:
-            if job is not None:
-                job.stop.set()
-        self._thread.join()
-        model, self._model = self._model, None
-        STATES.forget_owner(self)
-        if model is not None:
-            model.llm.close()
+        for job in self._queue.close():
+            job.stop.set()
+        current = self._current
+        if current is not None:
+            current.stop.set()
+        if self._thread.ident is not None:  # started
+            self._thread.join()
 
 
-def _load(engine: Engine, path: Path, n_ctx: int, chat_format: str | None) -> _Loaded:
-    try:
-        import llama_cpp
-    except ImportError as exc:
-        raise EngineMissing(INSTALL_HINT, backend=NAME, host=HOST) from exc
-    _silence(llama_cpp)
-    try:
-        # Not verbose=False: that points the process's stdout and stderr file descriptors
-        # at /dev/null while loading, and two loads on two threads can leave them there
-        # for good (a simultaneous round loading two models lost all further output).
-        # llama.cpp's own log lines already go to the silent callback; the library's
-        # Python-level prints during loading go to a buffer, and then it is told to stop.
-        with _LOAD_LOCK, contextlib.redirect_stderr(io.StringIO()):
-            llm = llama_cpp.Llama(
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_threads=_threads,
-                verbose=True,
-                chat_format=chat_format,
-            )
-        llm.verbose = False
-    except ValueError as exc:
-        raise BadRequest(
-            f"llama.cpp could not load {path} (not a GGUF model it supports?): {exc}",
-            backend=NAME,
-            host=HOST,
-        ) from exc
-    vocab = llm._model.vocab
-
-    def is_eog(token: int) -> bool:
-        return bool(llama_cpp.llama_vocab_is_eog(vocab, token))
-
-    # Every token goes through Llama.sample: the one place to count tokens exactly, learn
-    # the evaluated prompt length, and stop as soon as the reader has gone. A job's first
-    # Llama.eval is its prompt, which its side's context evaluates (reusing what it can).
-    original_sample, original_eval = llm.sample, llm.eval
-
-    def sample(*args: Any, **kwargs: Any) -> int:
-        job = engine.before_sample(llm)
-        token = int(original_sample(*args, **kwargs))
-        engine.after_sample(job, token)
-        return token
-
-    def evaluate(tokens: Sequence[int]) -> None:
-        engine.read_prompt(tokens, original_eval)
-
-    llm.sample = sample  # type: ignore[method-assign]  # per-instance hooks, on purpose
-    llm.eval = evaluate  # type: ignore[method-assign]
-    context = SessionContext(llm, STATES, engine, original_eval)
-    return _Loaded(llm, context, is_eog)
-
-
-def _final(job: Job, t0: float, finish: str | None, is_eog: Callable[[int], bool]) -> Final:
-    end = time.perf_counter()
-    completion = job.sampled
-    if job.last_token is not None and is_eog(job.last_token):
-        completion -= 1  # the end-of-turn token is sampled but not part of the reply
-    first = job.first_sample_at or end
-    server = {
-        "total_ms": (end - t0) * 1000,
-        "prompt_eval_ms": (first - t0) * 1000,
-        "eval_ms": (end - first) * 1000,
-    }
-    if job.source is not None:
-        server["context_ms"] = job.swap_ms
-        server["prompt_cached_tokens"] = float(job.reused)
-    return Final(
-        prompt_tokens=job.prompt_tokens,
-        completion_tokens=completion,
-        done_reason=finish or "stop",
-        server=server,
-        host=HOST,
-    )
-
-
-def _stream(llm: Any, job: Job) -> str | None:
-    """Run the completion, sending its text to the reader; returns the finish reason."""
-    stream = llm.create_chat_completion(messages=job.messages, stream=True, **job.kwargs)
-    finish: str | None = None
-    try:
-        for chunk in stream:
-            choice = chunk["choices"][0]
-            text = choice.get("delta", {}).get("content")
-            if text:
-                job.emit("delta", text)
-            if choice.get("finish_reason"):
-                finish = choice["finish_reason"]
-            if job.stop.is_set():
-                raise _Cancelled
-    finally:
-        stream.close()
-    return finish
-
-
-def _bad_request(exc: ValueError, model: str) -> BadRequest:
-    match = _OVERFLOW.search(str(exc))
-    if match:
-        message = (
-            f"the prompt is {match[1]} tokens, more than the context window "
-            f"(num_ctx={match[2]}); raise num_ctx or shorten the conversation"
-        )
-    else:
-        message = str(exc)
-    error = BadRequest(message, backend=NAME, host=HOST, model=model)
-    error.__cause__ = exc
+def _for(error: BaseException, model: str) -> BaseException:
+    """``error`` naming the model as the request did."""
+    if isinstance(error, BackendError):
+        error.model = model
     return error
 
 
-# Saved contexts of every loaded model, within one budget, and the threads a model loaded
-# from now on uses: process-wide, set by LocalBackend from the environment.
-STATES = StateStore(default_budget())
+# The budget of every engine's saved contexts, split between the engines loaded, and the
+# threads models loaded from now on use: set by LocalBackend from the environment.
+_budget = default_budget()
 _threads = default_threads()
 
 
 def configure(*, state_budget: int, threads: int) -> None:
-    """Bound every model's saved contexts to ``state_budget`` bytes (evicting to fit), and
-    load models from now on with ``threads`` threads."""
-    global _threads
-    STATES.budget = state_budget
-    _threads = threads
+    """Bound every model's saved contexts to ``state_budget`` bytes in all (evicting to
+    fit), and load models from now on with ``threads`` threads."""
+    global _budget, _threads
+    _budget, _threads = state_budget, threads
+    with _ENGINES_LOCK:
+        _rebalance()
+
+
+def budget() -> int:
+    """The saved-context budget of every engine together, in bytes."""
+    return _budget
 
 
 def threads() -> int:
@@ -455,24 +404,38 @@ def threads() -> int:
     return _threads
 
 
-EngineKey = tuple[str, int, str | None]  # (GGUF path, context size, chat format)
+# (GGUF path, context size, chat format, in sparring's own process)
+EngineKey = tuple[str, int, str | None, bool]
 
 _ENGINES: dict[EngineKey, Engine] = {}
 _USERS: dict[EngineKey, int] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
+def _share() -> int:
+    return _budget // max(1, len(_ENGINES))
+
+
+def _rebalance() -> None:
+    share = _share()
+    for engine in _ENGINES.values():
+        engine.set_budget(share)
+
+
 def _key(engine: Engine) -> EngineKey:
-    return (str(engine.path), engine.n_ctx, engine.chat_format)
+    return (str(engine.path), engine.n_ctx, engine.chat_format, engine.in_process)
 
 
-def acquire(path: Path, n_ctx: int, chat_format: str | None) -> Engine:
-    """The engine for this model, loading it if nobody has; pair with :func:`release`."""
-    key = (str(path), n_ctx, chat_format)
+def acquire(path: Path, n_ctx: int, chat_format: str | None, in_process: bool = False) -> Engine:
+    """The engine for this model, loading it if nobody has (in a worker process unless
+    ``in_process``); pair with :func:`release`."""
+    key = (str(path), n_ctx, chat_format, in_process)
     with _ENGINES_LOCK:
         engine = _ENGINES.get(key)
         if engine is None:
-            engine = _ENGINES[key] = Engine(path, n_ctx, chat_format)
+            engine = _ENGINES[key] = Engine(path, n_ctx, chat_format, in_process)
+            _rebalance()  # before it loads: the new engine starts with its share
+            engine.start(_share())
         _USERS[key] = _USERS.get(key, 0) + 1
         return engine
 
@@ -487,6 +450,7 @@ def release(engine: Engine) -> None:
         if _USERS[key] > 0:
             return
         del _ENGINES[key], _USERS[key]
+        _rebalance()
     engine.close()
 
 

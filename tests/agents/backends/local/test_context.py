@@ -39,9 +39,9 @@ class _Captured(Exception):
 def model(request: pytest.FixtureRequest) -> Iterator[tuple[Any, Any, str]]:
     import llama_cpp
 
-    from agents.backends.local.engine import _silence
+    from agents.backends.local.core import silence
 
-    _silence(llama_cpp)
+    silence(llama_cpp)
     resolved = resolve_model(request.param)
     llm = llama_cpp.Llama(
         model_path=str(resolved.path),

@@ -24,10 +24,10 @@ def test_bad_threads_name_the_variable(value: str) -> None:
 
 
 def test_configure_sets_the_budget_and_the_threads_of_later_loads() -> None:
-    budget, threads = llama_engine.STATES.budget, llama_engine.threads()
+    budget, threads = llama_engine.budget(), llama_engine.threads()
     try:
         llama_engine.configure(state_budget=123, threads=5)
-        assert llama_engine.STATES.budget == 123 and llama_engine.threads() == 5
+        assert llama_engine.budget() == 123 and llama_engine.threads() == 5
     finally:
         llama_engine.configure(state_budget=budget, threads=threads)
 
