@@ -134,7 +134,7 @@ def report(
         if runs[b]
     }
     base = next((b for b in ("native", "portable") if b in medians), None)
-    texts = {str(r["text"]) for b in builds for r in runs[b]}
+    texts = {b: {str(r["text"]) for r in runs[b]} for b in builds if runs[b]}
     print(f"  {'build':<9} {'prompt tok/s':>13} {'ratio':>7} {'generate tok/s':>15} {'ratio':>7}")
     for build in builds:
         if build in failed:
@@ -145,7 +145,11 @@ def report(
         pr = m["prompt_tps"] / medians[base]["prompt_tps"]
         gr = m["gen_tps"] / medians[base]["gen_tps"]
         print(f"  {build:<9} {m['prompt_tps']:13.1f} {pr:6.2f}x {m['gen_tps']:15.1f} {gr:6.2f}x")
-    print(f"  same text from every build: {len(texts) == 1}")
+    assert base is not None
+    same = ", ".join(
+        f"{b} {'yes' if texts[b] == texts[base] else 'no'}" for b in texts if b != base
+    )
+    print(f"  same text as {base}: {same}")
 
 
 if __name__ == "__main__":

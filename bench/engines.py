@@ -35,7 +35,7 @@ import tempfile
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +44,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agents.backends import llama_engine  # noqa: E402
 from agents.backends.base import ChatRequest, Message, Timeouts  # noqa: E402
 from agents.backends.config import GenerateConfig  # noqa: E402
+from agents.backends.local import engine as llama_engine  # noqa: E402
 from agents.backends.local.backend import DEFAULT_NUM_CTX, LocalBackend, completion_kwargs  # noqa: E402
 from agents.backends.local.gguf import resolve_model  # noqa: E402
 from runner.events import ConversationFinished, Observer  # noqa: E402
@@ -243,8 +243,9 @@ def direct_once(llm: Any, config: GenerateConfig) -> tuple[float, float, str]:
 
 async def sparring_once(
     backend: LocalBackend, config: GenerateConfig
-) -> tuple[float, float, str, float]:
-    """Whole reply, generation after the first token, text, first token: seconds."""
+) -> tuple[float, float, str, float, float]:
+    """Whole reply, generation after the first token, text, first token (seconds), and the
+    engine's own generation rate (tokens/s, as the process running the model timed it)."""
     result = await generate(
         backend,
         ChatRequest(MODEL, MESSAGES, config, session="bench/storyteller"),
@@ -252,7 +253,9 @@ async def sparring_once(
         retry=RetryPolicy(attempts=1),
     )
     latency, ttft = result.latency_ms / 1000, (result.ttft_ms or 0) / 1000
-    return latency, latency - ttft, result.text, ttft
+    eval_s = result.final.server.get("eval_ms", 0.0) / 1000
+    rate = (result.final.completion_tokens or 0) / eval_s if eval_s else 0.0
+    return latency, latency - ttft, result.text, ttft, rate
 
 
 def in_process_backend() -> LocalBackend:
@@ -285,8 +288,8 @@ async def bench_throughput(backend: LocalBackend, tokens: int, rounds: int) -> N
     await sparring_once(backend, config)
     await sparring_once(inproc, config)
     direct: list[tuple[float, float, str]] = []
-    worker: list[tuple[float, float, str, float]] = []
-    inside: list[tuple[float, float, str, float]] = []
+    worker: list[tuple[float, float, str, float, float]] = []
+    inside: list[tuple[float, float, str, float, float]] = []
     for i in range(rounds):
         # Rotate the order: this machine's background load is not constant.
         steps = ["direct", "worker", "inside"]
@@ -309,8 +312,12 @@ async def bench_throughput(backend: LocalBackend, tokens: int, rounds: int) -> N
         # Generation after the first token: from the first streamed text to the end.
         return statistics.median((n - 1) / x[1] for x in runs if x[1] > 0)
 
-    def first(runs: Sequence[tuple[float, float, str, float]]) -> float:
+    def first(runs: Sequence[tuple[float, float, str, float, float]]) -> float:
         return statistics.median(x[3] for x in runs) * 1000
+
+    def paired(key: Callable[[tuple[Any, ...]], float]) -> float:
+        # Each round's worker run against its in-process run: the machine's load drifts.
+        return statistics.median(key(w) / key(p) for w, p in zip(worker, inside, strict=True))
 
     print(f"(c) one reply, {MODEL}, greedy, about {n} tokens, median of {rounds}")
     line("    same text all three ways", str(same))
@@ -322,8 +329,11 @@ async def bench_throughput(backend: LocalBackend, tokens: int, rounds: int) -> N
         line(f"    {label}, whole reply", f"{whole(runs):7.1f} tok/s")
         line(f"    {label}, after the first token", f"{gen(runs):7.1f} tok/s")
     line("    in-process / direct, whole reply", f"{whole(inside) / whole(direct):7.1%}")
-    line("    worker / in-process, whole reply", f"{whole(worker) / whole(inside):7.1%}")
-    line("    worker / in-process, after the first token", f"{gen(worker) / gen(inside):7.1%}")
+    line("    worker / in-process, whole reply (paired)", f"{paired(lambda x: 1 / x[0]):7.1%}")
+    gen_ratio = paired(lambda x: 1 / x[1] if x[1] else 0.0)
+    line("    worker / in-process, after the first token (paired)", f"{gen_ratio:7.1%}")
+    engine_side = paired(lambda x: x[4])
+    line("    worker / in-process, engine's own generation rate", f"{engine_side:7.1%}")
     line("    first token, in-process", f"{first(inside):7.1f} ms")
     line("    first token, worker", f"{first(worker):7.1f} ms")
     line("    first token, worker - in-process", f"{first(worker) - first(inside):+7.1f} ms")
@@ -457,8 +467,13 @@ defaults:
 """
 
 
-def bench_cli() -> None:
+def cli_once(in_process: bool) -> tuple[float, float] | str:
+    """Seconds from starting ``sparring run`` to its first streamed token and to its exit,
+    or why it could not run."""
     marker = f"({MODEL}): "
+    env = {k: v for k, v in os.environ.items() if k != llama_engine.IN_PROCESS_ENV}
+    if in_process:
+        env[llama_engine.IN_PROCESS_ENV] = "1"
     with tempfile.TemporaryDirectory() as tmp:
         scenario = Path(tmp, "bench.yaml")
         scenario.write_text(SCENARIO)
@@ -476,11 +491,10 @@ def bench_cli() -> None:
         t0 = time.perf_counter()
         try:
             proc = subprocess.Popen(
-                argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
+                argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, env=env
             )
         except OSError as exc:
-            print(f"(e) skipped: CLI unavailable ({exc})")
-            return
+            return str(exc)
         assert proc.stdout is not None and proc.stderr is not None
         seen = b""
         first: float | None = None
@@ -501,12 +515,25 @@ def bench_cli() -> None:
         out, err = proc.communicate(timeout=120)
         if first is None or proc.returncode != 0:
             why = (err or out or seen).decode("utf-8", errors="replace").strip().splitlines()
-            print(f"(e) skipped: CLI unavailable ({why[-1] if why else proc.returncode})")
-            return
-        total = time.perf_counter() - t0
-    print("(e) `sparring run` subprocess, smollm2:135m, --backend local")
-    line("    start to first streamed token", f"{first:7.2f} s")
-    line("    start to exit", f"{total:7.2f} s")
+            return why[-1] if why else str(proc.returncode)
+        return first, time.perf_counter() - t0
+
+
+def bench_cli(rounds: int) -> None:
+    runs: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+    for i in range(rounds):
+        for in_process in (False, True) if i % 2 == 0 else (True, False):
+            result = cli_once(in_process)
+            if isinstance(result, str):
+                print(f"(e) skipped: CLI unavailable ({result})")
+                return
+            runs[in_process].append(result)
+    print(f"(e) `sparring run` subprocess, smollm2:135m, --backend local, median of {rounds}")
+    for in_process, label in ((True, "model in sparring's process"), (False, "worker process")):
+        first = statistics.median(r[0] for r in runs[in_process])
+        total = statistics.median(r[1] for r in runs[in_process])
+        line(f"    {label}: start to first streamed token", f"{first:7.2f} s")
+        line(f"    {label}: start to exit", f"{total:7.2f} s")
 
 
 def main() -> None:
@@ -527,7 +554,7 @@ def main() -> None:
     if "d" in args.only:
         bench_batching(48, args.rounds)
     if "e" in args.only:
-        bench_cli()
+        bench_cli(args.rounds)
 
 
 async def _engine_sections(args: argparse.Namespace) -> None:

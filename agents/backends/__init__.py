@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-import httpx
-
 from agents.backends.base import Backend, BackendSettings
 from agents.errors import ConfigError, EngineMissing
 
@@ -107,6 +105,8 @@ class Choice:
 
 async def probe_ollama(host: str, wait: float = 1.5, auth: Credentials | None = None) -> bool:
     """True when an ollama server answers ``GET /api/version`` at ``host``."""
+    import httpx  # here, not at import: the embedded engine's workers never need it
+
     try:
         async with httpx.AsyncClient(timeout=wait, auth=auth) as client:
             response = await client.get(f"{host}/api/version")
@@ -117,6 +117,8 @@ async def probe_ollama(host: str, wait: float = 1.5, auth: Credentials | None = 
 
 async def probe_openai(url: str, wait: float = 1.5, auth: Credentials | None = None) -> bool:
     """True when ``GET {url}/models`` answers an OpenAI-style model list (``url`` ends in /v1)."""
+    import httpx
+
     try:
         async with httpx.AsyncClient(timeout=wait, auth=auth) as client:
             response = await client.get(f"{url}/models")

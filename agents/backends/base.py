@@ -13,9 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, TypedDict, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, TypedDict, runtime_checkable
 
-from agents.backends.config import GenerateConfig
+if TYPE_CHECKING:  # imported when first needed: an engine worker process never needs it
+    from agents.backends.config import GenerateConfig
 
 Role = Literal["system", "user", "assistant"]
 
@@ -33,11 +34,17 @@ class Message(TypedDict):
     content: str
 
 
+def _default_config() -> GenerateConfig:
+    from agents.backends.config import GenerateConfig
+
+    return GenerateConfig()
+
+
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     model: str
     messages: Sequence[Message]
-    config: GenerateConfig = field(default_factory=GenerateConfig)
+    config: GenerateConfig = field(default_factory=_default_config)
     # Names one agent's side of one conversation (its requests, its retries).
     session: str | None = None
     # Whether each request of the session extends the one before (histories are

@@ -132,6 +132,8 @@ class LocalBackend:
         llama_engine.configure(state_budget=budget_from_env(), threads=threads_from_env())
         # Models in worker processes, unless SPARRING_LOCAL_IN_PROCESS says otherwise.
         self.in_process = in_process_from_env()
+        if not self.in_process:
+            llama_engine.prewarm()
         self.settings = settings or BackendSettings()
         self.host: str | None = HOST
         self._resolved: dict[str, ResolvedModel] = {}

@@ -263,9 +263,9 @@ class Engine:
         if self.in_process:
             self._host = InProcess(load)
         else:
-            worker = WorkerProcess(load)
+            worker = _take_spare() or WorkerProcess()
             try:
-                worker.wait_loaded()
+                worker.load(load)
             except EngineCrashed as exc:
                 self._died(worker, "loading")
                 exc.message += f" while loading {self.path.name}"
@@ -385,6 +385,29 @@ _budget = default_budget()
 _threads = default_threads()
 
 
+# A worker started ahead of the first load, its imports done while the run starts.
+_spare: WorkerProcess | None = None
+_SPARE_LOCK = threading.Lock()
+
+
+def prewarm() -> None:
+    """Start a spare worker now, so the first model's load does not wait for its start."""
+    global _spare
+    with _SPARE_LOCK:
+        if _spare is None or not _spare.alive():
+            _spare = WorkerProcess()
+
+
+def _take_spare() -> WorkerProcess | None:
+    global _spare
+    with _SPARE_LOCK:
+        spare, _spare = _spare, None
+    if spare is not None and not spare.alive():
+        spare.death()
+        return None
+    return spare
+
+
 def configure(*, state_budget: int, threads: int) -> None:
     """Bound every model's saved contexts to ``state_budget`` bytes in all (evicting to
     fit), and load models from now on with ``threads`` threads."""
@@ -469,3 +492,6 @@ def unload_all() -> None:
         _USERS.clear()
     for engine in engines:
         engine.close()
+    spare = _take_spare()
+    if spare is not None:
+        spare.close()

@@ -147,8 +147,9 @@ class Death:
 class WorkerProcess:
     """The parent's end of one worker process; see the module docstring."""
 
-    def __init__(self, load: Load) -> None:
-        self.model_path = load.path
+    def __init__(self) -> None:
+        """Start a worker; it imports the engine, then waits for :meth:`load`."""
+        self.model_path = ""
         ours, theirs = socket.socketpair()
         self._conn = Connection(ours.detach())
         self._send_lock = threading.Lock()
@@ -176,14 +177,18 @@ class WorkerProcess:
         self.resident: str | None = None
         self.last_death: Death | None = None
         self._stopping: dict[int, float] = {}
+
+    def load(self, load: Load) -> float:
+        """Load the model; its time in ms. Raises the load's error, or EngineCrashed."""
+        self.model_path = load.path
         self._send(("load", load))
+        return self.wait_loaded()
 
     @property
     def pid(self) -> int:
         return self._proc.pid
 
     def wait_loaded(self) -> float:
-        """The load's time in ms; raises the load's error, or EngineCrashed if it died."""
         message = self._recv(None)
         if message[0] == "loaded":
             return float(message[1])
@@ -343,7 +348,15 @@ class _Control:
 
 
 def _serve(conn: Connection) -> None:
+    # The engine's import first, while the parent decides what to load (a spare worker
+    # waits here ready); a failed import is reported when the load comes.
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        pass
     message = conn.recv()
+    if message[0] != "load":  # closed before it was needed
+        return
     load: Load = message[1]
     store = StateStore(load.budget)
     fault = Fault.parse(load.fault) if load.fault else None
