@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import platform
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -192,3 +194,20 @@ def test_the_check_generates_a_token_on_the_installed_engine() -> None:
     done = engine.run_check(Path(sys.executable))
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("embedded engine ok: 1 token")
+
+
+@pytest.mark.realmodel
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="x86 instruction sets only")
+def test_the_installed_engine_holds_no_instruction_a_vm_may_withhold() -> None:
+    # The crash this build prevents needs a CPU this machine may not be: check the code.
+    import llama_cpp
+
+    lib = Path(llama_cpp.__file__).parent / "lib" / "libggml-cpu.so"
+    code = subprocess.run(
+        ["objdump", "-d", "--no-show-raw-insn", str(lib)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert re.search(r"\bv\w+\s.*%ymm", code)  # AVX2 kept: the portable build, not baseline
+    assert not re.search(r"%zmm|%k[1-7]\b|\bldtilecfg\b|\btdpb", code)  # no AVX-512, no AMX
