@@ -31,7 +31,7 @@ from typing import Any
 from agents.backends.base import Final
 from agents.backends.local.context import HITS, ContextError, SessionContext, Source
 from agents.backends.local.states import StateStore
-from agents.errors import BackendError, BadRequest, ServerError
+from agents.errors import BackendError, BadRequest, EngineMissing, ServerError
 
 NAME = "local"
 HOST = "embedded"
@@ -176,8 +176,10 @@ class Model:
         store: StateStore,
         fault: Fault | None = None,
     ) -> None:
-        import llama_cpp
-
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            raise EngineMissing(INSTALL_HINT, backend=NAME, host=HOST) from exc
         silence(llama_cpp)
         try:
             # Not verbose=False: that points the process's stdout and stderr file

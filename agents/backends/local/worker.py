@@ -51,7 +51,7 @@ from agents.backends.local.core import (
     Spec,
 )
 from agents.backends.local.states import StateStore
-from agents.errors import BackendError, EngineCrashed, EngineMissing
+from agents.errors import BackendError, EngineCrashed
 
 FAULT_ENV = "SPARRING_LOCAL_FAULT"
 # A worker told to stop that says nothing for this long is hung: it is killed.
@@ -370,9 +370,6 @@ def _serve(conn: Connection) -> None:
             store=store,
             fault=fault if fault is not None and fault.applies(load.generation) else None,
         )
-    except ImportError as exc:
-        conn.send(("failed", EngineMissing(f"llama-cpp-python: {exc}", backend=NAME, host=HOST)))
-        return
     except BackendError as exc:
         exc.__cause__ = None  # the engine's own exception does not cross the pipe
         conn.send(("failed", exc))
