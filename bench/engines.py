@@ -4,7 +4,7 @@
 
 Games are the classroom game (scenarios/i-lost.yaml) with smollm2:135m on both sides,
 temperature 0, a fixed seed per game, replies of at most --tokens tokens and no end rule,
-so every game runs --turns turns. They run through runner.orchestrator.run_scenarios.
+so every game runs --turns turns. They run through runner.run.orchestrator.run_scenarios.
 
 (a) --games games, each alone: prompt evaluation's share of engine time, tokens evaluated
     and generated per turn, engine time per turn at turn 2 against turn 20 (medians over
@@ -13,7 +13,7 @@ so every game runs --turns turns. They run through runner.orchestrator.run_scena
     another: the wall time as a ratio to the sum of the games alone, and when the first
     one finishes as a share of the whole run; the games' text must not change;
 (c) tokens per second of one reply: llama-cpp-python called directly, against the same
-    request through sparring's LocalBackend and runner.generate.generate(), with the model
+    request through sparring's LocalBackend and runner.model.generate.generate(), with the model
     in a worker process (the default) and in this process; first-token times of both; and
     direct llama-cpp-python with one thread per core against one thread fewer;
 (d) batched decoding: llama.cpp decoding 1, 2 and 4 sequences per step, tokens per
@@ -49,12 +49,12 @@ from agents.backends.config import GenerateConfig  # noqa: E402
 from agents.backends.local import engine as llama_engine  # noqa: E402
 from agents.backends.local.backend import DEFAULT_NUM_CTX, LocalBackend, completion_kwargs  # noqa: E402
 from agents.backends.local.gguf import resolve_model  # noqa: E402
-from runner.events import ConversationFinished, Observer  # noqa: E402
-from runner.generate import RetryPolicy, generate  # noqa: E402
 from runner.logs import configure as configure_logs  # noqa: E402
-from runner.orchestrator import run_scenarios  # noqa: E402
-from runner.pool import BackendPool  # noqa: E402
-from runner.scenario import ResolvedScenario, scenario_from_data  # noqa: E402
+from runner.model.generate import RetryPolicy, generate  # noqa: E402
+from runner.model.pool import BackendPool  # noqa: E402
+from runner.play.events import ConversationFinished, Observer  # noqa: E402
+from runner.run.orchestrator import run_scenarios  # noqa: E402
+from runner.scenario.schema import ResolvedScenario, scenario_from_data  # noqa: E402
 from runner.settings import RunSettings  # noqa: E402
 from runner.transcript import Transcript, TurnRecord, read_transcript  # noqa: E402
 

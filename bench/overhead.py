@@ -35,12 +35,12 @@ from agents.backends.base import BackendSettings, ChatRequest, Delta, Final  # n
 from agents.backends.config import GenerateConfig  # noqa: E402
 from agents.backends.ollama import OllamaBackend  # noqa: E402
 from agents.backends.scripted import ScriptedBackend  # noqa: E402
-from runner.events import ConversationStarted, Observer  # noqa: E402
-from runner.generate import RetryPolicy  # noqa: E402
 from runner.logs import configure  # noqa: E402
-from runner.orchestrator import iter_conversations, prepare, run_scenarios  # noqa: E402
-from runner.pool import BackendPool  # noqa: E402
-from runner.scenario import scenario_from_data  # noqa: E402
+from runner.model.generate import RetryPolicy  # noqa: E402
+from runner.model.pool import BackendPool  # noqa: E402
+from runner.play.events import ConversationStarted, Observer  # noqa: E402
+from runner.run.orchestrator import iter_conversations, prepare, run_scenarios  # noqa: E402
+from runner.scenario.schema import scenario_from_data  # noqa: E402
 from runner.settings import RunSettings  # noqa: E402
 from runner.transcript import iter_transcripts  # noqa: E402
 

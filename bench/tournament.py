@@ -29,11 +29,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from runner.generate import RetryPolicy  # noqa: E402
 from runner.logs import configure  # noqa: E402
-from runner.orchestrator import iter_conversations  # noqa: E402
-from runner.plan import Plan  # noqa: E402
-from runner.pool import BackendPool  # noqa: E402
+from runner.model.generate import RetryPolicy  # noqa: E402
+from runner.model.pool import BackendPool  # noqa: E402
+from runner.run.orchestrator import iter_conversations  # noqa: E402
+from runner.run.plan import Plan  # noqa: E402
 from runner.settings import RunSettings  # noqa: E402
 from runner.tournament.games import all_games, game_scenario  # noqa: E402
 from runner.tournament.play import PlaySettings, play  # noqa: E402

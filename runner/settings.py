@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agents.backends.base import Timeouts
-from runner.generate import RetryPolicy
+from runner.model.generate import RetryPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,7 +16,7 @@ class RunSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     concurrency: int | None = None  # per connection key; None: the backend's default
     # Conversations alive at once (each holds an open transcript); None: enough to keep
-    # every server's slots busy (see runner.orchestrator.default_max_conversations).
+    # every server's slots busy (see runner.run.orchestrator.default_max_conversations).
     max_conversations: int | None = None
     backend: str | None = None  # --backend; None: the scenario's, else auto
     hosts: tuple[str, ...] = ()  # --host; overrides the scenario's and agents' hosts

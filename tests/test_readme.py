@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from agents.backends.config import GenerateConfig
-from runner.scenario import AgentSpec, Defaults, EndRule, Scenario
+from runner.scenario.schema import AgentSpec, Defaults, EndRule, Scenario
 from runner.tournament.spec import EntrantSpec, JudgeSpec, TournamentSpec
 from runner.transcript import (
     AgentInfo,

@@ -2,7 +2,7 @@
 
 A backend does I/O only: it turns a :class:`ChatRequest` into a stream of :class:`Delta`
 events and, when the server said the reply is complete, one :class:`Final`. A stream that
-ends without a Final was cut short; the runner (one layer, :mod:`runner.generate`) turns
+ends without a Final was cut short; the runner (one layer, :mod:`runner.model.generate`) turns
 that into a retryable error. Retries, timeouts, concurrency limits, timing and logging
 live in the runner, once, for every backend. Library errors are mapped onto
 :mod:`agents.errors` inside the backend.

@@ -1,6 +1,6 @@
 """The ollama backend: the official ``ollama.AsyncClient``, its errors mapped at the boundary.
 
-Retries, first-token and whole-reply timeouts live in :mod:`runner.generate`; this module
+Retries, first-token and whole-reply timeouts live in :mod:`runner.model.generate`; this module
 only turns a :class:`ChatRequest` into deltas and a final, and library errors into
 :mod:`agents.errors`.
 """

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from runner.console import safe
-from runner.events import Retrying
+from runner.play.events import Retrying
 from runner.terminal import printable
 from runner.tournament.games import all_games, models
 from runner.tournament.ledger import ResultRecord

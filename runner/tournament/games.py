@@ -10,8 +10,8 @@ from dataclasses import dataclass, replace
 
 from agents.agent import Agent
 from agents.errors import ConfigError
-from runner.plan import derive_seed
-from runner.scenario import ResolvedScenario, substitute
+from runner.play.seeds import derive_seed
+from runner.scenario.schema import ResolvedScenario, substitute
 from runner.tournament.spec import Entrant, Tournament
 
 

@@ -13,7 +13,7 @@ import structlog
 from agents.agent import Agent
 from agents.backends.base import Backend, ModelInfo
 from agents.errors import ConfigError, ModelNotFound
-from runner.pool import BackendPool, Binding
+from runner.model.pool import BackendPool, Binding
 from runner.tournament.spec import Tournament
 
 log = structlog.get_logger("sparring.tournament")

@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 from agents.backends.base import Backend, ChatRequest, Message, Timeouts
 from agents.errors import BackendError
-from runner.generate import RetryPolicy, generate
-from runner.plan import derive_seed
-from runner.recorder import now_iso
+from runner.model.generate import RetryPolicy, generate
+from runner.play.recorder import now_iso
+from runner.play.seeds import derive_seed
 from runner.tournament.spec import Judge
 from runner.transcript import Transcript, VerdictRecord
 

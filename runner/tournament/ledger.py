@@ -28,7 +28,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.errors import SparringError
-from runner.recorder import now_iso
+from runner.play.recorder import now_iso
 from runner.tournament.games import Game, all_games, seat_names
 from runner.tournament.spec import Tournament
 from runner.transcript import Transcript, TurnRecord, VerdictRecord, iter_transcripts, slug

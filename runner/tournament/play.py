@@ -19,10 +19,10 @@ from typing import Any
 
 import structlog
 
-from runner.conversation import Result
-from runner.events import Observer
-from runner.orchestrator import cancel_all
-from runner.pool import BackendPool
+from runner.model.pool import BackendPool
+from runner.play.conversation import Result
+from runner.play.events import Observer
+from runner.run.orchestrator import cancel_all
 from runner.settings import RunSettings
 from runner.tournament.games import Game, models
 from runner.tournament.hosts import Host, Hosts

@@ -12,14 +12,14 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from agents.backends.config import GenerateConfig
 from agents.errors import ConfigError
-from runner.scenario import (
+from runner.scenario.schema import (
     PLACEHOLDER,
     Label,
     ResolvedScenario,
     load_scenario,
     suggestion,
 )
-from runner.source import Loc, Schema, read_yaml, validate
+from runner.scenario.source import Loc, Schema, read_yaml, validate
 
 MAX_ENTRANTS = 64
 MAX_GAMES = 10_000  # per pairing and seat order

@@ -6,11 +6,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from agents.backends.base import ModelInfo
-from runner.conversation import Conversation, Result
-from runner.events import Observer
-from runner.plan import Plan
-from runner.pool import BackendPool
-from runner.scenario import ResolvedScenario
+from runner.model.pool import BackendPool
+from runner.play.conversation import Conversation, Result
+from runner.play.events import Observer
+from runner.run.plan import Plan
+from runner.scenario.schema import ResolvedScenario
 from runner.settings import RunSettings
 from runner.tournament.games import Game, game_scenario
 from runner.tournament.hosts import Host

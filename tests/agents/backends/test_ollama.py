@@ -31,7 +31,7 @@ from agents.errors import (
     ServerError,
     StreamError,
 )
-from runner.generate import RetryPolicy, generate
+from runner.model.generate import RetryPolicy, generate
 from tests.fakes.ollama_server import (
     CONCESSION,
     RUNNER_STOPPED_MESSAGE,

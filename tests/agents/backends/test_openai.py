@@ -26,7 +26,7 @@ from agents.errors import (
     ServerError,
     StreamError,
 )
-from runner.generate import RetryPolicy, generate
+from runner.model.generate import RetryPolicy, generate
 from tests.fakes.openai_server import Drop, Error, FakeOpenAI, MidStreamError, Stall
 
 KEY = "sk-test-0123456789abcdef"

@@ -16,7 +16,7 @@ from runner.tournament.games import all_games
 from runner.tournament.spec import load_tournament
 from runner.transcript import read_transcript
 from tests.fakes.ollama_server import FakeOllama
-from tests.runner.test_cli import ROOT, _command, _env, no_traceback, wait_for
+from tests.runner.cli.test_cli import ROOT, _command, _env, no_traceback, wait_for
 from tests.runner.tournament.helpers import write_tournament
 
 MODELS = ["m1", "m2", "m3", "m4"]

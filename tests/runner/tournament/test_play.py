@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from agents.errors import ConfigError
-from runner.generate import RetryPolicy
+from runner.model.generate import RetryPolicy
 from runner.settings import RunSettings
 from runner.tournament.games import all_games
 from runner.tournament.ledger import RESULTS, read_results

@@ -43,10 +43,10 @@ from agents.backends.local.gguf import (
 )
 from agents.backends.local.states import budget_from_env
 from agents.errors import BadRequest, ConfigError, EngineMissing, ModelNotFound, StreamError
-from runner.generate import RetryPolicy, generate
-from runner.orchestrator import run_scenarios
-from runner.pool import BackendPool
-from runner.scenario import ResolvedScenario, scenario_from_data
+from runner.model.generate import RetryPolicy, generate
+from runner.model.pool import BackendPool
+from runner.run.orchestrator import run_scenarios
+from runner.scenario.schema import ResolvedScenario, scenario_from_data
 from runner.settings import RunSettings
 from runner.transcript import read_transcript
 

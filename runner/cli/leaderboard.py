@@ -1,0 +1,29 @@
+"""``sparring leaderboard``: ratings from a tournament folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runner.cli.options import EXIT_OK, count, seed
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+HELP = "ratings from a tournament folder"
+ENGINE = False
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folder", type=Path, metavar="DIR")
+    parser.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    parser.add_argument("--rounds", type=count(100_000), default=1000, help="bootstrap rounds")
+    parser.add_argument("--seed", type=seed, help="bootstrap seed (default: the tournament's)")
+
+
+def run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from runner.tournament import commands
+
+    commands.leaderboard(args.folder, out=out, fmt=args.format, rounds=args.rounds, seed=args.seed)
+    return EXIT_OK

@@ -1,0 +1,300 @@
+"""One conversation: seats take turns, the referee judges, the recorder writes it down."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from agents.agent import Agent
+from agents.backends.base import ModelInfo
+from agents.errors import BackendError
+from runner import __version__
+from runner.model.pool import BackendPool, Binding
+from runner.play.events import (
+    ConversationFinished,
+    ConversationStarted,
+    Observer,
+    TurnFinished,
+)
+from runner.play.recorder import Recorder, now_iso
+from runner.play.rules import Referee
+from runner.play.seat import Seat, Table, speak_together
+from runner.play.turns import turn_order
+from runner.run.plan import Plan
+from runner.settings import RunSettings
+from runner.transcript import (
+    AgentInfo,
+    EndRecord,
+    ErrorInfo,
+    Outcome,
+    RunRecord,
+    Status,
+    TimeoutsInfo,
+    TranscriptWriteError,
+    TurnRecord,
+)
+
+log = structlog.get_logger("sparring.conversation")
+
+
+@dataclass(slots=True)
+class Result:
+    """A finished conversation: its transcript's path, first and last records."""
+
+    path: Path
+    run: RunRecord
+    end: EndRecord
+    ordinal: int = 0  # the plan's position in its run
+
+    @property
+    def scenario(self) -> str:
+        return self.run.scenario
+
+    @property
+    def repeat_index(self) -> int:
+        return self.run.repeat_index
+
+    @property
+    def status(self) -> str:
+        return self.end.status
+
+    @property
+    def outcome(self) -> Outcome:
+        return self.end.outcome
+
+    @property
+    def error(self) -> ErrorInfo | None:
+        return self.end.error
+
+    @property
+    def turns(self) -> int:
+        return self.end.turns
+
+
+def error_info(exc: BaseException) -> ErrorInfo:
+    """An exception as transcript data; anything not a BackendError is sparring's own bug."""
+    if isinstance(exc, BackendError):
+        return ErrorInfo.model_validate(exc.to_dict())
+    detail = "".join(traceback.format_exception(exc, limit=-8)).strip()
+    return ErrorInfo(
+        type=type(exc).__name__,
+        kind="internal",
+        message=f"internal error (please report it): {type(exc).__name__}: {exc}",
+        traceback=detail,
+    )
+
+
+class Conversation:
+    """One run of one scenario, written to one transcript."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        pool: BackendPool,
+        settings: RunSettings,
+        *,
+        run_id: str,
+        observer: Observer | None = None,
+        model_infos: dict[tuple[int, str], ModelInfo] | None = None,
+        announce: bool = True,
+    ) -> None:
+        """``announce``: log the conversation's start and finish (not for a preview, where
+        nothing runs: its transcript is a temporary file, its outcome made up)."""
+        self.plan = plan
+        self.announce = announce
+        self.scenario = plan.scenario
+        self.pool = pool
+        self.settings = settings
+        self.run_id = run_id
+        self.conversation_id = secrets.token_hex(6)
+        self.observer = observer or Observer()
+        self.agents = list(self.scenario.agents)
+        self.seats = {a.name: Seat(a, plan.bindings[a.name], plan.seed) for a in self.agents}
+        self.table = Table(self.conversation_id, self.scenario, pool, settings, self.observer)
+        self.referee = Referee(self.scenario.end, [a.name for a in self.agents])
+        self.order = turn_order(self.scenario.order, plan.seed)
+        self.model_infos = model_infos or {}
+        self.recorder: Recorder | None = None
+        self.log = log.bind(
+            run_id=run_id,
+            conversation=self.conversation_id,
+            scenario=self.scenario.name,
+            repeat=plan.repeat_index,
+        )
+
+    # ------------------------------------------------------------------ turns
+
+    @property
+    def turns(self) -> list[TurnRecord]:
+        return self.recorder.turns if self.recorder else []
+
+    async def _speak_together(self, agents: list[Agent], round_no: int) -> list[TurnRecord]:
+        """A simultaneous round: every speaker answers the same turns, concurrently."""
+        snapshot = list(self.turns)
+        seats = [(self.seats[a.name], self.order.history(snapshot, a)) for a in agents]
+        return await speak_together(seats, round_no, self.table)
+
+    def _commit(self, record: TurnRecord) -> Outcome | None:
+        """Write a finished turn, tell the observers, and judge it."""
+        assert self.recorder is not None
+        record = self.recorder.turn(record)
+        self.observer.turn_finished(TurnFinished(record))
+        if record.scripted:
+            return None  # a scripted line is the scenario speaking, not the agent conceding
+        return self.referee.judge(record.speaker, record.content, record.index, self.turns)
+
+    def _limit_outcome(self) -> Outcome | None:
+        last = len(self.turns) - 1
+        if len(self.turns) >= self.scenario.max_turns:
+            return Outcome(reason="max_turns", turn=last)
+        if not any(seat.can_speak() for seat in self.seats.values()):
+            return Outcome(reason="agent_turn_limits", turn=last)
+        return None
+
+    async def _play(self) -> Outcome:
+        round_no = 0
+        while True:
+            round_no += 1
+            speakers = [
+                a for a in self.order.speakers(self.agents) if self.seats[a.name].can_speak()
+            ]
+            if self.order.concurrent:
+                speakers = speakers[: self.scenario.max_turns - len(self.turns)]
+                fired: list[Outcome] = []
+                for record in await self._speak_together(speakers, round_no):
+                    outcome = self._commit(record)  # in agent order: the first rule to fire wins
+                    if outcome is not None:
+                        fired.append(outcome)
+                if fired:
+                    return fired[0]
+                if (limit := self._limit_outcome()) is not None:
+                    return limit
+                continue
+            for agent in speakers:
+                history = self.order.history(self.turns, agent)
+                record = await self.seats[agent.name].speak(round_no, history, self.table)
+                outcome = self._commit(record)
+                if outcome is not None:
+                    return outcome
+                if (limit := self._limit_outcome()) is not None:
+                    return limit
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> Result:
+        """Play the conversation to its end and write it down.
+
+        A failing backend ends only this conversation (its error is recorded); failing to
+        write the transcript (disk full) is raised as TranscriptWriteError after recording
+        it where the file still takes it, because every other conversation would fail too.
+        """
+        agents = [
+            seat.info(self.model_infos.get((id(seat.binding.backend), seat.agent.model)))
+            for seat in self.seats.values()
+        ]
+        first = self.seats[self.agents[0].name].binding
+        record = run_record(
+            self.plan, agents, first, self.settings,
+            run_id=self.run_id, conversation_id=self.conversation_id,
+        )  # fmt: skip
+        self.recorder = Recorder(self.settings.out_dir, record, self.plan.stem)
+        # Each conversation is its own task with its own context: every log line inside it,
+        # retries in generate() included, carries these ids.
+        structlog.contextvars.bind_contextvars(
+            run_id=self.run_id, conversation=self.conversation_id, scenario=self.scenario.name
+        )
+        self.observer.conversation_started(ConversationStarted(self.recorder.run, self.path))
+        if self.announce:
+            self.log.info("conversation started", transcript=str(self.path), seed=self.plan.seed)
+        error: ErrorInfo | None = None
+        failed_attempts = 0
+        status: Status = "success"
+        try:
+            outcome = await self._play()
+        except asyncio.CancelledError:
+            with contextlib.suppress(TranscriptWriteError):  # the file stays valid, unfinished
+                self._finish("cancelled", Outcome(reason="cancelled", turn=len(self.turns) - 1))
+            raise
+        except TranscriptWriteError as exc:
+            error = ErrorInfo(type=type(exc).__name__, kind="transcript_write", message=str(exc))
+            with contextlib.suppress(TranscriptWriteError):
+                self._finish("error", Outcome(reason="error", turn=len(self.turns) - 1), error)
+            raise
+        except BackendError as exc:
+            status, error, failed_attempts = "error", error_info(exc), exc.attempts
+            outcome = Outcome(reason="error", turn=len(self.turns) - 1)
+            self.log.error("conversation failed", error=str(exc))
+        except Exception as exc:  # a bug must not take the other conversations down
+            status, error = "error", error_info(exc)
+            outcome = Outcome(reason="error", turn=len(self.turns) - 1)
+            self.log.exception("conversation crashed")
+        return self._finish(status, outcome, error, failed_attempts)
+
+    @property
+    def path(self) -> Path:
+        assert self.recorder is not None
+        return self.recorder.path
+
+    def _finish(
+        self,
+        status: Status,
+        outcome: Outcome,
+        error: ErrorInfo | None = None,
+        failed_attempts: int = 0,
+    ) -> Result:
+        assert self.recorder is not None
+        end = self.recorder.end(status, outcome, error, failed_attempts)
+        result = Result(self.path, self.recorder.run, end, self.plan.ordinal)
+        finished = ConversationFinished(result.run, end, self.path, self.plan.ordinal)
+        self.observer.conversation_finished(finished)
+        if self.announce:
+            self.log.info("conversation finished", status=status, **outcome.model_dump())
+        return result
+
+
+def run_record(
+    plan: Plan,
+    agents: list[AgentInfo],
+    first: Binding,
+    settings: RunSettings,
+    *,
+    run_id: str,
+    conversation_id: str,
+) -> RunRecord:
+    """The run line: the resolved scenario, seeds, agents and engines of one conversation."""
+    scenario, timeouts = plan.scenario, settings.timeouts
+    return RunRecord(
+        run_id=run_id,
+        conversation_id=conversation_id,
+        scenario=scenario.name,
+        description=scenario.description,
+        source=scenario.source,
+        scenario_hash=scenario.hash,
+        repeat_index=plan.repeat_index,
+        repeat=scenario.repeat,
+        seed=plan.seed,
+        base_seed=plan.base_seed,
+        order=scenario.order,
+        history=scenario.history,
+        max_turns=scenario.max_turns,
+        kickoff=scenario.kickoff,
+        end_rules=[rule.model_dump(exclude_none=True) for rule in scenario.end],
+        vars=scenario.vars,
+        overrides=scenario.overrides,
+        agents=agents,
+        backend=first.choice.name,
+        backend_reason=first.choice.reason,
+        host=first.backend.host,
+        timeouts=TimeoutsInfo(
+            connect_s=timeouts.connect, first_token_s=timeouts.first_token, reply_s=timeouts.reply
+        ),
+        sparring_version=__version__,
+        started_at=now_iso(),
+        **plan.labels,
+    )

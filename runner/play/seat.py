@@ -1,0 +1,177 @@
+"""A seat at the table: one agent in one conversation, and how it takes a turn."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from agents.agent import Agent, Utterance
+from agents.backends.base import ChatRequest, ModelInfo
+from agents.errors import BackendError
+from runner.model.generate import Generation, generate
+from runner.model.pool import BackendPool, Binding
+from runner.play.events import Observer, Retrying, TextDelta, TurnStarted
+from runner.play.recorder import iso, now_iso
+from runner.play.seeds import derive_seed
+from runner.scenario.schema import ResolvedScenario
+from runner.settings import RunSettings
+from runner.transcript import AgentInfo, AttemptError, TurnRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """What every seat of one conversation shares."""
+
+    conversation_id: str
+    scenario: ResolvedScenario
+    pool: BackendPool
+    settings: RunSettings
+    observer: Observer
+
+
+class Seat:
+    """An agent in one conversation: its backend, its seeded config, its turn count."""
+
+    def __init__(self, agent: Agent, binding: Binding, run_seed: int) -> None:
+        self.agent = agent
+        self.binding = binding
+        # An explicit seed is kept as written; otherwise each agent gets its own seed
+        # derived from the run's, so repeats differ and every run can be replayed.
+        seed = agent.options.seed
+        self.config = agent.options.model_copy(
+            update={"seed": seed if seed is not None else derive_seed(run_seed, agent.name)}
+        )
+        self.spoken = 0
+
+    @property
+    def scripted_next(self) -> bool:
+        return self.agent.opening is not None and self.spoken == 0
+
+    def can_speak(self) -> bool:
+        return self.agent.max_turns is None or self.spoken < self.agent.max_turns
+
+    def request(
+        self, history: Sequence[Utterance], *, label_others: bool, window: int | None,
+        kickoff: str, session: str,
+    ) -> ChatRequest:  # fmt: skip
+        messages = self.agent.view(
+            history, label_others=label_others, window=window, kickoff=kickoff
+        )
+        # A fixed seed on every request would restart the same random sequence each turn
+        # (and tiny models then repeat themselves word for word): each turn gets its own
+        # seed, derived from the agent's and its turn number, so runs still replay.
+        assert self.config.seed is not None
+        config = self.config.model_copy(update={"seed": derive_seed(self.config.seed, self.spoken)})
+        # A window drops the oldest turns: the next request no longer extends this one.
+        extends = window is None
+        return ChatRequest(self.agent.model, messages, config, session=session, extends=extends)
+
+    def info(self, model: ModelInfo | None) -> AgentInfo:
+        backend = self.binding.backend
+        return AgentInfo(
+            name=self.agent.name,
+            model=self.agent.model,
+            model_digest=model.digest if model else None,
+            persona=self.agent.persona,
+            opening=self.agent.opening,
+            max_turns=self.agent.max_turns,
+            options=self.config.set_fields(),
+            ignored_options=self.config.unsupported(backend.supported_options),
+            backend=self.binding.choice.name,
+            host=backend.host,
+        )
+
+    async def speak(self, round_no: int, history: Sequence[Utterance], table: Table) -> TurnRecord:
+        """Say the opening, or generate a reply to ``history``; the record is not numbered yet."""
+        agent, cid, observer = self.agent, table.conversation_id, table.observer
+        scripted = self.scripted_next
+        observer.turn_started(TurnStarted(cid, agent.name, agent.model, scripted, round_no))
+        if scripted:
+            observer.delta(TextDelta(cid, agent.name, agent.opening or ""))
+            record = _scripted_turn(agent, round_no)
+        else:
+            scenario = table.scenario
+            window = scenario.history if isinstance(scenario.history, int) else None
+            request = self.request(
+                history,
+                label_others=len(scenario.agents) > 2,
+                window=window,
+                kickoff=scenario.kickoff,
+                session=f"{cid}/{agent.name}",
+            )
+            backend = self.binding.backend
+
+            def retrying(exc: BackendError, attempt: int, wait: float) -> None:
+                event = Retrying(cid, agent.name, agent.model, exc.kind, exc.message, attempt, wait)
+                observer.retrying(event)
+
+            result = await generate(
+                backend,
+                request,
+                timeouts=table.settings.timeouts,
+                retry=table.settings.retry,
+                limit=table.pool.limit(backend, agent.model),
+                on_delta=lambda text: observer.delta(TextDelta(cid, agent.name, text)),
+                on_retry=retrying,
+            )
+            record = _generated_turn(agent, round_no, request, result, backend.host)
+        self.spoken += 1
+        return record
+
+
+async def speak_together(
+    seats: Sequence[tuple[Seat, Sequence[Utterance]]], round_no: int, table: Table
+) -> list[TurnRecord]:
+    """Several seats answer at the same time; their records in the given order.
+
+    One seat's failure ends the round (the others are cancelled) and is raised as it is,
+    like a failure in a sequential round.
+    """
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(seat.speak(round_no, h, table)) for seat, h in seats]
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [task.result() for task in tasks]
+
+
+def _scripted_turn(agent: Agent, round_no: int) -> TurnRecord:
+    stamp = now_iso()
+    return TurnRecord(
+        index=0,  # numbered by the recorder
+        round=round_no,
+        speaker=agent.name,
+        model=agent.model,
+        content=agent.opening or "",
+        started_at=stamp,
+        ended_at=stamp,
+        attempts=0,
+        scripted=True,
+    )
+
+
+def _generated_turn(
+    agent: Agent, round_no: int, request: ChatRequest, result: Generation, host: str | None
+) -> TurnRecord:
+    final = result.final
+    return TurnRecord(
+        index=0,  # numbered by the recorder
+        round=round_no,
+        speaker=agent.name,
+        model=agent.model,
+        content=result.text,
+        started_at=iso(result.started_at),
+        ended_at=iso(result.ended_at),
+        ttft_ms=None if result.ttft_ms is None else round(result.ttft_ms, 3),
+        latency_ms=round(result.latency_ms, 3),
+        prompt_tokens=final.prompt_tokens,
+        completion_tokens=final.completion_tokens,
+        done_reason=final.done_reason,
+        attempts=result.attempts,
+        attempt_errors=[AttemptError(kind=e.kind, message=e.message) for e in result.failures],
+        scripted=False,
+        seed=request.config.seed,
+        server=final.server,
+        host=final.host if final.host and final.host != host else None,
+    )
