@@ -202,7 +202,7 @@ async def scale_one(planned: int) -> tuple[float, int, float]:
         ready = await prepare([scenario(["m"], 4, planned)], pool)
         done = 0
         async for _ in iter_conversations(
-            ready.run, pool, settings, max_conversations=ready.max_conversations, observer=files
+            ready.run, settings, max_conversations=ready.max_conversations, observer=files
         ):
             done += 1
         wall = time.perf_counter() - t0

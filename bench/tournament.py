@@ -89,9 +89,9 @@ async def plain(
         plans = []
         for i, game in enumerate(games):
             scenario = game_scenario(tournament, game)
-            bindings = {a.name: await pool.bind(scenario, a) for a in scenario.agents}
-            plans.append(Plan(scenario, game.number, game.seed, tournament.seed, bindings, i))
-        async for _ in iter_conversations(plans, pool, settings, max_conversations=at_once):
+            models = {a.name: await pool.bind(scenario, a) for a in scenario.agents}
+            plans.append(Plan(scenario, game.number, game.seed, tournament.seed, models, i))
+        async for _ in iter_conversations(plans, settings, max_conversations=at_once):
             pass
 
 

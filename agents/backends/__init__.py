@@ -1,7 +1,10 @@
-"""Backend registry: names to implementations, and the ``auto`` choice.
+"""Backend registry: names to implementations and what the runner needs to know of each
+engine, and the ``auto`` choice.
 
-Backend modules are imported lazily so that a missing optional engine (llama-cpp-python)
-only matters to the user who asks for it.
+Every engine is named here once (:data:`Name`, :data:`ENGINES`); the scenario and
+tournament schemas, the command line and the runner read these rather than naming
+engines themselves. Backend modules are imported lazily so that a missing optional
+engine (llama-cpp-python) only matters to the user who asks for it.
 """
 
 from __future__ import annotations
@@ -12,18 +15,57 @@ import importlib.util
 import os
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 from urllib.parse import unquote
 
 from agents.backends.base import Backend, BackendSettings
 from agents.errors import ConfigError, EngineMissing
 
-BACKENDS: dict[str, str] = {
-    "ollama": "agents.backends.ollama:OllamaBackend",
-    "local": "agents.backends.local.backend:LocalBackend",
-    "openai": "agents.backends.openai:OpenAIBackend",
+Name = Literal["ollama", "local", "openai"]
+Requested = Literal["auto", "ollama", "local", "openai"]  # a Name, or auto
+
+
+@dataclass(frozen=True, slots=True)
+class Engine:
+    target: str  # "module:Class", imported when the engine is first created
+    label: str  # how messages name it; {host} is where it runs
+    # It talks to servers at hosts: a recorded host says where to find it again.
+    remote: bool
+    # A server holds every model it was started with, rather than loading models as they
+    # are asked for and keeping a few.
+    serves_all: bool
+
+
+ENGINES: dict[str, Engine] = {
+    "ollama": Engine(
+        "agents.backends.ollama:OllamaBackend", "ollama at {host}", remote=True, serves_all=False
+    ),
+    "local": Engine(
+        "agents.backends.local.backend:LocalBackend",
+        "the embedded engine",
+        remote=False,
+        serves_all=False,
+    ),
+    "openai": Engine(
+        "agents.backends.openai:OpenAIBackend",
+        "the OpenAI-compatible server at {host}",
+        remote=True,
+        serves_all=True,
+    ),
 }
-CHOICES = ("auto", *BACKENDS)
+BACKENDS: dict[str, str] = {name: engine.target for name, engine in ENGINES.items()}
+CHOICES: tuple[str, ...] = get_args(Requested)
+if set(get_args(Name)) != set(ENGINES) or CHOICES != ("auto", *get_args(Name)):
+    raise AssertionError("the engine names of Name, Requested and ENGINES differ")
+
+
+def engine_label(backend: Backend) -> str:
+    """How messages name ``backend``'s engine: "the embedded engine", "ollama at URL"."""
+    engine = ENGINES.get(backend.name)
+    if engine is None:  # an engine outside the registry: a test's, a preview's
+        return f"{backend.name} at {backend.host}"
+    return engine.label.format(host=backend.host)
+
 
 DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
 
@@ -173,7 +215,7 @@ async def choose_backend(
 
 def create_backend(name: str, settings: BackendSettings, **extra: Any) -> Backend:
     try:
-        target = BACKENDS[name]
+        target = ENGINES[name].target
     except KeyError:
         raise ConfigError(
             f"unknown backend {name!r}; expected one of {', '.join(CHOICES)}"

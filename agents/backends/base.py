@@ -117,6 +117,10 @@ class Backend(Protocol):
     host: str | None  # where it talks to, for messages and transcripts (no credentials)
     can_pull: bool  # pull() can fetch a missing model
     supported_options: frozenset[str]  # GenerateConfig fields it sends; others are ignored
+    # Conversations kept alive per request slot: 2 lets a second one be ready to send while
+    # the first one's reply is being written and judged, so a server never waits on the
+    # runner; 1 where a conversation holds state on its slot (the embedded engine's cache).
+    conversations_per_slot: int
 
     def chat(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
         """Stream one reply: any number of Delta, then one Final once the reply is complete.

@@ -75,6 +75,7 @@ def pull_hint(model: str) -> str:
 class OllamaBackend:
     name = "ollama"
     can_pull = True
+    conversations_per_slot = 2
     supported_options = FIELDS
 
     def __init__(self, settings: BackendSettings) -> None:

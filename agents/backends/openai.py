@@ -107,6 +107,7 @@ def served_hint(name: str, served: list[str]) -> str:
 class OpenAIBackend:
     name = "openai"
     can_pull = False
+    conversations_per_slot = 2
     supported_options = SUPPORTED
 
     def __init__(self, settings: BackendSettings) -> None:

@@ -48,6 +48,7 @@ class ScriptedBackend:
         self._delay = delay
         self._concurrency = concurrency
         self.can_pull = models is not None
+        self.conversations_per_slot = 2
         self.requests: list[ChatRequest] = []
         self.in_flight = 0
         self.max_in_flight = 0

@@ -83,7 +83,7 @@ def print_plan(out: Console, run: RunPlan, max_conversations: int, listed: int =
     for part in run.parts:
         scenario = part.scenario
         agents = ", ".join(
-            f"{a.name}={a.model}@{part.bindings[a.name].choice.name}" for a in scenario.agents
+            f"{a.name}={a.model}@{part.models[a.name].choice.name}" for a in scenario.agents
         )
         out.print(
             safe(

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agents.backends import Choice
+from agents.backends import Choice, engine_label
 from agents.backends.base import Backend
 from agents.errors import BackendError, ModelNotFound
 
@@ -36,14 +36,6 @@ class Need:
 
     def add(self, model: str, source: str, agent: str) -> None:
         self.models.setdefault(model, []).append((source, agent))
-
-
-def engine_label(backend: Backend) -> str:
-    if backend.name == "local":
-        return "the embedded engine"
-    if backend.name == "openai":
-        return f"the OpenAI-compatible server at {backend.host}"
-    return f"{backend.name} at {backend.host}"
 
 
 def reason(exc: ModelNotFound, model: str) -> str:

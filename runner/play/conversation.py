@@ -12,10 +12,9 @@ from pathlib import Path
 import structlog
 
 from agents.agent import Agent
-from agents.backends.base import ModelInfo
 from agents.errors import BackendError
 from runner import __version__
-from runner.model.pool import BackendPool, Binding
+from runner.model.handle import Model
 from runner.play.events import (
     ConversationFinished,
     ConversationStarted,
@@ -96,12 +95,10 @@ class Conversation:
     def __init__(
         self,
         plan: Plan,
-        pool: BackendPool,
         settings: RunSettings,
         *,
         run_id: str,
         observer: Observer | None = None,
-        model_infos: dict[tuple[int, str], ModelInfo] | None = None,
         announce: bool = True,
     ) -> None:
         """``announce``: log the conversation's start and finish (not for a preview, where
@@ -109,17 +106,15 @@ class Conversation:
         self.plan = plan
         self.announce = announce
         self.scenario = plan.scenario
-        self.pool = pool
         self.settings = settings
         self.run_id = run_id
         self.conversation_id = secrets.token_hex(6)
         self.observer = observer or Observer()
         self.agents = list(self.scenario.agents)
-        self.seats = {a.name: Seat(a, plan.bindings[a.name], plan.seed) for a in self.agents}
-        self.table = Table(self.conversation_id, self.scenario, pool, settings, self.observer)
+        self.seats = {a.name: Seat(a, plan.models[a.name], plan.seed) for a in self.agents}
+        self.table = Table(self.conversation_id, self.scenario, self.observer)
         self.referee = Referee(self.scenario.end, [a.name for a in self.agents])
         self.order = turn_order(self.scenario.order, plan.seed)
-        self.model_infos = model_infos or {}
         self.recorder: Recorder | None = None
         self.log = log.bind(
             run_id=run_id,
@@ -194,11 +189,8 @@ class Conversation:
         write the transcript (disk full) is raised as TranscriptWriteError after recording
         it where the file still takes it, because every other conversation would fail too.
         """
-        agents = [
-            seat.info(self.model_infos.get((id(seat.binding.backend), seat.agent.model)))
-            for seat in self.seats.values()
-        ]
-        first = self.seats[self.agents[0].name].binding
+        agents = [seat.info() for seat in self.seats.values()]
+        first = self.seats[self.agents[0].name].model
         record = run_record(
             self.plan, agents, first, self.settings,
             run_id=self.run_id, conversation_id=self.conversation_id,
@@ -261,7 +253,7 @@ class Conversation:
 def run_record(
     plan: Plan,
     agents: list[AgentInfo],
-    first: Binding,
+    first: Model,
     settings: RunSettings,
     *,
     run_id: str,

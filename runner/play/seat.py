@@ -7,15 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agents.agent import Agent, Utterance
-from agents.backends.base import ChatRequest, ModelInfo
+from agents.backends.base import ChatRequest
 from agents.errors import BackendError
-from runner.model.generate import Generation, generate
-from runner.model.pool import BackendPool, Binding
+from runner.model.generate import Generation
+from runner.model.handle import Model
 from runner.play.events import Observer, Retrying, TextDelta, TurnStarted
 from runner.play.recorder import iso, now_iso
 from runner.play.seeds import derive_seed
 from runner.scenario.schema import ResolvedScenario
-from runner.settings import RunSettings
 from runner.transcript import AgentInfo, AttemptError, TurnRecord
 
 
@@ -25,17 +24,15 @@ class Table:
 
     conversation_id: str
     scenario: ResolvedScenario
-    pool: BackendPool
-    settings: RunSettings
     observer: Observer
 
 
 class Seat:
-    """An agent in one conversation: its backend, its seeded config, its turn count."""
+    """An agent in one conversation: its model, its seeded config, its turn count."""
 
-    def __init__(self, agent: Agent, binding: Binding, run_seed: int) -> None:
+    def __init__(self, agent: Agent, model: Model, run_seed: int) -> None:
         self.agent = agent
-        self.binding = binding
+        self.model = model
         # An explicit seed is kept as written; otherwise each agent gets its own seed
         # derived from the run's, so repeats differ and every run can be replayed.
         seed = agent.options.seed
@@ -67,8 +64,8 @@ class Seat:
         extends = window is None
         return ChatRequest(self.agent.model, messages, config, session=session, extends=extends)
 
-    def info(self, model: ModelInfo | None) -> AgentInfo:
-        backend = self.binding.backend
+    def info(self) -> AgentInfo:
+        backend, model = self.model.backend, self.model.info
         return AgentInfo(
             name=self.agent.name,
             model=self.agent.model,
@@ -78,7 +75,7 @@ class Seat:
             max_turns=self.agent.max_turns,
             options=self.config.set_fields(),
             ignored_options=self.config.unsupported(backend.supported_options),
-            backend=self.binding.choice.name,
+            backend=self.model.choice.name,
             host=backend.host,
         )
 
@@ -100,22 +97,17 @@ class Seat:
                 kickoff=scenario.kickoff,
                 session=f"{cid}/{agent.name}",
             )
-            backend = self.binding.backend
 
             def retrying(exc: BackendError, attempt: int, wait: float) -> None:
                 event = Retrying(cid, agent.name, agent.model, exc.kind, exc.message, attempt, wait)
                 observer.retrying(event)
 
-            result = await generate(
-                backend,
+            result = await self.model.generate(
                 request,
-                timeouts=table.settings.timeouts,
-                retry=table.settings.retry,
-                limit=table.pool.limit(backend, agent.model),
                 on_delta=lambda text: observer.delta(TextDelta(cid, agent.name, text)),
                 on_retry=retrying,
             )
-            record = _generated_turn(agent, round_no, request, result, backend.host)
+            record = _generated_turn(agent, round_no, request, result, self.model.backend.host)
         self.spoken += 1
         return record
 

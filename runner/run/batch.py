@@ -74,11 +74,9 @@ async def run_batch(
             with display as observer:
                 async for _ in iter_conversations(
                     ready.run,
-                    pool,
                     settings,
                     max_conversations=ready.max_conversations,
                     observer=Observers(observer, tally, listing),
-                    model_infos=ready.infos,
                 ):
                     pass
         finally:

@@ -24,7 +24,6 @@ from typing import Any
 
 import structlog
 
-from agents.backends.base import ModelInfo
 from runner.model.pool import BackendPool
 from runner.play.conversation import Conversation, Result
 from runner.play.events import Observer
@@ -35,28 +34,21 @@ from runner.transcript import ensure_writable
 
 log = structlog.get_logger("sparring.orchestrator")
 
-# Conversations kept alive per request slot: a second one is ready to send while the
-# first one's reply is being written and judged, so the server never waits on us.
-CONVERSATIONS_PER_SLOT = 2
 # Files a run needs besides transcripts: sockets, the engine's files, logs, Python's own.
 RESERVED_FILES = 64
 
 
 @dataclass(slots=True)
 class Prepared:
-    """A run ready to start: its plan, what the backends said of its models, its bounds."""
+    """A run ready to start: its plan, its models checked, its bounds."""
 
     run: RunPlan
-    infos: dict[tuple[int, str], ModelInfo]
     max_conversations: int
 
 
 def default_max_conversations(run: RunPlan, pool: BackendPool) -> int:
     """Enough conversations to keep every request slot of every server busy."""
-    slots: dict[str, int] = {}
-    for backend, model, _ in run.backends():
-        per_slot = getattr(backend, "conversations_per_slot", CONVERSATIONS_PER_SLOT)
-        slots[backend.connection_key(model)] = pool.slots(backend) * per_slot
+    slots = {model.connection_key: pool.capacity(model) for model in run.models()}
     return max(1, sum(slots.values()))
 
 
@@ -92,20 +84,18 @@ async def prepare(
     """Everything before the first chat: plan, bind backends, check (or pull) models."""
     run = RunPlan(scenarios)
     await run.bind(pool)
-    infos = await preflight(run, pull=pull, progress=progress)
+    await preflight(run, pull=pull, progress=progress)
     limit = max_conversations or default_max_conversations(run, pool)
-    return Prepared(run, infos, bounded(limit))
+    return Prepared(run, bounded(limit))
 
 
 async def iter_conversations(
     plans: Iterable[Plan],
-    pool: BackendPool,
     settings: RunSettings,
     *,
     max_conversations: int,
     run_id: str | None = None,
     observer: Observer | None = None,
-    model_infos: dict[tuple[int, str], ModelInfo] | None = None,
 ) -> AsyncIterator[Result]:
     """Run the planned conversations, at most ``max_conversations`` at once; yield each
     result as its conversation ends. Leaving early (or being cancelled) cancels the ones
@@ -118,9 +108,7 @@ async def iter_conversations(
     def start_next() -> None:
         plan = next(pending, None)
         if plan is not None:
-            conversation = Conversation(
-                plan, pool, settings, run_id=run_id, observer=observer, model_infos=model_infos
-            )
+            conversation = Conversation(plan, settings, run_id=run_id, observer=observer)
             running.add(asyncio.create_task(conversation.run()))
 
     try:
@@ -150,13 +138,11 @@ async def cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:
 
 async def run_conversations(
     plans: Iterable[Plan],
-    pool: BackendPool,
     settings: RunSettings,
     *,
     max_conversations: int,
     run_id: str | None = None,
     observer: Observer | None = None,
-    model_infos: dict[tuple[int, str], ModelInfo] | None = None,
     on_result: Callable[[Result], None] | None = None,
 ) -> list[Result]:
     """Run every planned conversation; the results, in the order they finished.
@@ -165,13 +151,7 @@ async def run_conversations(
     """
     results = []
     async for result in iter_conversations(
-        plans,
-        pool,
-        settings,
-        max_conversations=max_conversations,
-        run_id=run_id,
-        observer=observer,
-        model_infos=model_infos,
+        plans, settings, max_conversations=max_conversations, run_id=run_id, observer=observer
     ):
         if on_result is not None:
             on_result(result)
@@ -207,12 +187,10 @@ async def run_scenarios(
     )
     results = await run_conversations(
         ready.run,
-        pool,
         settings,
         max_conversations=ready.max_conversations,
         run_id=run_id,
         observer=observer,
-        model_infos=ready.infos,
     )
     order = {(r.scenario, r.repeat_index): i for i, r in enumerate(results)}
     names = [p.scenario.name for p in ready.run.parts]

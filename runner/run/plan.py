@@ -1,40 +1,39 @@
-"""Planning a run: which conversations, with which seeds and backends, and the preflight.
+"""Planning a run: which conversations, with which seeds and models, and the preflight.
 
 A :class:`RunPlan` is lazy: it knows its scenarios and their base seeds and yields one
 :class:`Plan` per conversation when iterated, so planning ten thousand conversations
-costs no more memory than planning one. Backends are bound once per scenario and shared
+costs no more memory than planning one. Models are bound once per scenario and shared
 by its plans.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import structlog
 
-from agents.backends.base import Backend, ModelInfo
-from agents.errors import ConfigError, ModelNotFound
-from runner.model.missing import Need, explain
-from runner.model.pool import BackendPool, Binding
+from agents.backends.base import Backend
+from runner.model import preflight as checks
+from runner.model.handle import Model
+from runner.model.pool import BackendPool
+from runner.model.preflight import PullProgress
 from runner.play.seeds import derive_seed
 from runner.scenario.schema import ResolvedScenario
 
 log = structlog.get_logger("sparring.plan")
 
-PullProgress = Callable[[str, str, int | None, int | None], None]
-
 
 @dataclass(slots=True)
 class Plan:
-    """One conversation to run: a scenario, its repeat index and seed, its backends."""
+    """One conversation to run: a scenario, its repeat index and seed, its models."""
 
     scenario: ResolvedScenario
     repeat_index: int
     seed: int
     base_seed: int  # what ``seed`` was derived from: --seed BASE replays this run
-    bindings: dict[str, Binding] = field(default_factory=dict)  # agent name -> binding
+    models: dict[str, Model] = field(default_factory=dict)  # agent name -> its model
     ordinal: int = 0  # position in its run's plan
     # A tournament game: its transcript's file name (without .jsonl) and its labels
     # (tournament, tournament_hash, game_id) for the run line.
@@ -44,15 +43,15 @@ class Plan:
 
 @dataclass(slots=True)
 class ScenarioPlan:
-    """A scenario's share of a run: its base seed and its agents' backends."""
+    """A scenario's share of a run: its base seed and its agents' models."""
 
     scenario: ResolvedScenario
     base_seed: int
-    bindings: dict[str, Binding] = field(default_factory=dict)
+    models: dict[str, Model] = field(default_factory=dict)
 
     def plan(self, repeat_index: int, ordinal: int = 0) -> Plan:
         seed = derive_seed(self.base_seed, repeat_index)
-        return Plan(self.scenario, repeat_index, seed, self.base_seed, self.bindings, ordinal)
+        return Plan(self.scenario, repeat_index, seed, self.base_seed, self.models, ordinal)
 
 
 class RunPlan:
@@ -75,41 +74,38 @@ class RunPlan:
                 ordinal += 1
 
     async def bind(self, pool: BackendPool) -> None:
-        """Give every agent of every scenario its backend."""
+        """Give every agent of every scenario its model."""
         for part in self.parts:
             for agent in part.scenario.agents:
-                part.bindings[agent.name] = await pool.bind(part.scenario, agent)
+                part.models[agent.name] = await pool.bind(part.scenario, agent)
 
-    def backends(self) -> Iterable[tuple[Backend, str, ResolvedScenario]]:
-        """(backend, model, scenario) for every agent of every scenario."""
+    def uses(self) -> Iterable[checks.Use]:
+        """(model, scenario file, agent name) for every agent of every scenario."""
         for part in self.parts:
             for agent in part.scenario.agents:
-                yield part.bindings[agent.name].backend, agent.model, part.scenario
+                yield part.models[agent.name], part.scenario.source, agent.name
+
+    def models(self) -> list[Model]:
+        """Every bound model, once."""
+        return list(dict.fromkeys(model for model, _, _ in self.uses()))
 
 
 def plan_runs(scenarios: Sequence[ResolvedScenario]) -> RunPlan:
     return RunPlan(scenarios)
 
 
-def _progress_for(
-    model: str, progress: PullProgress | None
-) -> Callable[[str, int | None, int | None], None]:
-    def report(status: str, completed: int | None, total: int | None) -> None:
-        if progress is not None:
-            progress(model, status, completed, total)
-
-    return report
-
-
 def _warn_unsent(run: RunPlan) -> None:
     """Options an engine cannot send: said once per run and engine, not once per request."""
-    unsent: dict[int, tuple[Backend, set[str]]] = {}
+    unsent: list[tuple[Backend, set[str]]] = []
     for part in run.parts:
         for agent in part.scenario.agents:
-            backend = part.bindings[agent.name].backend
-            unsupported = agent.options.unsupported(backend.supported_options)
-            unsent.setdefault(id(backend), (backend, set()))[1].update(unsupported)
-    for backend, names in unsent.values():
+            backend = part.models[agent.name].backend
+            found = next((u for u in unsent if u[0] is backend), None)
+            if found is None:
+                found = (backend, set())
+                unsent.append(found)
+            found[1].update(agent.options.unsupported(backend.supported_options))
+    for backend, names in unsent:
         if names:
             log.warning(
                 "options not sent: the engine has no such setting",
@@ -119,46 +115,15 @@ def _warn_unsent(run: RunPlan) -> None:
             )
 
 
-def _needs(run: RunPlan) -> dict[int, Need]:
-    """Per backend instance: the models it will be asked for, and who asks."""
-    needs: dict[int, Need] = {}
-    for part in run.parts:
-        for agent in part.scenario.agents:
-            binding = part.bindings[agent.name]
-            need = needs.setdefault(id(binding.backend), Need(binding.backend, binding.choice))
-            need.add(agent.model, part.scenario.source, agent.name)
-    return needs
-
-
 async def preflight(
     run: RunPlan, *, pull: bool = False, progress: PullProgress | None = None
-) -> dict[tuple[int, str], ModelInfo]:
-    """Check every backend has every model it will be asked for, before the first chat.
+) -> None:
+    """Check every engine has every model it will be asked for, before the first chat.
 
-    Returns what the backends report about each model (for digests in transcripts), keyed
-    by (id of backend, model). Missing models raise one ConfigError that says, per engine,
-    what was tried, what it has and what to do (:mod:`runner.model.missing`); with ``pull`` a
-    backend that can pull fetches them instead.
+    What the engines report about each model lands on its handle (``Model.info``, for
+    digests in transcripts). Missing models raise one ConfigError that says, per engine,
+    what was tried, what it has and what to do (:mod:`runner.model.missing`); with
+    ``pull`` an engine that can pull fetches them instead.
     """
     _warn_unsent(run)
-    infos: dict[tuple[int, str], ModelInfo] = {}
-    problems: list[str] = []
-    for key, need in _needs(run).items():
-        backend = need.backend
-        missing: dict[str, ModelNotFound] = {}
-        for model in sorted(need.models):
-            try:
-                infos[(key, model)] = await backend.find_model(model)
-                continue
-            except ModelNotFound as exc:
-                if not (pull and backend.can_pull):
-                    missing[model] = exc
-                    continue
-            log.info("pulling", model=model, host=backend.host)
-            await backend.pull(model, _progress_for(model, progress))
-            infos[(key, model)] = await backend.find_model(model)
-        if missing:
-            problems.extend(await explain(need, missing, pull))
-    if problems:
-        raise ConfigError(problems)
-    return infos
+    await checks.preflight(run.uses(), pull=pull, progress=progress)

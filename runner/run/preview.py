@@ -20,6 +20,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
+from agents.backends import engine_label
 from agents.backends.base import (
     Backend,
     ChatEvent,
@@ -32,8 +33,8 @@ from agents.backends.base import (
 from runner.console import safe
 from runner.console.summary import print_plan
 from runner.model.generate import RetryPolicy
-from runner.model.missing import engine_label
-from runner.model.pool import BackendPool, Binding
+from runner.model.handle import Model
+from runner.model.pool import BackendPool
 from runner.play.conversation import Conversation
 from runner.run.orchestrator import bounded, default_max_conversations
 from runner.run.plan import Plan, RunPlan, ScenarioPlan, preflight
@@ -60,6 +61,7 @@ class StandIn:
         self.real = real
         self.name, self.host = real.name, real.host
         self.can_pull, self.supported_options = False, real.supported_options
+        self.conversations_per_slot = real.conversations_per_slot
         self._seen, self._done, self._agents = seen, done, n
         self._replies: dict[str, int] = {}
         self.turns: Callable[[], int] = lambda: 0  # turns recorded so far
@@ -104,26 +106,28 @@ async def first_requests(
     scenario = part.scenario
     seen: dict[str, FirstRequest] = {}
     done = asyncio.Event()
-    stand_ins: dict[int, StandIn] = {}
-    bindings: dict[str, Binding] = {}
-    for name, binding in part.bindings.items():
-        real = binding.backend
+    stand_ins: dict[int, StandIn] = {}  # by the engine each stands in for
+    models: dict[str, Model] = {}
+    for name, model in part.models.items():
+        real = model.backend
         stand_in = stand_ins.setdefault(id(real), StandIn(real, seen, done, len(scenario.agents)))
-        bindings[name] = Binding(stand_in, binding.choice)
-    plan = replace(part.plan(0), bindings=bindings)
+        # Nothing is sent anywhere: no limit worth waiting on, and nothing to retry.
+        models[name] = replace(
+            model, backend=stand_in, limit=asyncio.Semaphore(64), retry=RetryPolicy(attempts=1)
+        )
+    plan = replace(part.plan(0), models=models)
     with tempfile.TemporaryDirectory(prefix="sparring-preview-") as folder:
-        quiet = replace(settings, out_dir=Path(folder), retry=RetryPolicy(attempts=1))
-        async with BackendPool(quiet) as pool:
-            conversation = Conversation(plan, pool, quiet, run_id="preview", announce=False)
-            for stand_in in stand_ins.values():
-                stand_in.turns = lambda: len(conversation.turns)
-            task = asyncio.create_task(conversation.run())
-            waiting = asyncio.create_task(done.wait())
-            await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
-            for pending in (task, waiting):
-                pending.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pending
+        quiet = replace(settings, out_dir=Path(folder))
+        conversation = Conversation(plan, quiet, run_id="preview", announce=False)
+        for stand_in in stand_ins.values():
+            stand_in.turns = lambda: len(conversation.turns)
+        task = asyncio.create_task(conversation.run())
+        waiting = asyncio.create_task(done.wait())
+        await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        for pending in (task, waiting):
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pending
     return plan, list(seen.values())  # in the order they are sent
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 from agents.agent import Agent
+from agents.backends import ENGINES
 from agents.backends.config import GenerateConfig
 from agents.errors import ConfigError
 from runner.console.live import LiveObserver
@@ -31,8 +32,6 @@ from runner.run.tally import Tally
 from runner.scenario.schema import EndRule, ResolvedScenario
 from runner.settings import RunSettings
 from runner.transcript import RunRecord, read_transcript
-
-SERVER_BACKENDS = ("ollama", "openai")  # engines whose recorded host says where to go
 
 
 def scenario_of(run: RunRecord, backend: str | None = None) -> ResolvedScenario:
@@ -50,7 +49,7 @@ def scenario_of(run: RunRecord, backend: str | None = None) -> ResolvedScenario:
             max_turns=a.max_turns,
             # The recorded options carry the agent's seed, so it is used as it was.
             options=GenerateConfig.model_validate(a.options),
-            host=a.host if keep_hosts and a.backend in SERVER_BACKENDS else None,
+            host=a.host if keep_hosts and _remote(a.backend) else None,
         )
         for a in run.agents
     )
@@ -74,6 +73,11 @@ def scenario_of(run: RunRecord, backend: str | None = None) -> ResolvedScenario:
         overrides={**run.overrides, "rerun_of": run.conversation_id},
         backend_set_by="the engine it was recorded on",
     )
+
+
+def _remote(engine: str | None) -> bool:
+    """Whether the recorded host says where to find the engine again."""
+    return engine in ENGINES and ENGINES[engine].remote
 
 
 def plan_of(run: RunRecord, scenario: ResolvedScenario) -> Plan:
@@ -117,20 +121,15 @@ async def rerun(
     async with BackendPool(settings) as pool:
         plans = RunPlan([scenario])
         await plans.bind(pool)
-        infos = await preflight(plans, pull=settings.pull, progress=PullProgress(err))
+        await preflight(plans, pull=settings.pull, progress=PullProgress(err))
         plan = plan_of(run, scenario)
-        plan.bindings = plans.parts[0].bindings
+        plan.models = plans.parts[0].models
         tally = Tally()
         display = Observer() if quiet else LiveObserver(out)
         results = [
             result
             async for result in iter_conversations(
-                [plan],
-                pool,
-                settings,
-                max_conversations=1,
-                observer=Observers(display, tally),
-                model_infos=infos,
+                [plan], settings, max_conversations=1, observer=Observers(display, tally)
             )
         ]
     summary(out, results, tally)

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from agents.agent import Agent
+from agents.backends import Requested
 from agents.backends.config import GenerateConfig
 from agents.errors import ConfigError
 from runner.scenario.limits import MAX_AGENTS, MAX_NAME, MAX_REPEAT, MAX_TURNS
@@ -236,7 +237,7 @@ class Scenario(_Strict):
     vars: dict[str, str | int | float | bool] = Field(
         {}, description="values for {name} placeholders (--var overrides)"
     )
-    backend: Literal["auto", "ollama", "local", "openai"] | None = Field(
+    backend: Requested | None = Field(
         None, description="the engine (--backend overrides); default auto"
     )
     hosts: list[str] = Field([], description="server URLs for this scenario (--host overrides)")

@@ -11,9 +11,13 @@ from typing import Any
 import structlog
 
 from agents.agent import Agent
-from agents.backends.base import Backend, ModelInfo
-from agents.errors import ConfigError, ModelNotFound
-from runner.model.pool import BackendPool, Binding
+from agents.backends import ENGINES
+from agents.backends.base import Backend
+from agents.errors import BackendError, ModelNotFound
+from runner.model.handle import Model
+from runner.model.missing import Need
+from runner.model.pool import BackendPool
+from runner.model.preflight import preflight
 from runner.tournament.spec import Tournament
 
 log = structlog.get_logger("sparring.tournament")
@@ -26,21 +30,20 @@ PROBE_CAP = 60.0  # longest wait between probes of a server that is down
 class Host:
     name: str  # "" for the backend's default address
     backend: Backend
-    bindings: dict[str, Binding] = field(default_factory=dict)  # model -> binding
+    models: dict[str, Model] = field(default_factory=dict)  # by name
     live: int = 0
     cap: int = 1
     paused: bool = False
 
 
 class Hosts:
-    """Every host of a tournament, its bindings, and what its servers said of the models."""
+    """Every host of a tournament, and its models."""
 
     def __init__(self, tournament: Tournament, pool: BackendPool, pull: bool) -> None:
         self.tournament = tournament
         self.pool = pool
         self.pull = pull
         self.by_name: dict[str, Host] = {}
-        self.infos: dict[tuple[int, str], ModelInfo] = {}
 
     def __iter__(self) -> Iterator[Host]:
         return iter(self.by_name.values())
@@ -55,16 +58,18 @@ class Hosts:
         scenario = replace(scenario, backend=self.tournament.backend or scenario.backend)
         for name in names or ("",):
             host_tuple = (name,) if name else None
-            bindings = {}
+            models = {}
             for model in self.models():
                 agent = Agent(name="entrant", model=model)
-                bindings[model] = await self.pool.bind(scenario, agent, host_tuple)
-            backend = next(iter(bindings.values())).backend
-            self.by_name[name] = Host(name, backend, bindings)
-        await self._preflight()
-        for host in self.by_name.values():
-            per_slot = getattr(host.backend, "conversations_per_slot", 2)
-            host.cap = self.pool.slots(host.backend) * per_slot
+                models[model] = await self.pool.bind(scenario, agent, host_tuple)
+            first = next(iter(models.values()))
+            self.by_name[name] = Host(name, first.backend, models, cap=self.pool.capacity(first))
+        uses = [
+            (host.models[model], self.tournament.source, self._role(model))
+            for host in self.by_name.values()
+            for model in self.models()
+        ]
+        await preflight(uses, pull=self.pull, explain=_explain)
 
     def models(self) -> list[str]:
         names = {e.model for e in self.tournament.entrants}
@@ -72,33 +77,16 @@ class Hosts:
             names.add(self.tournament.judge.model)
         return sorted(names)
 
-    async def _preflight(self) -> None:
-        problems = []
-        for host in self.by_name.values():
-            backend = host.backend
-            for model in self.models():
-                try:
-                    self.infos[(id(backend), model)] = await backend.find_model(model)
-                    continue
-                except ModelNotFound as exc:
-                    if not (self.pull and backend.can_pull):
-                        hint = f"; {exc.hint}" if exc.hint else ""
-                        role = "judge" if self._is_judge(model) else "entrant"
-                        where = f"{backend.name} at {backend.host}"
-                        problems.append(f"{where}: {role} model {model!r} not found{hint}")
-                        continue
-                await backend.pull(model, lambda *_: None)
-                self.infos[(id(backend), model)] = await backend.find_model(model)
-        if problems:
-            raise ConfigError(problems)
-
-    def _is_judge(self, model: str) -> bool:
+    def _role(self, model: str) -> str:
+        """ "judge" for the judge's model when no entrant plays it, else "entrant"."""
         judge = self.tournament.judge
-        return (
+        if (
             judge is not None
             and judge.model == model
             and all(e.model != model for e in self.tournament.entrants)
-        )
+        ):
+            return "judge"
+        return "entrant"
 
     def capacity(self, requested: int | None) -> int:
         """Models a server may hold at once: asked for, the file's, else by engine."""
@@ -107,7 +95,8 @@ class Hosts:
         if self.tournament.max_loaded:
             return self.tournament.max_loaded
         backend = next(iter(self.by_name.values())).backend
-        if backend.name == "openai":  # the server serves what it was started with
+        engine = ENGINES.get(backend.name)
+        if engine is not None and engine.serves_all:
             return max(len(self.models()), 1)
         return DEFAULT_MAX_LOADED
 
@@ -124,7 +113,7 @@ class Hosts:
                 await asyncio.sleep(wait)
                 try:
                     await host.backend.list_models()
-                except Exception as exc:  # any failure to answer means: still down
+                except BackendError as exc:  # an engine's failure to answer: still down
                     message = str(exc)
                     wait = min(PROBE_CAP, wait * 2) * random.uniform(0.8, 1.0)
                     continue
@@ -136,6 +125,17 @@ class Hosts:
 
     async def release(self, host: Host, model: str) -> None:
         try:
-            await host.bindings[model].backend.release(model)
-        except Exception as exc:  # unloading is a courtesy: never fail the tournament on it
+            await host.models[model].backend.release(model)
+        except BackendError as exc:  # unloading is a courtesy: never fail the tournament on it
             log.warning("could not unload a model", model=model, error=str(exc))
+
+
+async def _explain(need: Need, missing: dict[str, ModelNotFound], pull: bool) -> list[str]:
+    """One line per missing model: which engine, the model's role, the engine's hint."""
+    backend = need.backend
+    lines = []
+    for model, exc in missing.items():
+        hint = f"; {exc.hint}" if exc.hint else ""
+        role = need.models[model][0][1]
+        lines.append(f"{backend.name} at {backend.host}: {role} model {model!r} not found{hint}")
+    return lines

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal
 
-from agents.backends.base import Backend, ChatRequest, Message, Timeouts
+from agents.backends.base import ChatRequest, Message
 from agents.errors import BackendError
-from runner.model.generate import RetryPolicy, generate
+from runner.model.handle import Model
 from runner.play.recorder import now_iso
 from runner.play.seeds import derive_seed
 from runner.tournament.spec import Judge
@@ -84,32 +83,20 @@ def parse(raw: str) -> tuple[Literal["first", "second", "draw"], str] | None:
 
 
 async def judge_game(
-    backend: Backend,
+    model: Model,
     judge: Judge,
     transcript: Transcript,
     *,
     seed: int,
-    timeouts: Timeouts,
-    retry: RetryPolicy,
-    limit: AbstractAsyncContextManager[object] | None = None,
     orders: Sequence[Order] = ORDERS,
 ) -> list[VerdictRecord]:
-    """One verdict per presentation order (the server's failures are retried by generate)."""
-    return [
-        await _verdict(backend, judge, transcript, order, seed, timeouts, retry, limit)
-        for order in orders
-    ]
+    """One verdict per presentation order (the server's failures are retried by the model's
+    policy)."""
+    return [await _verdict(model, judge, transcript, order, seed) for order in orders]
 
 
 async def _verdict(
-    backend: Backend,
-    judge: Judge,
-    transcript: Transcript,
-    order: Order,
-    seed: int,
-    timeouts: Timeouts,
-    retry: RetryPolicy,
-    limit: AbstractAsyncContextManager[object] | None,
+    model: Model, judge: Judge, transcript: Transcript, order: Order, seed: int
 ) -> VerdictRecord:
     """Ask until a reply follows the schema (SCHEMA_ATTEMPTS at most); record what came."""
     assert transcript.run is not None
@@ -125,7 +112,7 @@ async def _verdict(
         request = ChatRequest(judge.model, messages, config)
         asked = {**base, "order": order, "seed": request_seed, "attempts": attempt, "at": now_iso()}
         try:
-            result = await generate(backend, request, timeouts=timeouts, retry=retry, limit=limit)
+            result = await model.generate(request)
         except BackendError as exc:
             return VerdictRecord(**asked, error=f"{exc.kind}: {exc.message}")
         asked |= {

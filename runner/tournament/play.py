@@ -79,11 +79,9 @@ class Play:
         self.hosts = Hosts(tournament, pool, settings.run.pull)
         self.work = Workshop(
             tournament,
-            pool,
             replace(settings.run, out_dir=settings.out / GAMES),
             secrets.token_hex(6),
             observer,
-            self.hosts.infos,
         )
         self.errors = 0
         self.outcome = Outcome()

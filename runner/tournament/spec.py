@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from agents.backends import Requested
 from agents.backends.config import GenerateConfig
 from agents.errors import ConfigError
 from runner.scenario.schema import (
@@ -94,7 +95,7 @@ class TournamentSpec(_Strict):
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = Field(
         1, description="base seed; each game's seed derives from it and the game id"
     )
-    backend: Literal["auto", "ollama", "local", "openai"] | None = None
+    backend: Requested | None = None
     hosts: list[str] = Field([], description="servers (--host overrides); blocks go by affinity")
     max_loaded: Annotated[int, Field(ge=1, le=64)] | None = Field(
         None, description="models a server keeps loaded at once (default 3, ollama's on CPU)"

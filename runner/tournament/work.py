@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from agents.backends.base import ModelInfo
-from runner.model.pool import BackendPool
 from runner.play.conversation import Conversation, Result
 from runner.play.events import Observer
 from runner.run.plan import Plan
@@ -33,11 +31,9 @@ class Workshop:
     """What playing and judging need, shared by every piece of work of one run."""
 
     tournament: Tournament
-    pool: BackendPool
     settings: RunSettings  # out_dir: the tournament's games folder
     run_id: str
     observer: Observer
-    infos: dict[tuple[int, str], ModelInfo]
 
     def scenario(self, game: Game, host: Host) -> ResolvedScenario:
         scenario = game_scenario(self.tournament, game)
@@ -57,7 +53,7 @@ class Workshop:
             repeat_index=game.number,
             seed=game.seed,
             base_seed=self.tournament.seed,
-            bindings={a.name: host.bindings[a.model] for a in scenario.agents},
+            models={a.name: host.models[a.model] for a in scenario.agents},
             stem=ledger.transcript_stem(game),
             labels={
                 "tournament": self.tournament.name,
@@ -68,12 +64,7 @@ class Workshop:
 
     async def play(self, game: Game, host: Host, ledger: Ledger) -> Result:
         conversation = Conversation(
-            self.plan(game, host, ledger),
-            self.pool,
-            self.settings,
-            run_id=self.run_id,
-            observer=self.observer,
-            model_infos=self.infos,
+            self.plan(game, host, ledger), self.settings, run_id=self.run_id, observer=self.observer
         )
         return await conversation.run()
 
@@ -87,15 +78,11 @@ class Workshop:
         options = judge.options
         if "keep_alive" in host.backend.supported_options:
             options = options.model_copy(update={"keep_alive": KEEP_ALIVE})
-        backend = host.bindings[judge.model].backend
         verdicts = await judge_game(
-            backend,
+            host.models[judge.model],
             replace(judge, options=options),
             transcript,
             seed=judging.game.seed,
-            timeouts=self.settings.timeouts,
-            retry=self.settings.retry,
-            limit=self.pool.limit(backend, judge.model),
             orders=missing,  # type: ignore[arg-type]
         )
         writer = TranscriptWriter.append(judging.transcript)

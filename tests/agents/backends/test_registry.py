@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import socket
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 import agents.backends as registry
 from agents.backends import choose_backend, create_backend, normalize_host, ollama_host
 from agents.backends.base import BackendSettings
+from agents.backends.scripted import ScriptedBackend
 from agents.errors import ConfigError, EngineMissing
 from tests.fakes.ollama_server import FakeOllama
 from tests.fakes.openai_server import FakeOpenAI
@@ -126,3 +128,26 @@ async def test_auto_falls_back_saying_what_it_tried(monkeypatch: pytest.MonkeyPa
         "using the embedded engine"
     )
     assert choice.alternative is not None and "start ollama" in choice.alternative
+
+
+def test_every_engine_is_named_by_the_one_registry() -> None:
+    from agents.backends import CHOICES, ENGINES
+    from runner.scenario.schema import json_schema as scenario_schema
+    from runner.tournament.spec import json_schema as tournament_schema
+
+    assert CHOICES == ("auto", *ENGINES)
+    for schema in (scenario_schema(), tournament_schema()):
+        text = json.dumps(schema["properties"]["backend"])
+        assert all(f'"{name}"' in text for name in CHOICES), text
+
+
+def test_each_engine_is_labelled_from_its_registry_entry() -> None:
+    from agents.backends import engine_label
+
+    backend = ScriptedBackend(host="http://box:1/v1")
+    backend.name = "openai"
+    assert engine_label(backend) == "the OpenAI-compatible server at http://box:1/v1"
+    backend.name = "local"
+    assert engine_label(backend) == "the embedded engine"
+    backend.name = "scripted"  # outside the registry: named with its host
+    assert engine_label(backend) == "scripted at http://box:1/v1"

@@ -10,7 +10,7 @@ from agents.backends import Choice
 from agents.backends.base import ProgressCallback
 from agents.backends.scripted import ScriptedBackend
 from agents.errors import ConfigError, ModelNotFound
-from runner.model.pool import Binding
+from runner.model.pool import BackendPool
 from runner.run.plan import plan_runs, preflight
 from runner.scenario.schema import load_scenario
 from tests.runner.cli.test_cli import offline
@@ -37,9 +37,10 @@ class Store(ScriptedBackend):
 
 async def problems(path: Path, backend: ScriptedBackend, choice: Choice, pull: bool) -> list[str]:
     run = plan_runs([load_scenario(path)])
-    for part in run.parts:
-        for agent in part.scenario.agents:
-            part.bindings[agent.name] = Binding(backend, choice)
+    pool = BackendPool.fixed(backend)
+    await run.bind(pool)
+    for model in run.models():
+        model.choice = choice
     with pytest.raises(ConfigError) as info:
         await preflight(run, pull=pull)
     return info.value.problems

@@ -7,8 +7,9 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from agents.backends.base import Backend, BackendSettings
+from agents.backends.base import Backend, BackendSettings, Timeouts
 from agents.backends.scripted import ScriptedBackend
+from runner.model.generate import RetryPolicy
 from runner.model.pool import BackendPool
 from runner.scenario.schema import ResolvedScenario, scenario_from_data
 from runner.settings import RunSettings
@@ -57,24 +58,33 @@ async def test_command_line_hosts_and_backend_win() -> None:
     made = Made()
     pool = BackendPool(RunSettings(hosts=("cli:9",), backend="openai"), factory=made)
     s = scenario()
-    bindings = [await pool.bind(s, agent) for agent in s.agents]
-    assert {b.backend.host for b in bindings} == {"cli:9"}  # --host overrides agents' hosts
+    models = [await pool.bind(s, agent) for agent in s.agents]
+    assert {m.backend.host for m in models} == {"cli:9"}  # --host overrides agents' hosts
     assert [name for name, _, _ in made.made] == ["openai"]
-    assert bindings[0].choice.reason == "--backend openai"
+    assert models[0].choice.reason == "--backend openai"
 
 
 async def test_one_limit_per_connection_key_sized_by_concurrency() -> None:
     made = Made(concurrency=3)
     pool = BackendPool(RunSettings(), factory=made)
     s = scenario()
-    a, _, c = [await pool.bind(s, agent) for agent in s.agents]
-    limit = pool.limit(a.backend, "m")
-    assert pool.limit(a.backend, "m") is limit
-    assert pool.limit(c.backend, "m") is not limit  # another server, its own slots
-    assert limit._value == 3  # the backend's default concurrency
+    a, b, c = [await pool.bind(s, agent) for agent in s.agents]
+    assert a.limit is b.limit  # one server, one model: one connection key
+    assert c.limit is not a.limit  # another server, its own slots
+    assert a.limit._value == 3  # the backend's default concurrency
     sized = BackendPool(RunSettings(concurrency=5), factory=Made())
-    binding = await sized.bind(s, s.agents[0])
-    assert sized.limit(binding.backend, "m")._value == 5  # --concurrency wins
+    model = await sized.bind(s, s.agents[0])
+    assert model.limit._value == 5  # --concurrency wins
+
+
+async def test_a_bound_model_carries_the_runs_timeouts_and_retries() -> None:
+    settings = RunSettings(timeouts=Timeouts(first_token=7.0), retry=RetryPolicy(attempts=2))
+    pool = BackendPool(settings, factory=Made(concurrency=3))
+    s = scenario()
+    a, b, _ = [await pool.bind(s, agent) for agent in s.agents]
+    assert a is b  # the same model on the same engine: one handle
+    assert a.name == "m" and a.timeouts.first_token == 7.0 and a.retry.attempts == 2
+    assert pool.capacity(a) == 3 * a.backend.conversations_per_slot
 
 
 async def test_leaving_the_pool_closes_every_backend_even_if_one_fails() -> None:
@@ -100,5 +110,5 @@ async def test_a_fixed_pool_serves_every_agent_with_its_backend() -> None:
     backend = ScriptedBackend(models=["m"])
     pool = BackendPool.fixed(backend)
     s = scenario()
-    bindings = await asyncio.gather(*(pool.bind(s, agent) for agent in s.agents))
-    assert {id(b.backend) for b in bindings} == {id(backend)}
+    models = await asyncio.gather(*(pool.bind(s, agent) for agent in s.agents))
+    assert {id(m.backend) for m in models} == {id(backend)}

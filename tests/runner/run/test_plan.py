@@ -1,4 +1,4 @@
-"""Planning: seeds, plans, shared bindings, and the preflight that runs before any chat."""
+"""Planning: seeds, plans, shared models, and the preflight that runs before any chat."""
 
 from __future__ import annotations
 
@@ -51,24 +51,27 @@ def test_plans_number_the_repeats_and_derive_their_seeds() -> None:
     assert unseeded.seed == derive_seed(unseeded.base_seed, 0)
 
 
-async def test_plans_are_made_one_at_a_time_and_share_one_bindings_table() -> None:
+async def test_plans_are_made_one_at_a_time_and_share_one_models_table() -> None:
     backend = ScriptedBackend(models=["ma", "mb"])
     run = plan_runs([scenario(repeat=100_000)])
     await run.bind(BackendPool.fixed(backend))
     plans = iter(run)
     first, second = next(plans), next(plans)  # nothing else is made until asked for
-    assert first.bindings is second.bindings
-    assert set(first.bindings) == {"A", "B"}
+    assert first.models is second.models
+    assert set(first.models) == {"A", "B"}
     assert len(run) == 100_000
 
 
-async def test_preflight_returns_what_the_backend_knows_of_each_model() -> None:
+async def test_preflight_gives_each_model_what_the_backend_knows_of_it() -> None:
     backend = ScriptedBackend(models=["ma", "mb"])
     plans = plan_runs([scenario()])
     await plans.bind(BackendPool.fixed(backend))
-    infos = await preflight(plans)
-    assert set(infos) == {(id(backend), "ma"), (id(backend), "mb")}
-    assert infos[(id(backend), "ma")].digest == (await backend.find_model("ma")).digest
+    assert all(model.info is None for model in plans.models())
+    await preflight(plans)
+    infos = {model.name: model.info for model in plans.models()}
+    assert set(infos) == {"ma", "mb"}
+    assert infos["ma"] is not None
+    assert infos["ma"].digest == (await backend.find_model("ma")).digest
 
 
 async def test_preflight_names_every_missing_model_with_its_hint() -> None:
@@ -92,8 +95,8 @@ async def test_preflight_pulls_only_where_asked_and_possible() -> None:
     plans = plan_runs([scenario()])
     await plans.bind(BackendPool.fixed(backend))
     progress: list[tuple[str, str]] = []
-    infos = await preflight(plans, pull=True, progress=lambda m, s, *_: progress.append((m, s)))
-    assert (id(backend), "mb") in infos
+    await preflight(plans, pull=True, progress=lambda m, s, *_: progress.append((m, s)))
+    assert {m.name: m.info is not None for m in plans.models()} == {"ma": True, "mb": True}
     assert progress == [("mb", "pulling"), ("mb", "success")]
 
     cannot = ScriptedBackend(models=["ma"])

@@ -72,7 +72,7 @@ async def test_at_most_max_conversations_are_alive_and_results_stream(tmp_path: 
     alive = Alive()
     seen = 0
     async for result in iter_conversations(
-        ready.run, pool, settings, max_conversations=3, observer=alive
+        ready.run, settings, max_conversations=3, observer=alive
     ):
         seen += 1
         assert result.status == "success"
@@ -87,8 +87,8 @@ async def test_the_default_keeps_every_slot_busy(tmp_path: Path) -> None:
     pool = BackendPool.fixed(backend, settings)
     run = RunPlan([scenario(repeat=100)])
     await run.bind(pool)
-    assert default_max_conversations(run, pool) == 3 * orchestrator.CONVERSATIONS_PER_SLOT
-    backend.conversations_per_slot = 1  # type: ignore[attr-defined]  # an embedded engine
+    assert default_max_conversations(run, pool) == 3 * 2  # two conversations per slot
+    backend.conversations_per_slot = 1  # an embedded engine
     assert default_max_conversations(run, pool) == 3
 
 
