@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.cli.options import EXIT_OK, count, seed
+from runner.extras import require_report
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -25,5 +26,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     from runner.tournament import commands
 
+    require_report("sparring leaderboard")
     commands.leaderboard(args.folder, out=out, fmt=args.format, rounds=args.rounds, seed=args.seed)
     return EXIT_OK

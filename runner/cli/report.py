@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from runner.analysis import command
+from runner.extras import require_report
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -20,4 +21,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    require_report("sparring report")
     return command.run(args, err, sys.stdout)

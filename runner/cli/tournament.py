@@ -16,6 +16,7 @@ from runner.cli.options import (
     count,
     run_settings,
 )
+from runner.extras import require_report
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -66,6 +67,8 @@ async def _play(args: argparse.Namespace, out: Console, err: Console) -> int:
     from runner.tournament import commands
     from runner.tournament.play import PlaySettings
 
+    if not args.dry_run:  # a finished tournament ends with its leaderboard
+        require_report("sparring tournament run")
     settings = PlaySettings(
         out=args.out,
         run=run_settings(args),

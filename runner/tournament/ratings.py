@@ -19,11 +19,13 @@ import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from scipy import stats
-from sklearn.linear_model import LogisticRegression
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy, scipy and scikit-learn (the report extra) load when ratings are computed, not when
+# a tournament's records are read or played.
 
 SCALE = 400 / math.log(10)  # rating points per logit
 CENTER = 1000.0
@@ -104,6 +106,9 @@ class Leaderboard:
 
 def _fit(games: Sequence[Decided], names: Sequence[str]) -> np.ndarray:
     """Ratings (logits) of ``names`` and, last, the first seat's advantage."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
     index = {name: i for i, name in enumerate(names)}
     n = len(games)
     x = np.zeros((2 * n, len(names) + 1))
@@ -130,6 +135,8 @@ def _fit(games: Sequence[Decided], names: Sequence[str]) -> np.ndarray:
 
 
 def _points(coef: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     ratings = coef[:-1]
     return np.append(CENTER + SCALE * (ratings - ratings.mean()), SCALE * coef[-1])
 
@@ -143,6 +150,9 @@ def leaderboard(
     excluded: dict[str, int] | None = None,
 ) -> Leaderboard:
     """Ratings, intervals, records and the pairwise matrix; entrants best first."""
+    import numpy as np
+    from scipy import stats
+
     names = list(names)
     if games:
         point = _points(_fit(games, names))
@@ -199,6 +209,9 @@ def _count(standings: list[Standing], games: Sequence[Decided]) -> None:
 
 
 def _first_seat(games: Sequence[Decided], seed: int, rounds: int) -> dict[str, float]:
+    import numpy as np
+    from scipy import stats
+
     scores = np.array([g.score for g in games], dtype=float)
     if len(scores) < 2 or np.all(scores == scores[0]):
         mean = float(scores.mean()) if len(scores) else math.nan
