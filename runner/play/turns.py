@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from agents.agent import Agent, Utterance
+from runner.scenario.snapshot import Order
 from runner.transcript import TurnRecord
 
 
@@ -66,9 +67,12 @@ class Simultaneous(RoundRobin):
         return [Utterance(t.speaker, t.content) for t in ordered]
 
 
-def turn_order(order: str, seed: int) -> TurnOrder:
+def turn_order(order: Order, seed: int) -> TurnOrder:
     if order == "random":
         return Shuffled(seed)
     if order == "simultaneous":
         return Simultaneous()
-    return RoundRobin()
+    if order == "round_robin":
+        return RoundRobin()
+    # Validated scenarios never get here: an order nobody checked is a bug, not round robin.
+    raise ValueError(f"unknown order {order!r}")

@@ -11,13 +11,13 @@ what the file says now.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
-from agents.agent import Agent
 from agents.backends import ENGINES
-from agents.backends.config import GenerateConfig
 from agents.errors import ConfigError
 from runner.console.live import LiveObserver
 from runner.console.progress import PullProgress
@@ -29,50 +29,78 @@ from runner.play.seeds import derive_seed
 from runner.run.orchestrator import iter_conversations
 from runner.run.plan import Plan, RunPlan, preflight
 from runner.run.tally import Tally
-from runner.scenario.schema import EndRule, ResolvedScenario
+from runner.scenario.snapshot import ResolvedScenario, snapshot_of
 from runner.settings import RunSettings
 from runner.transcript import RunRecord, read_transcript
 
 
-def scenario_of(run: RunRecord, backend: str | None = None) -> ResolvedScenario:
-    """The scenario as it was run. ``backend`` (``--backend``) replaces the recorded
-    engines; the recorded hosts go with the recorded engines only."""
+def scenario_of(
+    run: RunRecord, backend: str | None = None, where: str = "<transcript>:1"
+) -> ResolvedScenario:
+    """The scenario as it was run, validated back from the run line (``where`` names it in
+    errors). ``backend`` (``--backend``) replaces the recorded engines; the hosts the
+    agents were played on go with the recorded engines only."""
     engines = {a.backend for a in run.agents}
     recorded = engines.pop() if len(engines) == 1 else None
     keep_hosts = backend is None or backend == recorded
+    # Files written before run lines stored the resolved scenario whole: from its fields.
+    data, prefix = (run.resolved, "resolved.") if run.resolved is not None else (_flat(run), "")
+    # The engine it was played on, unless --backend names another: then it does not matter.
+    data = {**data, "backend": recorded if backend is None else None, "hosts": []}
+    scenario = snapshot_of(data, where, prefix=prefix)
+    played = {a.name: a for a in run.agents}
     agents = tuple(
-        Agent(
-            name=a.name,
-            model=a.model,
-            persona=a.persona,
-            opening=a.opening,
-            max_turns=a.max_turns,
-            # The recorded options carry the agent's seed, so it is used as it was.
-            options=GenerateConfig.model_validate(a.options),
-            host=a.host if keep_hosts and _remote(a.backend) else None,
+        replace(
+            agent,
+            host=played[agent.name].host
+            if keep_hosts and agent.name in played and _remote(played[agent.name].backend)
+            else None,
         )
-        for a in run.agents
+        for agent in scenario.agents
     )
-    return ResolvedScenario(
-        name=run.scenario,
-        description=run.description,
+    overrides = scenario.overrides.model_copy(update={"rerun_of": run.conversation_id})
+    return replace(
+        scenario,
         source=run.source or "<transcript>",
         agents=agents,
-        order=run.order,
-        max_turns=run.max_turns,
-        end=tuple(EndRule.model_validate(rule) for rule in run.end_rules),
-        history=run.history,
         repeat=run.repeat,
         seed=run.base_seed,
-        kickoff=run.kickoff if run.kickoff is not None else "Please begin.",
-        vars=dict(run.vars),
-        backend=recorded,
-        hosts=(),
-        api_key_env=None,
         hash=run.scenario_hash,
-        overrides={**run.overrides, "rerun_of": run.conversation_id},
+        overrides=overrides,
         backend_set_by="the engine it was recorded on",
     )
+
+
+def _flat(run: RunRecord) -> dict[str, Any]:
+    """The resolved scenario from the run line's own fields, for files without ``resolved``.
+
+    The agents' recorded options carry each agent's seed, so it is used as it was."""
+    return {
+        "name": run.scenario,
+        "description": run.description,
+        "source": run.source or "<transcript>",
+        "agents": [
+            {
+                "name": a.name,
+                "model": a.model,
+                "persona": a.persona,
+                "opening": a.opening,
+                "max_turns": a.max_turns,
+                "options": a.options,
+            }
+            for a in run.agents
+        ],
+        "order": run.order,
+        "max_turns": run.max_turns,
+        "end": run.end_rules,
+        "history": run.history,
+        "repeat": run.repeat,
+        "seed": run.base_seed,
+        "kickoff": run.kickoff if run.kickoff is not None else "Please begin.",
+        "vars": dict(run.vars),
+        "api_key_env": None,
+        "overrides": run.overrides,
+    }
 
 
 def _remote(engine: str | None) -> bool:
@@ -117,7 +145,7 @@ async def rerun(
 ) -> Result:
     """Play the conversation of the transcript at ``path`` again, into a new transcript."""
     run = load_run(path)
-    scenario = scenario_of(run, settings.backend)
+    scenario = scenario_of(run, settings.backend, where=f"{path}:1: run line")
     async with BackendPool(settings) as pool:
         plans = RunPlan([scenario])
         await plans.bind(pool)

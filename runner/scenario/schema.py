@@ -9,35 +9,23 @@ them are raised together as a :class:`ConfigError` before any model is called.
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 import re
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
-    field_validator,
-    model_validator,
 )
 
 from agents.agent import Agent
 from agents.backends import Requested
 from agents.backends.config import GenerateConfig
 from agents.errors import ConfigError
+from runner.scenario.ending import EndRule, Stalemate, _Strict
 from runner.scenario.limits import MAX_AGENTS, MAX_NAME, MAX_REPEAT, MAX_TURNS
+from runner.scenario.snapshot import Order, Overrides, ResolvedScenario
 from runner.scenario.source import Loc, PositionMap, Schema, format_loc, read_yaml, validate
-
-ORDERS = ("round_robin", "random", "simultaneous")
-OUTCOMES = ("speaker_loses", "speaker_wins", "draw")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 def _label(value: str) -> str:
@@ -84,151 +72,6 @@ class Defaults(_Strict):
     host: str | None = None
 
 
-class Stalemate(_Strict):
-    """How much repetition ends a conversation as a stalemate."""
-
-    repeats: int = Field(
-        3, description="the same turn (or cycle of turns) this many times in a row, 2 to 50"
-    )
-    similarity: float = Field(
-        0.9,
-        description="how alike turns must be: the share of words in common, in order, "
-        "0.5 to 1.0 (1.0: the same words)",
-    )
-
-    @field_validator("repeats")
-    @classmethod
-    def _repeats_range(cls, value: int) -> int:
-        if not 2 <= value <= 50:
-            raise ValueError(f"repeats counts turns said in a row: 2 to 50; got {value}")
-        return value
-
-    @field_validator("similarity")
-    @classmethod
-    def _similarity_range(cls, value: float) -> float:
-        if not 0.5 <= value <= 1.0:
-            raise ValueError(
-                "similarity is the share of words two turns have in common: 0.5 to 1.0 "
-                f"(1.0: the same words); got {value}"
-            )
-        return value
-
-
-# Fields that read a turn's text, meaningless for a stalemate rule.
-TEXT_FIELDS = ("ignore_quoted", "unless", "statements_only", "objects", "ignore_impersonated")
-
-
-class EndRule(_Strict):
-    """Ends the conversation when a generated turn says ``phrase``, matches ``regex``, or
-    completes a ``stalemate``."""
-
-    name: str | None = Field(None, description="a label for transcripts and summaries")
-    phrase: Annotated[str, Field(min_length=1)] | None = Field(
-        None, description="whole words, any case, any whitespace between them"
-    )
-    regex: Annotated[str, Field(min_length=1)] | None = Field(
-        None, description="a Python regular expression, case-insensitive"
-    )
-    stalemate: Stalemate | None = Field(
-        None, description="a speaker repeating itself, or the conversation cycling"
-    )
-    outcome: Literal["speaker_loses", "speaker_wins", "draw"]
-    speakers: list[str] | None = Field(
-        None, description="only these agents' turns are checked (default: everyone's)"
-    )
-    ignore_quoted: bool = Field(
-        True, description="text in quotation marks is a quotation, not a statement: skip it"
-    )
-    unless: Annotated[list[str], Field(max_length=32)] = Field(
-        [], description="a sentence that also matches one of these regexes does not count"
-    )
-    statements_only: bool | None = Field(
-        None,
-        description="only a statement counts, not a question, a negated, conditional or "
-        "reported mention, or the phrase with an object of its own (default: true for "
-        "phrase, false for regex)",
-    )
-    objects: Annotated[list[str], Field(max_length=64)] | Literal["any"] | None = Field(
-        None,
-        description="with statements_only: what may follow the phrase as its object and "
-        "still count (default: this one, the game, the argument, ...); any: no object check",
-    )
-    ignore_impersonated: bool = Field(
-        True,
-        description="lines a speaker writes under another agent's name ('qwen: I lost.' "
-        "in llama's turn) are not its words: skip them",
-    )
-
-    @model_validator(mode="after")
-    def _one_matcher(self) -> EndRule:
-        given = [k for k in ("phrase", "regex", "stalemate") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError(
-                "give exactly one of 'phrase' or 'regex' (or 'stalemate' for a stalemate rule)"
-            )
-        if self.stalemate is not None:
-            for key in TEXT_FIELDS:
-                # Set to its default is no contradiction (a rule read back from a transcript).
-                default = type(self).model_fields[key].default
-                if key in self.model_fields_set and getattr(self, key) != default:
-                    raise ValueError(
-                        f"{key!r} applies to phrase and regex rules; "
-                        "a stalemate rule compares whole turns"
-                    )
-        elif self.objects is not None and not self.reads_statements:
-            raise ValueError(
-                "'objects' needs statements_only: true (a regex rule's default is false)"
-            )
-        return self
-
-    @field_validator("regex")
-    @classmethod
-    def _regex_compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            _compile(value)
-        return value
-
-    @field_validator("unless")
-    @classmethod
-    def _unless_compiles(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            _compile(pattern)
-        return value
-
-    @field_validator("objects", mode="before")
-    @classmethod
-    def _objects_are_words(cls, value: Any) -> Any:
-        # One clear message instead of one per member of the union.
-        if isinstance(value, str) and value != "any":
-            raise ValueError(f"expected a list of words or 'any'; got {value!r}")
-        for item in value if isinstance(value, list) else []:
-            if isinstance(item, str) and not item.split():
-                raise ValueError("an object needs a visible word; got an empty one")
-        return value
-
-    @property
-    def reads_statements(self) -> bool:
-        """Whether questions, hedged mentions and other objects are told from statements."""
-        if self.statements_only is not None:
-            return self.statements_only
-        return self.phrase is not None
-
-    @property
-    def label(self) -> str:
-        if self.name:
-            return self.name
-        if self.phrase is not None:
-            return f"phrase {self.phrase!r}"
-        return f"regex {self.regex!r}" if self.regex is not None else "stalemate"
-
-
-def _compile(pattern: str) -> re.Pattern[str]:
-    try:
-        return re.compile(pattern, re.IGNORECASE)
-    except re.error as exc:
-        raise ValueError(f"malformed regex {pattern!r}: {exc}") from None
-
-
 class Scenario(_Strict):
     """A sparring scenario: who talks, in what order, and what ends the conversation."""
 
@@ -248,9 +91,7 @@ class Scenario(_Strict):
     defaults: Defaults = Field(
         Defaults(), description="applied to every agent unless it sets the field"
     )
-    order: Literal["round_robin", "random", "simultaneous"] = Field(
-        "round_robin", description="who speaks when"
-    )
+    order: Order = Field("round_robin", description="who speaks when")
     max_turns: TurnCount = Field(20, description="the conversation's turn limit, openings included")
     end: Annotated[list[EndRule], Field(max_length=32)] = Field(
         [], description="rules checked after every generated turn, in order"
@@ -294,68 +135,6 @@ def cross_check(scenario: Scenario) -> list[tuple[Loc, str]]:
 
 
 # ---------------------------------------------------------------------------- resolution
-
-
-@dataclass(frozen=True, slots=True)
-class ResolvedScenario:
-    """A scenario with defaults merged and variables substituted: what a run executes."""
-
-    name: str
-    description: str
-    source: str
-    agents: tuple[Agent, ...]
-    order: str
-    max_turns: int
-    end: tuple[EndRule, ...]
-    history: str | int
-    repeat: int
-    seed: int | None
-    kickoff: str
-    vars: dict[str, Any]
-    backend: str | None
-    hosts: tuple[str, ...]
-    api_key_env: str | None
-    hash: str = field(default="")
-    # What the command line changed (vars, models, max_turns, repeat, seed), as recorded.
-    overrides: dict[str, Any] = field(default_factory=dict)
-    # Where ``backend`` came from, for the run line's reason (not hashed).
-    backend_set_by: str = "backend in the file"
-
-    @property
-    def models(self) -> list[str]:
-        return sorted({agent.model for agent in self.agents})
-
-    def content(self) -> dict[str, Any]:
-        """What the scenario makes happen, JSON-ready: hashed into ``hash``.
-
-        Leaves out where the file lives and how often and with which seed it is run, so
-        every run of the same scenario shares one hash.
-        """
-        return {
-            "name": self.name,
-            "description": self.description,
-            "agents": [
-                {
-                    "name": a.name,
-                    "model": a.model,
-                    "persona": a.persona,
-                    "opening": a.opening,
-                    "max_turns": a.max_turns,
-                    "options": a.options.set_fields(),
-                    "host": a.host,
-                }
-                for a in self.agents
-            ],
-            "order": self.order,
-            "max_turns": self.max_turns,
-            "end": [rule.model_dump(exclude_none=True) for rule in self.end],
-            "history": self.history,
-            "kickoff": self.kickoff,
-            "vars": self.vars,
-            "backend": self.backend,
-            "hosts": list(self.hosts),
-            "api_key_env": self.api_key_env,
-        }
 
 
 PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -434,11 +213,13 @@ def suggestion(name: str, choices: list[str]) -> str:
     return f" (did you mean {lowered[hint[0]]!r}?)" if hint else ""
 
 
-def _check_overrides(scenario: Scenario, source: str, overrides: dict[str, Any]) -> None:
+def _check_overrides(
+    scenario: Scenario, source: str, variables: dict[str, Any], models: dict[str | None, str]
+) -> None:
     """Command-line variables and models must name something the scenario has."""
     problems = []
     known = set(scenario.vars) | placeholders(scenario)
-    for key in overrides.get("vars") or {}:
+    for key in variables:
         if key not in known:
             listed = ", ".join(sorted(known)) or "none"
             problems.append(
@@ -446,7 +227,7 @@ def _check_overrides(scenario: Scenario, source: str, overrides: dict[str, Any])
                 f"{suggestion(key, sorted(known))}; its variables: {listed}"
             )
     names = [a.name for a in scenario.agents]
-    for agent in overrides.get("models") or {}:
+    for agent in models:
         if agent is not None and agent not in names:
             problems.append(
                 f"{source}: --model {agent}=...: no agent {agent!r}{suggestion(agent, names)}; "
@@ -457,17 +238,25 @@ def _check_overrides(scenario: Scenario, source: str, overrides: dict[str, Any])
 
 
 def resolve(
-    scenario: Scenario, source: str, positions: PositionMap | None = None, **overrides: Any
+    scenario: Scenario,
+    source: str,
+    positions: PositionMap | None = None,
+    *,
+    vars: dict[str, Any] | None = None,
+    models: dict[str | None, str] | None = None,
+    max_turns: int | None = None,
+    repeat: int | None = None,
+    seed: int | None = None,
 ) -> ResolvedScenario:
     """Merge defaults, substitute variables and fix the run parameters.
 
-    ``overrides`` come from the command line: ``vars`` (name -> value), ``models`` (agent
+    The keywords come from the command line: ``vars`` (name -> value), ``models`` (agent
     name -> model; the key None means every agent), ``max_turns``, ``repeat``, ``seed``.
     """
-    _check_overrides(scenario, source, overrides)
-    variables: dict[str, Any] = {**scenario.vars, **(overrides.get("vars") or {})}
+    models = models or {}
+    _check_overrides(scenario, source, vars or {}, models)
+    variables: dict[str, Any] = {**scenario.vars, **(vars or {})}
     sub = _Substitution(variables, positions or PositionMap(source))
-    models: dict[str | None, str] = overrides.get("models") or {}
     agents = [
         _agent(scenario, i, sub, models.get(spec.name) or models.get(None))
         for i, spec in enumerate(scenario.agents)
@@ -476,38 +265,31 @@ def resolve(
     kickoff = sub(scenario.kickoff, ("kickoff",)) or ""
     if sub.problems:
         raise ConfigError(sub.problems)
-    recorded = {
-        key: value
-        for key, value in {
-            "vars": overrides.get("vars") or None,
-            "models": {k or "*": v for k, v in models.items()} or None,
-            "max_turns": overrides.get("max_turns"),
-            "repeat": overrides.get("repeat"),
-            "seed": overrides.get("seed"),
-        }.items()
-        if value is not None
-    }
-    resolved = ResolvedScenario(
+    recorded = Overrides(
+        vars=vars or None,
+        models={k or "*": v for k, v in models.items()} or None,
+        max_turns=max_turns,
+        repeat=repeat,
+        seed=seed,
+    )
+    return ResolvedScenario(
         name=scenario.name,
         description=description,
         source=source,
         agents=tuple(agents),
         order=scenario.order,
-        max_turns=overrides.get("max_turns") or scenario.max_turns,
+        max_turns=max_turns or scenario.max_turns,
         end=tuple(scenario.end),
         history=scenario.history,
-        repeat=overrides.get("repeat") or scenario.repeat,
-        seed=overrides["seed"] if overrides.get("seed") is not None else scenario.seed,
+        repeat=repeat or scenario.repeat,
+        seed=seed if seed is not None else scenario.seed,
         kickoff=kickoff,
         vars=variables,
         backend=scenario.backend,
         hosts=tuple(scenario.hosts),
         api_key_env=scenario.api_key_env,
         overrides=recorded,
-    )
-    content = json.dumps(resolved.content(), sort_keys=True, default=str)
-    digest = hashlib.sha256(content.encode()).hexdigest()
-    return replace(resolved, hash=f"sha256:{digest}")
+    ).hashed()
 
 
 # ---------------------------------------------------------------------------- loading

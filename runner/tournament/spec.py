@@ -189,7 +189,7 @@ class Tournament:
     swap_seats: bool
     judge: Judge | None
     seed: int
-    backend: str | None
+    backend: Requested | None
     hosts: tuple[str, ...]
     max_loaded: int | None
 

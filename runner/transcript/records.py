@@ -83,6 +83,11 @@ class RunRecord(Record):
         "max_turns, repeat, seed",
     )
     agents: list[AgentInfo]
+    resolved: dict[str, Any] | None = Field(
+        None,
+        description="the resolved scenario whole, as sparring rerun validates it back "
+        "(runner.scenario.snapshot.ResolvedScenario); absent in files written before it",
+    )
     backend: str = Field(description="the first agent's engine")
     backend_reason: str | None = Field(None, description="why that engine was chosen")
     host: str | None = Field(None, description="where it runs (credentials removed)")

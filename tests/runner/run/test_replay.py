@@ -139,3 +139,48 @@ def test_a_transcript_without_a_run_line_is_one_line(tmp_path: Path) -> None:
     assert result.stderr.splitlines() == [
         f"sparring: {empty}: no run line (the run was killed before it began)"
     ]
+
+
+SAMPLE = ROOT / "transcripts" / "sample" / "i-lost.jsonl"  # written before run lines had `resolved`
+
+
+def test_a_transcript_written_before_resolved_scenarios_is_replayed_from_its_fields() -> None:
+    run = load_run(SAMPLE)
+    assert run.resolved is None  # the old format: the scenario only in the run line's fields
+    scenario = scenario_of(run)
+    assert scenario.name == run.scenario and scenario.order == run.order
+    assert [a.name for a in scenario.agents] == [a.name for a in run.agents]
+    assert [a.options.set_fields() for a in scenario.agents] == [a.options for a in run.agents]
+    assert [(r.name, r.phrase) for r in scenario.end] == [
+        (r["name"], r["phrase"]) for r in run.end_rules
+    ]
+    assert (scenario.seed, scenario.hash) == (run.base_seed, run.scenario_hash)
+    assert scenario.overrides.rerun_of == run.conversation_id
+
+
+def test_a_new_run_line_holds_the_resolved_scenario_and_rerun_reads_it_back(
+    tmp_path: Path,
+) -> None:
+    with FakeOllama.in_thread(models=["qwen:0.5b", "llama3.2:1b"]) as fake:
+        batch = sparring("run", I_LOST, "--host", fake.url, "--out", tmp_path, "--quiet")
+    assert batch.returncode == 0, batch.stderr
+    run = load_run(next(tmp_path.glob("*.jsonl")))
+    assert run.resolved is not None and run.resolved["hash"] == run.scenario_hash
+    # A field only the snapshot has comes back from it, not from the run line's fields.
+    edited = run.model_copy(update={"resolved": {**run.resolved, "kickoff": "Go on."}})
+    assert scenario_of(edited).kickoff == "Go on."
+
+
+def test_an_unknown_order_in_a_run_line_is_a_located_error(tmp_path: Path) -> None:
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines()
+    edited = tmp_path / "edited.jsonl"
+    edited.write_text(
+        "\n".join([lines[0].replace('"order":"round_robin"', '"order":"spiral"'), *lines[1:]])
+        + "\n",
+        encoding="utf-8",
+    )
+    result = sparring("rerun", edited, "--out", tmp_path / "again")
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"sparring: {edited}:1: run line: order: Input should be 'round_robin'")
+    assert not (tmp_path / "again").exists()  # nothing was played

@@ -329,10 +329,35 @@ def test_model_overrides_per_agent_or_for_all(tmp_path: Path) -> None:
     plain = load_scenario(path)
     one = load_scenario(path, models={"B": "other:1b"})
     assert [a.model for a in one.agents] == [plain.agents[0].model, "other:1b"]
-    assert one.overrides == {"models": {"B": "other:1b"}}
+    assert one.overrides.recorded() == {"models": {"B": "other:1b"}}
     every = load_scenario(path, models={None: "x:1b", "A": "y:2b"})
     assert [a.model for a in every.agents] == ["y:2b", "x:1b"]  # an agent's own wins
-    assert every.overrides["models"] == {"*": "x:1b", "A": "y:2b"}
+    assert every.overrides.models == {"*": "x:1b", "A": "y:2b"}
     assert one.hash != plain.hash  # another matchup is another scenario
     with pytest.raises(ConfigError, match=r"no agent 'b'.*did you mean 'B'"):
         load_scenario(path, models={"b": "m"})
+
+
+def test_the_hash_of_a_scenario_is_stable_across_versions() -> None:
+    # Transcripts and tournament folders compare these hashes with ones written by earlier
+    # versions: a new scenario field left unset must not change them.
+    assert load_scenario(ROOT / "scenarios" / "i-lost.yaml").hash == (
+        "sha256:929814af2b4714cf1a734b20a77ccce071e2558e3311d68a0a84f9a81de44cb5"
+    )
+    changed = load_scenario(
+        ROOT / "scenarios" / "i-lost.yaml",
+        models={None: "x:1b", "llama": "y"}, seed=3, repeat=2, max_turns=5,
+    )  # fmt: skip
+    assert changed.hash == "sha256:50f6236d652c53d6709ffb30b972936ff79e244f18c91da50b4ac475c8a97331"
+    assert changed.overrides.recorded() == {
+        "models": {"*": "x:1b", "llama": "y"}, "max_turns": 5, "repeat": 2, "seed": 3,
+    }  # fmt: skip
+
+
+def test_the_resolved_scenario_round_trips_through_its_snapshot() -> None:
+    from runner.scenario.snapshot import snapshot_of
+
+    scenario = load_scenario(ROOT / "scenarios" / "debate.yaml", seed=4)
+    again = snapshot_of(json.loads(json.dumps(scenario.snapshot())), "here")
+    assert again == scenario
+    assert again.hashed().hash == scenario.hash
