@@ -127,11 +127,6 @@ def ollama_target(hosts: tuple[str, ...] = ()) -> tuple[str, Credentials | None]
     return normalize_host(raw), split_credentials(raw)[1]
 
 
-def ollama_host(hosts: tuple[str, ...] = ()) -> str:
-    """Where ollama is, without credentials."""
-    return ollama_target(hosts)[0]
-
-
 def local_engine_installed() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
 

@@ -11,7 +11,6 @@ conversation; every table carries ``conversation_id`` to join on::
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,11 +224,3 @@ def turns_frame(paths: Iterable[str | Path]) -> pd.DataFrame:
 def conversations_frame(paths: Iterable[str | Path]) -> pd.DataFrame:
     """One row per conversation: scenario, seeds, status, outcome, totals."""
     return load_frames(paths).conversations
-
-
-def lineups(agents: pd.DataFrame) -> dict[str, str]:
-    """Each conversation's models in speaking-list order, e.g. ``qwen:0.5b vs llama3.2:1b``."""
-    by_conversation: dict[str, list[str]] = defaultdict(list)
-    for cid, model in zip(agents["conversation_id"], agents["model"], strict=True):
-        by_conversation[cid].append(model)
-    return {cid: " vs ".join(models) for cid, models in by_conversation.items()}

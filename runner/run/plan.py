@@ -90,10 +90,6 @@ class RunPlan:
         return list(dict.fromkeys(model for model, _, _ in self.uses()))
 
 
-def plan_runs(scenarios: Sequence[ResolvedScenario]) -> RunPlan:
-    return RunPlan(scenarios)
-
-
 def _warn_unsent(run: RunPlan) -> None:
     """Options an engine cannot send: said once per run and engine, not once per request."""
     unsent: list[tuple[Backend, set[str]]] = []

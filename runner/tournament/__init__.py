@@ -4,5 +4,8 @@ optionally judged, rated with intervals.
 Layers, each depending only on those before it: ``spec`` (the YAML file), ``games``
 (pairings, ids, seeds, each game's scenario), ``ledger`` (the output folder: exactly-once
 results), ``schedule`` (ordering games by the models they need), ``judge`` (verdicts),
-``ratings`` (Bradley-Terry), ``play`` (running it all) and ``status``.
+``ratings`` (Bradley-Terry), ``hosts`` (the servers it plays on), ``work`` (a game played
+or judged on one), ``play`` (running it all), ``standings`` (progress and ratings read back
+from disk), ``display`` and ``commands`` (what the CLI's ``tournament`` and
+``leaderboard`` print).
 """

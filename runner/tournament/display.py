@@ -19,7 +19,7 @@ from runner.terminal import printable
 from runner.tournament.games import all_games, models
 from runner.tournament.ledger import ResultRecord
 from runner.tournament.play import Outcome, TournamentObserver
-from runner.tournament.ratings import Leaderboard
+from runner.tournament.ratings import ENTRANT_FIELDS, Leaderboard
 from runner.tournament.schedule import Scheduler, Work, load_lower_bound
 from runner.tournament.spec import Tournament
 from runner.tournament.standings import Status
@@ -264,18 +264,7 @@ def leaderboard_text(board: Leaderboard, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(data, indent=2)
     buffer = io.StringIO()
-    fields = [
-        "name",
-        "rating",
-        "ci_low",
-        "ci_high",
-        "games",
-        "wins",
-        "draws",
-        "losses",
-        "mean_reply_tokens",
-    ]
-    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=ENTRANT_FIELDS, lineterminator="\n")
     writer.writeheader()
     for row in data["entrants"]:
         writer.writerow({k: printable(v) if isinstance(v, str) else v for k, v in row.items()})

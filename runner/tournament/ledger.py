@@ -15,7 +15,6 @@ playing it again. Results lines are written whole, flushed and fsync'd.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -28,16 +27,12 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.errors import SparringError
+from runner import files
 from runner.play.recorder import now_iso
 from runner.tournament.games import Game, all_games, seat_names
 from runner.tournament.spec import Tournament
 from runner.transcript import Transcript, TurnRecord, VerdictRecord, iter_transcripts, slug
 from runner.transcript.reader import TOURNAMENT_ASIDE, TOURNAMENT_DEFINITION, TOURNAMENT_RESULTS
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
 
 log = structlog.get_logger("sparring.tournament")
 
@@ -211,16 +206,13 @@ class Ledger:
     def _lock(self) -> None:
         path = self.folder / LOCK
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
-                os.close(fd)
-                raise LedgerError(
-                    f"{self.folder}: this tournament is already running (pid {holder}); "
-                    "`sparring tournament status` shows its progress"
-                ) from None
+        if not files.lock(fd):
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise LedgerError(
+                f"{self.folder}: this tournament is already running (pid {holder}); "
+                "`sparring tournament status` shows its progress"
+            )
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
@@ -250,7 +242,7 @@ class Ledger:
             old = self.folder / f"tournament.{str(stored.get('hash', 'old'))[7:19]}.json"
             path.replace(old)
             log.warning("tournament changed", kept_as=str(old))
-        _write_whole(path, json.dumps(current, indent=2) + "\n")
+        files.write_whole(path, json.dumps(current, indent=2) + "\n")
 
     def _read_results(self) -> None:
         path = self.folder / RESULTS
@@ -367,17 +359,6 @@ def definition_file(tournament: Tournament) -> dict[str, Any]:
         ],
         "written_at": now_iso(),
     }
-
-
-def _write_whole(path: Path, text: str) -> None:
-    """Write a file so that it is either the old one or the new one, never half of it."""
-    temp = path.with_suffix(path.suffix + ".tmp")
-    with temp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        with contextlib.suppress(OSError):
-            os.fsync(f.fileno())
-    temp.replace(path)
 
 
 def read_results(folder: Path) -> tuple[dict[str, Any], list[ResultRecord]]:

@@ -47,6 +47,13 @@ class Decided:
     score: float
 
 
+# One entrant's row, in the order the leaderboard's CSV, JSON and the report list them.
+ENTRANT_FIELDS = (
+    "name", "rating", "ci_low", "ci_high", "games", "wins", "draws", "losses",
+    "mean_reply_tokens",
+)  # fmt: skip
+
+
 @dataclass(slots=True)
 class Standing:
     name: str

@@ -3,19 +3,14 @@ from disk alone, also while another process is running the tournament."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from runner import files
 from runner.tournament.ledger import LOCK, ResultRecord, read_results
 from runner.tournament.ratings import ROUNDS, Decided, Leaderboard, leaderboard
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
 
 
 @dataclass(slots=True)
@@ -52,18 +47,9 @@ class Status:
 def holder(folder: Path) -> str | None:
     """The pid running the tournament in ``folder``, or None when nobody holds its lock."""
     path = folder / LOCK
-    if fcntl is None or not path.exists():
+    if not files.held(path):
         return None
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return path.read_text(encoding="utf-8").strip() or "?"
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
+    return path.read_text(encoding="utf-8").strip() or "?"
 
 
 def _rate(results: list[ResultRecord], window: int = 20) -> float | None:

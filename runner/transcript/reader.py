@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
+from runner import files
 from runner.transcript.records import (
     SCHEMA_VERSION,
     AgentInfo,
@@ -27,7 +27,7 @@ from runner.transcript.records import (
     TurnRecord,
     VerdictRecord,
 )
-from runner.transcript.writer import TranscriptError, fcntl
+from runner.transcript.writer import TranscriptError
 
 log = structlog.get_logger("sparring.transcript")
 
@@ -68,27 +68,6 @@ class Transcript:
         return self.agent(self.end.outcome.loser) if self.end else None
 
 
-def _locked(path: Path) -> bool:
-    """True when another process holds the writer's lock on ``path``."""
-    if fcntl is None:  # pragma: no cover - Windows
-        return False
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
-
-
 def _run_record(path: Path, number: int, data: Any) -> RunRecord:
     kind = data.get("type") if isinstance(data, dict) else None
     if kind != "run":
@@ -109,7 +88,7 @@ def read_transcript(path: str | Path) -> Transcript:
         raw = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise TranscriptError(f"{path}: cannot read: {exc}") from None
-    transcript = Transcript(path=path, run=None, writing=_locked(path))
+    transcript = Transcript(path=path, run=None, writing=files.held(path))
     lines = raw.split("\n")
     complete = raw.endswith("\n")
     if complete:

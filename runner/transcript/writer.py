@@ -17,12 +17,8 @@ import tempfile
 from pathlib import Path
 
 from agents.errors import SparringError
+from runner import files
 from runner.transcript.records import Record
-
-try:  # advisory locks: POSIX only; elsewhere "still being written" is not detectable
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
 
 
 class TranscriptError(SparringError):
@@ -85,9 +81,8 @@ class TranscriptWriter:
                     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
                 except FileExistsError:
                     continue
-                if fcntl is not None:
-                    with contextlib.suppress(OSError):
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                with contextlib.suppress(OSError):  # a file system without locks
+                    files.lock(fd)
                 return cls(path, fd)
         except OSError as exc:
             raise TranscriptWriteError(out_dir, _reason(exc)) from None

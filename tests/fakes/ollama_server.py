@@ -30,7 +30,6 @@ import re
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,6 +37,7 @@ from aiohttp import web
 
 from agents.backends import basic_auth
 from tests.fakes import structured
+from tests.fakes.faults import Action, Cut, Drop, Error, Garbage, MidStreamError, Stall
 from tests.fakes.threaded import serve_in_thread
 
 VERSION = "0.12.6"
@@ -50,48 +50,6 @@ SERVER_BUSY_MESSAGE = "server busy, please try again.  maximum pending requests 
 PULL_NOT_FOUND_MESSAGE = "pull model manifest: file does not exist"
 CONCESSION = "Fine. I lost."
 
-
-@dataclass(frozen=True, slots=True)
-class Error:
-    """Answer with this HTTP status and ``{"error": message}`` before streaming starts."""
-
-    status: int
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class MidStreamError:
-    """HTTP 200, ``after_tokens`` tokens, then a final ``{"error": message}`` line."""
-
-    after_tokens: int = 0
-    message: str = "an error was encountered while running the model: unexpected EOF"
-
-
-@dataclass(frozen=True, slots=True)
-class Drop:
-    """HTTP 200, ``after_tokens`` tokens, then the connection is cut mid-chunked-body."""
-
-    after_tokens: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Stall:
-    """After ``after_tokens`` tokens, send nothing for ``seconds``, then finish normally."""
-
-    seconds: float
-    after_tokens: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Garbage:
-    """HTTP 200, ``after_tokens`` tokens, then a line that is not JSON (a confused proxy)."""
-
-    after_tokens: int = 0
-    line: str = "<html><body>502 Bad Gateway</body></html>"
-
-
-Action = str | Error | MidStreamError | Drop | Stall | Garbage
-Cut = MidStreamError | Drop | Stall | Garbage
 
 _OPENERS = (
     "I disagree.",

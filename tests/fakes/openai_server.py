@@ -30,42 +30,8 @@ from aiohttp import web
 
 from agents.backends import basic_auth
 from tests.fakes import structured
+from tests.fakes.faults import Action, Drop, Error, Garbage, MidStreamError, Stall
 from tests.fakes.threaded import serve_in_thread
-
-
-@dataclass(frozen=True, slots=True)
-class Error:
-    """Answer with an HTTP error; ``body`` (a dict or raw text) replaces the OpenAI-style one."""
-
-    status: int
-    message: str = "fake error"
-    body: Any = None
-
-
-@dataclass(frozen=True, slots=True)
-class MidStreamError:
-    """Stream ``after_tokens`` tokens, then an ``error`` event."""
-
-    after_tokens: int = 1
-    message: str = "fake mid-stream failure"
-
-
-@dataclass(frozen=True, slots=True)
-class Drop:
-    """Stream ``after_tokens`` tokens, then cut the connection."""
-
-    after_tokens: int = 1
-
-
-@dataclass(frozen=True, slots=True)
-class Stall:
-    """Wait ``seconds`` before answering at all (the reply follows if the client waits)."""
-
-    seconds: float
-
-
-Action = str | Error | MidStreamError | Drop | Stall
-
 
 # How llama-cpp-python's server behaves out of the box (see the module docstring).
 LLAMA_CPP_PYTHON: dict[str, Any] = {
@@ -226,7 +192,7 @@ class FakeOpenAI:
             return _error(400, "'messages' is a required property")
         if body.get("model") not in self.models:
             return _error(404, f"The model `{body.get('model')}` does not exist.")
-        if isinstance(action, Stall):
+        if isinstance(action, Stall) and action.after_tokens == 0:
             await self._sleep(action.seconds)
             action = None
         if isinstance(action, Error):
@@ -299,13 +265,16 @@ class FakeOpenAI:
             return response
         await response.write(b": keep-alive comment, to be ignored\n\n")
         await send(chunk({"role": "assistant", "content": ""}))
-        cut = action.after_tokens if isinstance(action, MidStreamError | Drop) else None
+        cut = action.after_tokens if isinstance(action, MidStreamError | Drop | Garbage) else None
+        stall = action if isinstance(action, Stall) else None
         interrupted = asyncio.Event()
         self._streaming.add(interrupted)
         try:
             for i, token in enumerate(tokens):
                 if i == cut:
                     break
+                if stall is not None and i == stall.after_tokens:
+                    await self._sleep(stall.seconds)
                 if self.token_delay:
                     await self._sleep(self.token_delay)
                 if interrupted.is_set():
@@ -320,6 +289,10 @@ class FakeOpenAI:
         if isinstance(action, Drop):
             assert request.transport is not None
             request.transport.close()
+            return response
+        if isinstance(action, Garbage):
+            await response.write(f"data: {action.line}\n\n".encode())
+            await response.write_eof()
             return response
         if isinstance(action, MidStreamError):
             await send({"error": {"message": action.message, "type": "server_error", "code": 500}})

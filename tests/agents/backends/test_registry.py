@@ -9,7 +9,7 @@ import socket
 import pytest
 
 import agents.backends as registry
-from agents.backends import choose_backend, create_backend, normalize_host, ollama_host
+from agents.backends import choose_backend, create_backend, normalize_host, ollama_target
 from agents.backends.base import BackendSettings
 from agents.backends.scripted import ScriptedBackend
 from agents.errors import ConfigError, EngineMissing
@@ -40,10 +40,10 @@ def test_normalize_host(given: str, expected: str) -> None:
 
 def test_ollama_host_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OLLAMA_HOST", raising=False)
-    assert ollama_host() == "http://127.0.0.1:11434"
+    assert ollama_target()[0] == "http://127.0.0.1:11434"
     monkeypatch.setenv("OLLAMA_HOST", "box:1234")
-    assert ollama_host() == "http://box:1234"
-    assert ollama_host(("other:99",)) == "http://other:99"
+    assert ollama_target()[0] == "http://box:1234"
+    assert ollama_target(("other:99",))[0] == "http://other:99"
 
 
 async def test_auto_picks_ollama_when_a_server_answers(monkeypatch: pytest.MonkeyPatch) -> None:

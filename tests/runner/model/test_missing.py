@@ -11,7 +11,7 @@ from agents.backends.base import ProgressCallback
 from agents.backends.scripted import ScriptedBackend
 from agents.errors import ConfigError, ModelNotFound
 from runner.model.pool import BackendPool
-from runner.run.plan import plan_runs, preflight
+from runner.run.plan import RunPlan, preflight
 from runner.scenario.schema import load_scenario
 from tests.runner.cli.test_cli import offline
 
@@ -36,7 +36,7 @@ class Store(ScriptedBackend):
 
 
 async def problems(path: Path, backend: ScriptedBackend, choice: Choice, pull: bool) -> list[str]:
-    run = plan_runs([load_scenario(path)])
+    run = RunPlan([load_scenario(path)])
     pool = BackendPool.fixed(backend)
     await run.bind(pool)
     for model in run.models():

@@ -11,7 +11,7 @@ from agents.backends.scripted import ScriptedBackend
 from agents.errors import ConfigError
 from runner.model.pool import BackendPool
 from runner.play.seeds import derive_seed
-from runner.run.plan import plan_runs, preflight
+from runner.run.plan import RunPlan, preflight
 from runner.scenario.schema import ResolvedScenario, scenario_from_data
 
 
@@ -34,7 +34,7 @@ def test_derived_seeds_are_stable_distinct_and_in_range() -> None:
 
 
 def test_plans_number_the_repeats_and_derive_their_seeds() -> None:
-    run = plan_runs([scenario(repeat=3), scenario(name="u", seed=None)])
+    run = RunPlan([scenario(repeat=3), scenario(name="u", seed=None)])
     assert len(run) == 4
     plans = list(run)
     assert [p.ordinal for p in plans] == [0, 1, 2, 3]
@@ -53,7 +53,7 @@ def test_plans_number_the_repeats_and_derive_their_seeds() -> None:
 
 async def test_plans_are_made_one_at_a_time_and_share_one_models_table() -> None:
     backend = ScriptedBackend(models=["ma", "mb"])
-    run = plan_runs([scenario(repeat=100_000)])
+    run = RunPlan([scenario(repeat=100_000)])
     await run.bind(BackendPool.fixed(backend))
     plans = iter(run)
     first, second = next(plans), next(plans)  # nothing else is made until asked for
@@ -64,7 +64,7 @@ async def test_plans_are_made_one_at_a_time_and_share_one_models_table() -> None
 
 async def test_preflight_gives_each_model_what_the_backend_knows_of_it() -> None:
     backend = ScriptedBackend(models=["ma", "mb"])
-    plans = plan_runs([scenario()])
+    plans = RunPlan([scenario()])
     await plans.bind(BackendPool.fixed(backend))
     assert all(model.info is None for model in plans.models())
     await preflight(plans)
@@ -76,7 +76,7 @@ async def test_preflight_gives_each_model_what_the_backend_knows_of_it() -> None
 
 async def test_preflight_names_every_missing_model_with_its_hint() -> None:
     backend = ScriptedBackend(models=["ma"], host="box")
-    plans = plan_runs([scenario(agents=[{"name": "A", "model": "x"}, {"name": "B", "model": "y"}])])
+    plans = RunPlan([scenario(agents=[{"name": "A", "model": "x"}, {"name": "B", "model": "y"}])])
     await plans.bind(BackendPool.fixed(backend))
     with pytest.raises(ConfigError) as info:
         await preflight(plans)
@@ -92,7 +92,7 @@ async def test_preflight_names_every_missing_model_with_its_hint() -> None:
 
 async def test_preflight_pulls_only_where_asked_and_possible() -> None:
     backend = ScriptedBackend(models=["ma"])
-    plans = plan_runs([scenario()])
+    plans = RunPlan([scenario()])
     await plans.bind(BackendPool.fixed(backend))
     progress: list[tuple[str, str]] = []
     await preflight(plans, pull=True, progress=lambda m, s, *_: progress.append((m, s)))
@@ -101,7 +101,7 @@ async def test_preflight_pulls_only_where_asked_and_possible() -> None:
 
     cannot = ScriptedBackend(models=["ma"])
     cannot.can_pull = False
-    plans = plan_runs([scenario()])
+    plans = RunPlan([scenario()])
     await plans.bind(BackendPool.fixed(cannot))
     with pytest.raises(ConfigError, match="does not have mb"):
         await preflight(plans, pull=True)
@@ -110,7 +110,7 @@ async def test_preflight_pulls_only_where_asked_and_possible() -> None:
 async def test_options_an_engine_cannot_send_are_warned_once_per_run() -> None:
     backend = ScriptedBackend(models=["ma", "mb"])
     backend.supported_options = frozenset({"temperature", "seed"})
-    plans = plan_runs([scenario(repeat=5, defaults={"options": {"num_ctx": 512, "top_k": 3}})])
+    plans = RunPlan([scenario(repeat=5, defaults={"options": {"num_ctx": 512, "top_k": 3}})])
     await plans.bind(BackendPool.fixed(backend))
     with capture_logs() as logs:
         await preflight(plans)

@@ -13,6 +13,7 @@ import pytest
 
 from runner.cli import build_parser
 from runner.tournament.games import all_games
+from runner.tournament.ratings import ENTRANT_FIELDS
 from runner.tournament.spec import load_tournament
 from runner.transcript import read_transcript
 from tests.fakes.ollama_server import FakeOllama
@@ -153,19 +154,10 @@ def test_status_leaderboard_and_dry_run(tmp_path: Path) -> None:
     )
     ratings = [e["rating"] for e in board["entrants"]]
     assert ratings == sorted(ratings, reverse=True)  # best first
-    assert set(board["entrants"][0]) >= {
-        "name",
-        "rating",
-        "ci_low",
-        "ci_high",
-        "games",
-        "wins",
-        "draws",
-        "losses",
-    }
+    assert tuple(board["entrants"][0]) == ENTRANT_FIELDS
     assert board == json.loads(sparring("leaderboard", out, "--format", "json").stdout)  # seeded
     csv = sparring("leaderboard", out, "--format", "csv").stdout.splitlines()
-    assert csv[0].startswith("name,rating,ci_low,ci_high,games,wins,draws,losses") and len(csv) == 5
+    assert csv[0] == ",".join(ENTRANT_FIELDS) and len(csv) == 5
 
 
 @pytest.mark.parametrize("model", ["missing:1b"])

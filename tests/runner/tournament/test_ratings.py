@@ -6,7 +6,8 @@ import json
 import math
 import random
 
-from runner.tournament.ratings import Decided, leaderboard
+from runner.analysis.leaderboard import LeaderboardRow
+from runner.tournament.ratings import ENTRANT_FIELDS, Decided, leaderboard
 
 STRENGTH = {"strong": 300.0, "good": 100.0, "fair": -100.0, "weak": -300.0}
 
@@ -83,16 +84,9 @@ def test_the_first_seat_advantage_is_estimated() -> None:
     )
     json_ready = board.to_dict()
     assert [e["name"] for e in json_ready["entrants"]] == [s.name for s in board.entrants]
-    assert set(json_ready["entrants"][0]) >= {
-        "name",
-        "rating",
-        "ci_low",
-        "ci_high",
-        "games",
-        "wins",
-        "draws",
-        "losses",
-    }
+    assert tuple(json_ready["entrants"][0]) == ENTRANT_FIELDS
+    # The report reads the same rows.
+    assert tuple(LeaderboardRow.model_fields) == ENTRANT_FIELDS
 
 
 def test_a_board_without_enough_games_is_strict_json() -> None:
