@@ -23,7 +23,7 @@ from runner.analysis.leaderboard import LeaderboardRow
 from runner.analysis.metrics import METRICS, analyse
 from runner.analysis.report import render_html
 from runner.cli import main
-from tests.runner.analysis.conftest import Agent, Conversation, write_conversation
+from tests.runner.analysis.transcripts import Agent, Conversation, write_conversation
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

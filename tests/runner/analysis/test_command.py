@@ -18,7 +18,7 @@ from runner.analysis import leaderboard
 from runner.analysis.leaderboard import LeaderboardRow
 from runner.analysis.metrics import METRIC_NAMES
 from runner.cli import main
-from tests.runner.analysis.conftest import Agent, Write
+from tests.runner.analysis.transcripts import Agent, Write
 
 ROOT = Path(__file__).resolve().parents[3]
 AGENTS = [Agent("a", "model-a"), Agent("b", "model-b")]

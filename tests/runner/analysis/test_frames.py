@@ -9,7 +9,7 @@ import duckdb
 import pandas as pd
 
 from runner.analysis.frames import load_frames, turns_frame
-from tests.runner.analysis.conftest import Agent, Write
+from tests.runner.analysis.transcripts import Agent, Write
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = ROOT / "transcripts" / "sample" / "i-lost.jsonl"

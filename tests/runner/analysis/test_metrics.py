@@ -10,7 +10,7 @@ import pytest
 
 from runner.analysis.frames import load_frames
 from runner.analysis.metrics import METRIC_NAMES, METRICS, Analysis, analyse
-from tests.runner.analysis.conftest import Agent, Write
+from tests.runner.analysis.transcripts import Agent, Write
 
 OPENING = "Let's argue about cities. One sentence per turn, please."
 ARGUMENTS = [

@@ -14,7 +14,7 @@ from runner.analysis.intervals import Estimate
 from runner.analysis.leaderboard import LeaderboardRow
 from runner.analysis.metrics import METRICS, GroupResult, analyse
 from runner.analysis.report import render_html, script_json
-from tests.runner.analysis.conftest import Agent, Write
+from tests.runner.analysis.transcripts import Agent, Write
 
 HOSTILE = "</script><script>alert(1)</script><!-- \u2028\u2029 & <img src=x onerror=alert(2)>"
 

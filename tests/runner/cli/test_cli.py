@@ -8,14 +8,12 @@ so exit codes, stdout/stderr, signals and the JSONL files on disk are the genuin
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +26,24 @@ import yaml
 from runner import __version__
 from runner.play.seeds import derive_seed
 from runner.transcript import SCHEMA_VERSION, read_transcript
+from tests.cli import (
+    I_LOST,
+    LLAMA,
+    QWEN,
+    ROOT,
+    TIMEOUT,
+    chats_for,
+    command,
+    env,
+    interrupted,
+    line_count,
+    no_traceback,
+    on,
+    records,
+    sparring,
+    transcripts,
+    wait_for,
+)
 from tests.fakes.ollama_server import (
     CONCESSION,
     NOT_FOUND_MESSAGE,
@@ -40,9 +56,6 @@ from tests.fakes.ollama_server import (
     normalize,
 )
 
-ROOT = Path(__file__).resolve().parents[3]
-I_LOST = ROOT / "scenarios" / "i-lost.yaml"
-QWEN, LLAMA = "qwen:0.5b", "llama3.2:1b"
 OPENING = (
     "Now, let's have an argument with anything. Any topic OK but one sentence per one turn. "
     "If you or I tell 'I lost' then I or you win"
@@ -51,103 +64,6 @@ PERSONA = (
     "You are playing an argument game. Argue about any topic, one sentence per turn. "
     "Defend your position and never give up easily."
 )
-TIMEOUT = 30  # seconds for any one CLI invocation; a hang fails the test instead of the suite
-
-
-# ---------------------------------------------------------------------------- helpers
-
-
-def _env(**extra: str) -> dict[str, str]:
-    """The test process's environment without what would reach a real server or store."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("OLLAMA_", "OPENAI_")) and k != "PYTHONWARNINGS"
-    }
-    env.update({"PYTHONUNBUFFERED": "1", "COLUMNS": "200", "NO_COLOR": "1"})
-    env.update(extra)
-    return env
-
-
-def _command(*args: str | Path) -> list[str]:
-    return [sys.executable, "-m", "runner.cli", *map(str, args)]
-
-
-def sparring(
-    *args: str | Path, timeout: float = TIMEOUT, **env: str
-) -> subprocess.CompletedProcess[str]:
-    """Run the CLI to completion and capture what it printed."""
-    return subprocess.run(
-        _command(*args),
-        cwd=ROOT,
-        env=_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-NOWHERE = "http://127.0.0.1:9"  # nothing listens there: "no ollama server answered"
-
-
-def offline(*args: str | Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """The CLI with console logs, on a machine where no ollama server answers."""
-    return sparring(*args, "--log-format", "console", timeout=60, OLLAMA_HOST=NOWHERE, **env)
-
-
-def on(fake: FakeOllama, *extra: str | Path) -> list[str | Path]:
-    """Options that send every request to ``fake``."""
-    return ["--backend", "ollama", "--host", fake.url, *extra]
-
-
-def transcripts(out: Path) -> list[Path]:
-    return sorted(out.glob("*.jsonl")) if out.exists() else []
-
-
-def records(path: Path) -> list[dict[str, Any]]:
-    """Every line of a transcript, each of which must be a JSON object."""
-    text = path.read_text(encoding="utf-8")
-    assert text.endswith("\n"), "a finished transcript ends with a newline"
-    return [json.loads(line) for line in text.splitlines()]
-
-
-def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
-    assert "Traceback" not in result.stderr, result.stderr
-    assert "Traceback" not in result.stdout, result.stdout
-
-
-def chats_for(fake: FakeOllama, model: str) -> list[dict[str, Any]]:
-    return [r for r in fake.requests if normalize(str(r.get("model"))) == normalize(model)]
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
-def interrupted(
-    proc: subprocess.Popen[Any], ready: Callable[[], bool], what: str, times: int = 1
-) -> int:
-    """Ctrl-C ``proc`` (``times`` at once) as soon as ``ready`` holds; its exit code. A
-    process that does not exit in time is killed and fails the test."""
-    try:
-        wait_for(ready, what)
-        for _ in range(times):
-            proc.send_signal(signal.SIGINT)
-        return proc.wait(timeout=TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
-def line_count(out: Path) -> int:
-    files = transcripts(out)
-    return len(files[0].read_text(encoding="utf-8").splitlines()) if files else 0
 
 
 @pytest.fixture
@@ -405,9 +321,9 @@ def test_quiet_prints_only_the_summary(fake: FakeOllama, tmp_path: Path) -> None
 
 def test_version() -> None:
     script = Path(sys.executable).with_name("sparring")
-    command = [str(script)] if script.exists() else _command()
+    argv = [str(script)] if script.exists() else command()
     result = subprocess.run(
-        [*command, "--version"], capture_output=True, text=True, timeout=TIMEOUT, env=_env()
+        [*argv, "--version"], capture_output=True, text=True, timeout=TIMEOUT, env=env()
     )
     assert result.returncode == 0
     assert result.stdout.strip() == f"sparring {__version__}"
@@ -769,9 +685,9 @@ def test_signal_mid_turn_cancels_and_closes_the_transcript(
         stderr.open("w") as err_f,
     ):
         proc = subprocess.Popen(
-            _command("run", I_LOST, *on(server, "--out", out)),
+            command("run", I_LOST, *on(server, "--out", out)),
             cwd=ROOT,
-            env=_env(),
+            env=env(),
             stdout=out_f,
             stderr=err_f,
         )
@@ -802,11 +718,11 @@ def test_sigint_cancels_every_concurrent_conversation(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with FakeOllama.in_thread(models=[QWEN, LLAMA], token_delay=0.05) as server:
         proc = subprocess.Popen(
-            _command(
+            command(
                 "run", I_LOST, *on(server, "--out", out, "--repeat", "3", "--concurrency", "3")
             ),
             cwd=ROOT,
-            env=_env(),
+            env=env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -824,9 +740,9 @@ def test_killed_run_leaves_a_readable_incomplete_transcript(tmp_path: Path) -> N
     out = tmp_path / "out"
     with FakeOllama.in_thread(models=[QWEN, LLAMA], token_delay=0.03) as server:
         proc = subprocess.Popen(
-            _command("run", I_LOST, *on(server, "--out", out)),
+            command("run", I_LOST, *on(server, "--out", out)),
             cwd=ROOT,
-            env=_env(),
+            env=env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

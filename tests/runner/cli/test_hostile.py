@@ -10,9 +10,7 @@ import pytest
 
 from runner.terminal import printable
 from runner.transcript import read_transcript
-from tests.fakes.ollama_server import Error, FakeOllama
-from tests.fakes.openai_server import FakeOpenAI
-from tests.runner.cli.test_cli import (
+from tests.cli import (
     I_LOST,
     LLAMA,
     QWEN,
@@ -22,6 +20,8 @@ from tests.runner.cli.test_cli import (
     sparring,
     transcripts,
 )
+from tests.fakes.ollama_server import Error, FakeOllama
+from tests.fakes.openai_server import FakeOpenAI
 
 # Control sequences a model might emit: window title, clear screen, 8-bit CSI, hyperlink,
 # NUL, bell, right-to-left override, and rich markup that must stay literal text.

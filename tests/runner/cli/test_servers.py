@@ -19,8 +19,8 @@ import pytest
 
 from agents.backends.local.gguf import resolve_model
 from runner.transcript import read_transcript
+from tests import cli
 from tests.fakes.openai_server import LLAMA_CPP_PYTHON, FakeOpenAI, words
-from tests.runner.cli import test_cli as cli
 
 PATH = "/home/someone/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from runner.extras import REPORT
+from tests.cli import I_LOST, LLAMA, QWEN, ROOT, env, no_traceback, on
 from tests.fakes.ollama_server import FakeOllama
-from tests.runner.cli.test_cli import I_LOST, LLAMA, QWEN, ROOT, _env, no_traceback, on
 
 HEAVY = ("sklearn", "scipy", "pandas", "matplotlib", "lingua", "vaderSentiment")
 
@@ -22,7 +22,7 @@ def loaded_after(code: str) -> set[str]:
     listing = "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
     script = f"{code}\nimport json, sys\n{listing}"
     done = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=_env(), capture_output=True, text=True,
+        [sys.executable, "-c", script], cwd=ROOT, env=env(), capture_output=True, text=True,
         timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -54,7 +54,7 @@ def without_report_extra(*argv: str) -> subprocess.CompletedProcess[str]:
         f"from runner.cli import main\nsys.exit(main({list(argv)!r}))"
     )
     return subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=_env(), capture_output=True, text=True,
+        [sys.executable, "-c", script], cwd=ROOT, env=env(), capture_output=True, text=True,
         timeout=60, check=False,
     )  # fmt: skip
 

@@ -13,7 +13,7 @@ from agents.errors import ConfigError, ModelNotFound
 from runner.model.pool import BackendPool
 from runner.run.plan import RunPlan, preflight
 from runner.scenario.schema import load_scenario
-from tests.runner.cli.test_cli import offline
+from tests.cli import offline
 
 GAME = """\
 name: game

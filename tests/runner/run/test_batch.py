@@ -12,21 +12,21 @@ from pathlib import Path
 import pytest
 
 from runner.transcript import read_transcript
-from tests.fakes.ollama_server import FakeOllama
-from tests.runner.cli.test_cli import (
+from tests.cli import (
     I_LOST,
     LLAMA,
     QWEN,
     ROOT,
     TIMEOUT,
-    _command,
-    _env,
+    command,
+    env,
     interrupted,
     line_count,
     no_traceback,
     on,
     transcripts,
 )
+from tests.fakes.ollama_server import FakeOllama
 
 
 def limited(resource_id: int, value: int) -> Callable[[], None]:
@@ -39,17 +39,17 @@ def limited(resource_id: int, value: int) -> Callable[[], None]:
 def run_on_fake(out: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
     """``sparring run ARGS --quiet`` into ``out``, against a fake ollama with the game's models."""
     with FakeOllama.in_thread(models=[QWEN, LLAMA]) as server:
-        command = ["run", *args, *on(server, "--out", out, "--quiet")]
-        return run_limited(command, lambda: None, timeout=TIMEOUT)
+        argv = ["run", *args, *on(server, "--out", out, "--quiet")]
+        return run_limited(argv, lambda: None, timeout=TIMEOUT)
 
 
 def run_limited(
     args: list[str | Path], preexec: Callable[[], None], timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        _command(*args),
+        command(*args),
         cwd=ROOT,
-        env=_env(),
+        env=env(),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -134,9 +134,9 @@ def test_a_double_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
         stderr.open("w") as err,
     ):
         proc = subprocess.Popen(
-            _command("run", I_LOST, *on(server, "--out", out, "--repeat", "4", "--quiet")),
+            command("run", I_LOST, *on(server, "--out", out, "--repeat", "4", "--quiet")),
             cwd=ROOT,
-            env=_env(),
+            env=env(),
             stdout=subprocess.DEVNULL,
             stderr=err,
         )
@@ -162,13 +162,13 @@ def test_the_summary_after_ctrl_c_lists_cancelled_and_unstarted_conversations(
         stdout.open("w") as out_f,
     ):
         proc = subprocess.Popen(
-            _command(
+            command(
                 "run",
                 I_LOST,
                 *on(server, "--out", out, "--repeat", "5", "--max-conversations", "2", "--quiet"),
             ),
             cwd=ROOT,
-            env=_env(),
+            env=env(),
             stdout=out_f,
             stderr=subprocess.DEVNULL,
         )

@@ -17,8 +17,8 @@ from runner.run.plan import RunPlan
 from runner.run.preview import first_requests, placeholder
 from runner.scenario.schema import scenario_from_data
 from runner.settings import RunSettings
+from tests.cli import offline
 from tests.fakes.ollama_server import FakeOllama
-from tests.runner.cli.test_cli import offline
 
 PANEL: dict[str, Any] = {
     "name": "panel",

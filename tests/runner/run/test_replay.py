@@ -7,9 +7,9 @@ from pathlib import Path
 
 from runner.run.replay import load_run, scenario_of
 from runner.transcript import Transcript, read_transcript
+from tests import cli
 from tests.fakes.ollama_server import FakeOllama
 from tests.fakes.openai_server import FakeOpenAI
-from tests.runner.cli import test_cli as cli
 from tests.runner.tournament.helpers import write_tournament
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -16,18 +16,16 @@ from runner.tournament.games import all_games
 from runner.tournament.ratings import ENTRANT_FIELDS
 from runner.tournament.spec import load_tournament
 from runner.transcript import read_transcript
+from tests import cli
+from tests.cli import ROOT, command, env, no_traceback, wait_for
 from tests.fakes.ollama_server import FakeOllama
-from tests.runner.cli.test_cli import ROOT, _command, _env, no_traceback, wait_for
 from tests.runner.tournament.helpers import write_tournament
 
 MODELS = ["m1", "m2", "m3", "m4"]
 
 
 def sparring(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        _command(*args), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout,
-        check=False,
-    )  # fmt: skip
+    return cli.sparring(*args, timeout=timeout)
 
 
 def on(fake: FakeOllama) -> list[str]:
@@ -59,8 +57,8 @@ def test_killed_at_random_moments_and_resumed_every_game_counts_once(tmp_path: P
     with FakeOllama.in_thread(models=MODELS, token_delay=0.004) as fake:
         for _ in range(5):
             proc = subprocess.Popen(
-                _command("tournament", "run", path, "--out", out, "--quiet", *on(fake)),
-                cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                command("tournament", "run", path, "--out", out, "--quiet", *on(fake)),
+                cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             try:
                 # Killed once a random number more lines are on disk: mid-game, between a
@@ -92,8 +90,8 @@ def test_a_second_process_on_the_same_folder_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with FakeOllama.in_thread(models=MODELS, token_delay=0.02) as fake:
         first = subprocess.Popen(
-            _command("tournament", "run", path, "--out", out, "--quiet", *on(fake)),
-            cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            command("tournament", "run", path, "--out", out, "--quiet", *on(fake)),
+            cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
             wait_for(lambda: fake.active > 0, "the first run playing")
