@@ -1,4 +1,5 @@
-"""The README's references are checked against the models they describe."""
+"""The README and the reference pages under docs/: checked against the models they describe,
+and against each other (every page linked, every link and anchor found)."""
 
 from __future__ import annotations
 
@@ -22,13 +23,35 @@ from runner.transcript import (
     TurnRecord,
 )
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+PAGES = sorted((ROOT / "docs").glob("*.md"))
 
 
-def section(title: str) -> str:
-    start = README.index(f"## {title}")
-    end = README.find("\n## ", start + 1)
-    return README[start : end if end != -1 else None]
+def page(name: str) -> str:
+    return (ROOT / "docs" / name).read_text(encoding="utf-8")
+
+
+def section(text: str, title: str) -> str:
+    start = text.index(f"## {title}")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else None]
+
+
+def anchor(heading: str) -> str:
+    """The id GitHub gives a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(text: str) -> set[str]:
+    prose = re.sub(r"```.*?```", "", text, flags=re.DOTALL)  # "# comments" in code blocks
+    return {anchor(h) for h in re.findall(r"^#+ (.+)$", prose, re.M)}
+
+
+def links(text: str) -> list[str]:
+    """Relative links (``[text](path#anchor)``), outside code blocks."""
+    prose = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
+    return [t for t in re.findall(r"\]\(([^)\s]+)\)", prose) if "://" not in t]
 
 
 def table(text: str, record: str) -> dict[str, str]:
@@ -53,7 +76,7 @@ def table(text: str, record: str) -> dict[str, str]:
 def test_transcript_reference_names_every_field(
     record: str, model: type[BaseModel], nested: dict[str, type[BaseModel]]
 ) -> None:
-    documented = table(section("Transcript reference"), record)
+    documented = table(section(page("transcripts.md"), "Transcript reference"), record)
     assert set(documented) == set(model.model_fields)
     for field, inner in nested.items():
         named = set(re.findall(r"`([a-z_]+)`", documented[field]))
@@ -62,7 +85,7 @@ def test_transcript_reference_names_every_field(
 
 @pytest.mark.parametrize("model", [Scenario, AgentSpec, Defaults, EndRule, GenerateConfig])
 def test_scenario_reference_names_every_field(model: type[BaseModel]) -> None:
-    text = section("Scenario reference")
+    text = section(page("scenarios.md"), "Scenario reference")
     yaml_keys = set(re.findall(r"^\s*-?\s*([a-z_]+):", text, re.M))
     backticked = set(re.findall(r"`([a-z_]+)`", text))
     missing = set(model.model_fields) - yaml_keys - backticked
@@ -71,7 +94,7 @@ def test_scenario_reference_names_every_field(model: type[BaseModel]) -> None:
 
 @pytest.mark.parametrize("model", [TournamentSpec, EntrantSpec, JudgeSpec])
 def test_tournament_reference_names_every_field(model: type[BaseModel]) -> None:
-    text = section("Tournaments: `sparring tournament run`")
+    text = section(page("tournaments.md"), "Tournaments: `sparring tournament run`")
     yaml_keys = set(re.findall(r"^\s*-?\s*([a-z_]+):", text, re.M))
     mentioned = set(re.findall(r"\b([a-z_]+):", text)) | set(re.findall(r"`([a-z_]+)`", text))
     missing = set(model.model_fields) - yaml_keys - mentioned
@@ -81,7 +104,39 @@ def test_tournament_reference_names_every_field(model: type[BaseModel]) -> None:
 def test_results_lines_are_described_field_by_field() -> None:
     from runner.tournament.ledger import ResultRecord
 
-    text = section("Tournaments: `sparring tournament run`")
+    text = section(page("tournaments.md"), "Tournaments: `sparring tournament run`")
     described = text[text.index("**Results lines**") :].split("\n\n", 1)[0]
     named = set(re.findall(r"`([a-z_]+)`", described))
     assert set(ResultRecord.model_fields) - {"type"} <= named
+
+
+def test_the_readme_gives_the_two_commands_on_its_first_screen() -> None:
+    first_screen = "\n".join(README.splitlines()[:40])
+    assert "scripts/quickstart.sh" in first_screen and "scripts/test.sh" in first_screen
+
+
+def test_the_readme_links_every_reference_page() -> None:
+    linked = {target.split("#")[0] for target in links(README)}
+    assert PAGES and {f"docs/{p.name}" for p in PAGES} <= linked
+
+
+@pytest.mark.parametrize("path", [ROOT / "README.md", *PAGES], ids=lambda p: p.name)
+def test_every_link_finds_its_file_and_heading(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    for target in links(text):
+        file, _, heading = target.partition("#")
+        linked = (path.parent / file).resolve() if file else path
+        assert linked.exists(), f"{path.name}: {target}"
+        if heading:
+            assert heading in anchors(linked.read_text(encoding="utf-8")), f"{path.name}: {target}"
+
+
+def test_the_readme_says_why_each_dependency_is_there() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["report"]]
+    table = section(README, "Dependencies, and why")
+    for requirement in wanted:
+        name = re.split(r"[<>=\[ ]", requirement, maxsplit=1)[0]
+        assert f"`{name}`" in table, name

@@ -28,7 +28,7 @@ BY_CHOICES: tuple[By, ...] = ("model", "agent", "persona")
 class Metric:
     name: str
     label: str
-    definition: str  # one sentence, as in the README
+    definition: str  # one sentence, as in docs/report.md
     unit: str  # how to read the number: "share", "words", "ms", ...
 
 

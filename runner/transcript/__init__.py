@@ -1,6 +1,6 @@
 """Transcripts: the product's data format (versioned JSONL), written and read through
 one schema. See :mod:`runner.transcript.records` for the format and its compatibility
-rules, and README.md ("Transcript reference") for every field."""
+rules, and docs/transcripts.md for every field."""
 
 from runner.transcript.reader import Transcript, iter_transcripts, read_transcript, transcript_paths
 from runner.transcript.records import (

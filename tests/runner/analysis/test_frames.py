@@ -1,4 +1,4 @@
-"""Transcripts as pandas tables, and the same files read by DuckDB as the README shows."""
+"""Transcripts as pandas tables, and the same files read by DuckDB as docs/report.md shows."""
 
 from __future__ import annotations
 
@@ -72,9 +72,9 @@ def test_progress_is_reported_per_file(write: Write, folder: Path) -> None:
 
 
 def readme_query() -> str:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    match = re.search(r"```sql\n(.*?)```", readme, re.DOTALL)
-    assert match, "the README shows a DuckDB query"
+    page = (ROOT / "docs" / "report.md").read_text(encoding="utf-8")
+    match = re.search(r"```sql\n(.*?)```", page, re.DOTALL)
+    assert match, "docs/report.md shows a DuckDB query"
     return match.group(1)
 
 
