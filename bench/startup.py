@@ -28,13 +28,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.fakes.ports import free_port  # noqa: E402
+
 MODEL = "smollm2:135m"  # quickstart.yaml's model, served by the fake
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for_port(port: int, seconds: float = 15) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,7 +15,6 @@ from agents.backends.base import (
     BackendSettings,
     ChatRequest,
     Delta,
-    Final,
     Message,
     Timeouts,
 )
@@ -32,6 +30,7 @@ from agents.errors import (
     StreamError,
 )
 from runner.model.generate import RetryPolicy, generate
+from tests.agents.backends.streams import collect
 from tests.fakes.ollama_server import (
     CONCESSION,
     RUNNER_STOPPED_MESSAGE,
@@ -43,6 +42,7 @@ from tests.fakes.ollama_server import (
     MidStreamError,
     Stall,
 )
+from tests.fakes.ports import nowhere
 
 MODEL = "qwen:0.5b"
 VERDICT = {
@@ -64,18 +64,6 @@ def ask(text: str = "Is coffee good for you?", model: str = MODEL, **options: An
     return ChatRequest(model=model, messages=messages, config=GenerateConfig(**options))
 
 
-async def collect(backend: OllamaBackend, request: ChatRequest) -> tuple[list[str], Final]:
-    deltas: list[str] = []
-    finals: list[Final] = []
-    async for event in backend.chat(request):
-        if isinstance(event, Delta):
-            deltas.append(event.text)
-        else:
-            finals.append(event)
-    assert len(finals) == 1
-    return deltas, finals[0]
-
-
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeOllama]:
     async with FakeOllama([MODEL, "llama3.2:1b"]) as server:
@@ -87,13 +75,6 @@ async def backend(fake: FakeOllama) -> AsyncIterator[OllamaBackend]:
     backend = OllamaBackend(BackendSettings(hosts=(fake.url,), timeouts=TIMEOUTS))
     yield backend
     await backend.aclose()
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 async def test_streams_deltas_then_final_with_server_stats(
@@ -168,7 +149,7 @@ async def test_unreadable_line_is_a_bad_response(fake: FakeOllama, backend: Olla
 
 
 async def test_connection_refused_is_unavailable() -> None:
-    host = f"http://127.0.0.1:{closed_port()}"
+    host = nowhere()
     backend = OllamaBackend(BackendSettings(hosts=(host,), timeouts=TIMEOUTS))
     try:
         with pytest.raises(BackendUnavailable) as info:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -27,7 +26,9 @@ from agents.errors import (
     StreamError,
 )
 from runner.model.generate import RetryPolicy, generate
+from tests.agents.backends.streams import collect
 from tests.fakes.openai_server import Drop, Error, FakeOpenAI, MidStreamError, Stall
+from tests.fakes.ports import nowhere
 
 KEY = "sk-test-0123456789abcdef"
 FAST = Timeouts(connect=2, first_token=5, reply=5)
@@ -40,25 +41,6 @@ def ask(text: str = "hi there", model: str = "fake", **options: Any) -> ChatRequ
         messages=[{"role": "user", "content": text}],
         config=GenerateConfig(**options),
     )
-
-
-async def collect(backend: OpenAIBackend, request: ChatRequest) -> tuple[list[str], Final]:
-    deltas: list[str] = []
-    finals: list[Final] = []
-    async for event in backend.chat(request):
-        if isinstance(event, Delta):
-            deltas.append(event.text)
-        else:
-            finals.append(event)
-    assert len(finals) == 1
-    return deltas, finals[0]
-
-
-def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
 
 
 @pytest.fixture
@@ -307,7 +289,7 @@ async def test_dropped_stream_is_a_stream_error(fake: FakeOpenAI, make_backend) 
 
 
 async def test_refused_port_is_unavailable(make_backend) -> None:
-    url = closed_port_url()
+    url = nowhere() + "/v1"
     backend = make_backend(url)
     with pytest.raises(BackendUnavailable, match="cannot connect") as caught:
         await collect(backend, ask())
@@ -437,7 +419,7 @@ async def test_the_least_busy_host_wins(make_backend) -> None:
 async def test_a_failing_host_is_backed_off(failure: str, make_backend) -> None:
     async with FakeOpenAI() as bad, FakeOpenAI() as good:
         bad.script(*[Error(500, "broken")] * 10)
-        bad_url = closed_port_url() if failure == "closed port" else bad.url
+        bad_url = nowhere() + "/v1" if failure == "closed port" else bad.url
         backend = make_backend(bad_url, good.url)
         backend.pool.clock = lambda: 100.0  # time stands still: the back-off cannot run out
         results = [
@@ -468,13 +450,13 @@ async def test_back_off_grows_and_resets_on_success(fake: FakeOpenAI, make_backe
 
 async def test_list_models_is_the_union_over_hosts(make_backend) -> None:
     async with FakeOpenAI(models=["a", "b"]) as one, FakeOpenAI(models=["c", "b"]) as two:
-        backend = make_backend(one.url, closed_port_url(), two.url)
+        backend = make_backend(one.url, nowhere() + "/v1", two.url)
         models = await backend.list_models()
     assert [m.name for m in models] == ["a", "b", "c"]
 
 
 async def test_list_models_reports_when_no_host_answers(make_backend) -> None:
-    backend = make_backend(closed_port_url(), closed_port_url())
+    backend = make_backend(nowhere() + "/v1", nowhere() + "/v1")
     with pytest.raises(BackendUnavailable, match="no OpenAI-compatible server answered"):
         await backend.list_models()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import socket
 
 import pytest
 
@@ -15,13 +14,7 @@ from agents.backends.scripted import ScriptedBackend
 from agents.errors import ConfigError, EngineMissing
 from tests.fakes.ollama_server import FakeOllama
 from tests.fakes.openai_server import FakeOpenAI
-
-
-def closed_port() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+from tests.fakes.ports import nowhere
 
 
 @pytest.mark.parametrize(
@@ -56,7 +49,7 @@ async def test_auto_picks_ollama_when_a_server_answers(monkeypatch: pytest.Monke
 async def test_auto_picks_the_embedded_engine_without_ollama(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("OLLAMA_HOST", closed_port())
+    monkeypatch.setenv("OLLAMA_HOST", nowhere())
     monkeypatch.setattr(registry, "local_engine_installed", lambda: True)
     choice = await choose_backend("auto", BackendSettings())
     assert choice.name == "local" and "no ollama server answered" in choice.reason
@@ -65,7 +58,7 @@ async def test_auto_picks_the_embedded_engine_without_ollama(
 async def test_auto_without_ollama_or_engine_says_how_to_get_either(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("OLLAMA_HOST", closed_port())
+    monkeypatch.setenv("OLLAMA_HOST", nowhere())
     monkeypatch.setattr(registry, "local_engine_installed", lambda: False)
     with pytest.raises(EngineMissing) as info:
         await choose_backend("auto", BackendSettings())
@@ -97,7 +90,7 @@ def test_without_llama_cpp_the_embedded_engine_says_how_to_install_it(
 
 
 async def test_auto_with_a_v1_url_picks_the_openai_compatible_backend_without_probing() -> None:
-    url = closed_port() + "/v1"  # nothing listens: the URL alone decides
+    url = nowhere() + "/v1"  # nothing listens: the URL alone decides
     choice = await choose_backend("auto", BackendSettings(hosts=(url + "/",)))
     assert choice.name == "openai"
     assert choice.reason == f"the host {url} ends in /v1: an OpenAI-compatible server"
@@ -120,7 +113,7 @@ async def test_auto_with_an_ollama_host_picks_ollama() -> None:
 
 async def test_auto_falls_back_saying_what_it_tried(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry, "local_engine_installed", lambda: True)
-    host = closed_port()
+    host = nowhere()
     choice = await choose_backend("auto", BackendSettings(hosts=(host,)))
     assert choice.name == "local"
     assert choice.reason == (

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -55,6 +54,7 @@ from tests.fakes.ollama_server import (
     MidStreamError,
     normalize,
 )
+from tests.fakes.ports import nowhere
 
 OPENING = (
     "Now, let's have an argument with anything. Any topic OK but one sentence per one turn. "
@@ -590,10 +590,7 @@ def test_retryable_errors_are_retried(failure: Action, tmp_path: Path) -> None:
 
 
 def test_no_server_at_all_is_one_readable_line(tmp_path: Path) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    host = f"http://127.0.0.1:{port}"
+    host = nowhere()
     out = tmp_path / "out"
     result = sparring(
         "run",

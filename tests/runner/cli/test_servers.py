@@ -5,7 +5,6 @@ path, a tokenizer endpoint, dropped streams on an overlong prompt)."""
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from agents.backends.local.gguf import resolve_model
 from runner.transcript import read_transcript
 from tests import cli
 from tests.fakes.openai_server import LLAMA_CPP_PYTHON, FakeOpenAI, words
+from tests.fakes.ports import free_port
 
 PATH = "/home/someone/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -176,9 +176,7 @@ class RealServer:
 @pytest.fixture(scope="module")
 def llama_cpp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer]:
     model = str(resolve_model("smollm2:135m").path)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     log = tmp_path_factory.mktemp("llama-cpp-server") / "server.log"
     command = [
         sys.executable, "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1",
