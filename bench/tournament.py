@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 from runner.logs import configure  # noqa: E402
 from runner.model.generate import RetryPolicy  # noqa: E402
 from runner.model.pool import BackendPool  # noqa: E402
+from runner.play.conversation import Plan  # noqa: E402
 from runner.run.orchestrator import iter_conversations  # noqa: E402
-from runner.run.plan import Plan  # noqa: E402
 from runner.settings import RunSettings  # noqa: E402
 from runner.tournament.games import all_games, game_scenario  # noqa: E402
 from runner.tournament.play import PlaySettings, play  # noqa: E402

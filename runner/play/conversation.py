@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import secrets
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -25,7 +25,7 @@ from runner.play.recorder import Recorder, now_iso
 from runner.play.rules import Referee
 from runner.play.seat import Seat, Table, speak_together
 from runner.play.turns import turn_order
-from runner.run.plan import Plan
+from runner.scenario.snapshot import ResolvedScenario
 from runner.settings import RunSettings
 from runner.transcript import (
     AgentInfo,
@@ -40,6 +40,22 @@ from runner.transcript import (
 )
 
 log = structlog.get_logger("sparring.conversation")
+
+
+@dataclass(slots=True)
+class Plan:
+    """One conversation to run: a scenario, its repeat index and seed, its models."""
+
+    scenario: ResolvedScenario
+    repeat_index: int
+    seed: int
+    base_seed: int  # what ``seed`` was derived from: --seed BASE replays this run
+    models: dict[str, Model] = field(default_factory=dict)  # agent name -> its model
+    ordinal: int = 0  # position in its run's plan
+    # A tournament game: its transcript's file name (without .jsonl) and its labels
+    # (tournament, tournament_hash, game_id) for the run line.
+    stem: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

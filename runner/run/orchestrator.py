@@ -25,9 +25,9 @@ from typing import Any
 import structlog
 
 from runner.model.pool import BackendPool
-from runner.play.conversation import Conversation, Result
+from runner.play.conversation import Conversation, Plan, Result
 from runner.play.events import Observer
-from runner.run.plan import Plan, PullProgress, RunPlan, preflight
+from runner.run.plan import PullProgress, RunPlan, preflight
 from runner.scenario.schema import ResolvedScenario
 from runner.settings import RunSettings
 from runner.transcript import ensure_writable

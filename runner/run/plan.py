@@ -19,26 +19,11 @@ from runner.model import preflight as checks
 from runner.model.handle import Model
 from runner.model.pool import BackendPool
 from runner.model.preflight import PullProgress
+from runner.play.conversation import Plan
 from runner.play.seeds import derive_seed
 from runner.scenario.schema import ResolvedScenario
 
 log = structlog.get_logger("sparring.plan")
-
-
-@dataclass(slots=True)
-class Plan:
-    """One conversation to run: a scenario, its repeat index and seed, its models."""
-
-    scenario: ResolvedScenario
-    repeat_index: int
-    seed: int
-    base_seed: int  # what ``seed`` was derived from: --seed BASE replays this run
-    models: dict[str, Model] = field(default_factory=dict)  # agent name -> its model
-    ordinal: int = 0  # position in its run's plan
-    # A tournament game: its transcript's file name (without .jsonl) and its labels
-    # (tournament, tournament_hash, game_id) for the run line.
-    stem: str | None = None
-    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -35,9 +35,9 @@ from runner.console.summary import print_plan
 from runner.model.generate import RetryPolicy
 from runner.model.handle import Model
 from runner.model.pool import BackendPool
-from runner.play.conversation import Conversation
+from runner.play.conversation import Conversation, Plan
 from runner.run.orchestrator import bounded, default_max_conversations
-from runner.run.plan import Plan, RunPlan, ScenarioPlan, preflight
+from runner.run.plan import RunPlan, ScenarioPlan, preflight
 from runner.scenario.schema import ResolvedScenario
 from runner.settings import RunSettings
 

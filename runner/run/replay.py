@@ -23,11 +23,11 @@ from runner.console.live import LiveObserver
 from runner.console.progress import PullProgress
 from runner.console.summary import summary
 from runner.model.pool import BackendPool
-from runner.play.conversation import Result
+from runner.play.conversation import Plan, Result
 from runner.play.events import Observer, Observers
 from runner.play.seeds import derive_seed
 from runner.run.orchestrator import iter_conversations
-from runner.run.plan import Plan, RunPlan, preflight
+from runner.run.plan import RunPlan, preflight
 from runner.run.tally import Tally
 from runner.scenario.snapshot import ResolvedScenario, snapshot_of
 from runner.settings import RunSettings

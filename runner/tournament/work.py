@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from runner.play.conversation import Conversation, Result
+from runner.play.conversation import Conversation, Plan, Result
 from runner.play.events import Observer
-from runner.run.plan import Plan
 from runner.scenario.schema import ResolvedScenario
 from runner.settings import RunSettings
 from runner.tournament.games import Game, game_scenario

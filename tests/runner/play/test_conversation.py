@@ -14,9 +14,9 @@ from agents.backends.scripted import ScriptedBackend
 from agents.errors import BadRequest, ServerError
 from runner.model.generate import RetryPolicy
 from runner.model.pool import BackendPool
-from runner.play.conversation import Conversation
+from runner.play.conversation import Conversation, Plan
 from runner.play.events import ConversationFinished, ConversationStarted, Observer, TurnFinished
-from runner.run.plan import Plan, RunPlan
+from runner.run.plan import RunPlan
 from runner.scenario.schema import scenario_from_data
 from runner.settings import RunSettings
 from runner.transcript import read_transcript
