@@ -12,8 +12,7 @@ import importlib.util
 from agents.errors import SparringError
 
 # Import names of the report extra's packages, as pyproject.toml lists them.
-REPORT = ("pandas", "numpy", "scipy", "sklearn", "lingua", "vaderSentiment", "lexicalrichness",
-          "matplotlib")  # fmt: skip
+REPORT = ("pandas", "numpy", "scipy", "lingua", "vaderSentiment", "lexicalrichness", "matplotlib")
 
 
 class ExtraMissing(SparringError):

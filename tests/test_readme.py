@@ -140,3 +140,11 @@ def test_the_readme_says_why_each_dependency_is_there() -> None:
     for requirement in wanted:
         name = re.split(r"[<>=\[ ]", requirement, maxsplit=1)[0]
         assert f"`{name}`" in table, name
+
+
+def test_leaderboard_reference_names_every_csv_column() -> None:
+    from runner.tournament.ratings import ENTRANT_FIELDS
+
+    text = section(page("tournaments.md"), "Tournaments: `sparring tournament run`")
+    [documented] = re.findall(r"`--format csv` columns: `([a-z_,]+)`", text)
+    assert documented.split(",") == list(ENTRANT_FIELDS)

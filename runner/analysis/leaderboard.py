@@ -16,7 +16,8 @@ from runner.analysis.frames import RESULTS_FILE
 
 
 class LeaderboardRow(BaseModel):
-    """One entrant: its rating with a 95% interval, and its record."""
+    """One entrant: its rating with a 95% interval, the ranks the intervals allow, its
+    record, and the games it lost to errors."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -29,6 +30,12 @@ class LeaderboardRow(BaseModel):
     draws: int
     losses: int
     mean_reply_tokens: float | None = None
+    rank: int | None = None  # 1 + entrants whose interval lies wholly above
+    rank_worst: int | None = None  # entrants less those whose interval lies wholly below
+    tied: bool = False  # another entrant has the same rank
+    errors: int = 0  # games it sat in that ended in error, not counted
+    own_errors: int = 0  # of those, failed on a request to its own model
+    refusals: int = 0  # of those, refused by the server
 
 
 def is_tournament(path: str | Path) -> bool:

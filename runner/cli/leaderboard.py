@@ -21,11 +21,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("table", "json", "csv"), default="table")
     parser.add_argument("--rounds", type=count(100_000), default=1000, help="bootstrap rounds")
     parser.add_argument("--seed", type=seed, help="bootstrap seed (default: the tournament's)")
+    parser.add_argument(
+        "--draws", choices=("half", "davidson"), default="half",
+        help="a draw is half a win (default), or draws by the Davidson tie model",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    require_report("sparring leaderboard")
     from runner.tournament import commands
 
-    require_report("sparring leaderboard")
-    commands.leaderboard(args.folder, out=out, fmt=args.format, rounds=args.rounds, seed=args.seed)
+    commands.leaderboard(
+        args.folder, out=out, fmt=args.format, rounds=args.rounds, seed=args.seed, draws=args.draws
+    )
     return EXIT_OK

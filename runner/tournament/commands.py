@@ -17,6 +17,7 @@ from runner.tournament.display import (
     status_text,
 )
 from runner.tournament.play import PlaySettings, check, play
+from runner.tournament.ratings import Draws
 from runner.tournament.spec import load_tournament
 
 
@@ -50,8 +51,10 @@ def status(folder: Path, *, out: Console, fmt: str) -> None:
         status_text(out, state)
 
 
-def leaderboard(folder: Path, *, out: Console, fmt: str, rounds: int, seed: int | None) -> None:
-    board = standings.folder_leaderboard(folder, rounds=rounds, seed=seed)
+def leaderboard(
+    folder: Path, *, out: Console, fmt: str, rounds: int, seed: int | None, draws: Draws = "half"
+) -> None:
+    board = standings.folder_leaderboard(folder, rounds=rounds, seed=seed, draws=draws)
     if fmt == "table":
         leaderboard_table(out, board)
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -214,45 +215,81 @@ def print_summary(out: Console, outcome: Outcome, status: Status, lower_bound: i
         out.print(safe(f"  stopped: {outcome.stopped}", "red"))
 
 
+def rank_text(rank: int, tied: bool) -> str:
+    """A rank as the table shows it: ``2=`` when another entrant shares it."""
+    return f"{rank}=" if tied else str(rank)
+
+
+def lost_text(errors: int, own: int, refused: int) -> str:
+    """Games lost to errors: how many, how many on the entrant's own model, how many of
+    those the server refused."""
+    if not errors:
+        return ""
+    detail = [f"{own} own"] if own else []
+    if refused:
+        detail.append(f"{refused} refused")
+    return f"{errors} ({', '.join(detail)})" if detail else str(errors)
+
+
+def fits_text(board: Leaderboard) -> str | None:
+    """Both fits' log-likelihoods, so that a reader can see which describes the games better."""
+    ll = board.log_likelihood
+    if not ll:
+        return None
+    nu = board.draw_parameter
+    shown = "shown: " + ("draws as half a win" if board.draws == "half" else "Davidson")
+    nu_text = "unbounded" if nu is not None and math.isinf(nu) else f"{nu:.2f}"
+    return (
+        f"log-likelihood (three outcomes; higher fits better): draws as half a win "
+        f"{ll['half']:.1f}, Davidson tie model {ll['davidson']:.1f} (nu {nu_text}); {shown}"
+    )
+
+
 def leaderboard_table(out: Console, board: Leaderboard) -> None:
+    lost = any(s.errors for s in board.entrants)
+    columns = ["#", "entrant", "rating", "95% interval", "ranks", "games", "W", "D", "L"]
+    columns += ["lost to errors"] * lost + ["tokens/reply"]
     table = Table(title="leaderboard", title_justify="left", show_edge=False)
-    for column in (
-        "#",
-        "entrant",
-        "rating",
-        "95% interval",
-        "games",
-        "W",
-        "D",
-        "L",
-        "tokens/reply",
-    ):
+    for column in columns:
         table.add_column(
             column, justify="left" if column == "entrant" else "right", overflow="fold"
         )
-    for rank, s in enumerate(board.entrants, start=1):
+    for s in board.entrants:
         tokens = board.reply_tokens.get(s.name)
-        table.add_row(
-            str(rank), safe(s.name), f"{s.rating:.0f}", f"{s.ci_low:.0f} - {s.ci_high:.0f}",
+        ranks = str(s.rank) if s.rank == s.rank_worst else f"{s.rank}-{s.rank_worst}"
+        interval = (
+            f"{s.ci_low:.0f} - {s.ci_high:.0f}"
+            if math.isfinite(s.ci_low) and math.isfinite(s.ci_high)
+            else "-"
+        )
+        cells: list[str | Text] = [
+            rank_text(s.rank, s.tied), safe(s.name), f"{s.rating:.0f}", interval, ranks,
             str(s.games), str(s.wins), str(s.draws), str(s.losses),
-            "" if tokens is None else f"{tokens:.0f}",
-        )  # fmt: skip
+        ]  # fmt: skip
+        if lost:
+            cells.append(lost_text(s.errors, s.own_errors, s.refusals))
+        cells.append("" if tokens is None else f"{tokens:.0f}")
+        table.add_row(*cells)
     out.print(table)
     seat = board.seat_advantage
     first = board.first_seat_score
-    out.print(
-        safe(
-            f"first seat: {seat['rating']:+.0f} rating points ({seat['ci_low']:+.0f} to "
-            f"{seat['ci_high']:+.0f}); it scored {first['mean']:.2f} per game "
-            f"({first['ci_low']:.2f} - {first['ci_high']:.2f}; a draw is 0.5)"
+    if board.games:
+        out.print(
+            safe(
+                f"first seat: {seat['rating']:+.0f} rating points ({seat['ci_low']:+.0f} to "
+                f"{seat['ci_high']:+.0f}); it scored {first['mean']:.2f} per game "
+                f"({first['ci_low']:.2f} - {first['ci_high']:.2f}; a draw is 0.5)"
+            )
         )
-    )
+    fits = fits_text(board)
+    if fits:
+        out.print(safe(fits))
     if board.excluded:
         out.print(safe(f"not counted: {', '.join(f'{n} {k}' for k, n in board.excluded.items())}"))
     out.print(
         Text(
-            f"{board.games} games; Bradley-Terry, Elo-like scale (mean 1000), 95% percentile "
-            f"bootstrap over games ({board.rounds} rounds, seed {board.seed})",
+            f"{board.games} games; {board.method}; ranks: 1 + entrants whose interval lies "
+            "wholly above (the range: the ranks the intervals allow); = marks a shared rank",
             style="dim",
         )
     )
@@ -262,7 +299,7 @@ def leaderboard_text(board: Leaderboard, fmt: str) -> str:
     """The leaderboard as JSON or CSV, for scripts."""
     data = board.to_dict()
     if fmt == "json":
-        return json.dumps(data, indent=2)
+        return json.dumps(data, indent=2, allow_nan=False)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=ENTRANT_FIELDS, lineterminator="\n")
     writer.writeheader()

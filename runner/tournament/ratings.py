@@ -1,36 +1,60 @@
 """Ratings from game results: Bradley-Terry on an Elo-like scale, with bootstrap intervals.
 
 The model: P(A beats B) = 1 / (1 + 10^((r_B - r_A - s) / 400)) when A has the first seat,
-with ``s`` the first seat's advantage. It is fitted as a logistic regression without
-intercept (scikit-learn), one column per entrant (+1 for the first seat's entrant, -1 for
-the second's) and one for the seat, over games weighted by their score: a win is 1, a
-draw half a win for each side. An L2 penalty is a Gaussian prior with a standard deviation
-of one logit (about 174 rating points) on every rating: unbeaten or winless entrants get
-finite ratings, and few games move ratings little. Ratings are shifted so that their mean
-is 1000. Intervals: the games are resampled with replacement and refitted (a seeded
-percentile bootstrap, scipy.stats.bootstrap, 1,000 rounds by default), and the 2.5th and
-97.5th percentiles of each rating are reported.
+with ``s`` the first seat's advantage. Games are counted per ordered pair (first seat,
+second seat): wins, draws and losses. The fit maximises the likelihood of a logistic
+regression without intercept (one coefficient per entrant and one for the seat) in which
+a win is one success, a draw half a success for each side; every pair's games enter as
+weights, so a million games cost what their distinct pairs cost. A Gaussian prior with a
+standard deviation of one logit (about 174 rating points) on every rating and on the seat
+(the L2 penalty of scikit-learn's LogisticRegression with C=1, which the tests check it
+against) keeps unbeaten and winless entrants finite, and few games move ratings little.
+scipy's trust-region optimiser minimises it with the exact gradient and Hessian. Ratings
+are shifted so that their mean is 1000.
+
+The Davidson tie model (an option) gives draws their own probability: P(A wins) : P(draw)
+: P(B wins) = pi_A : nu * sqrt(pi_A * pi_B) : pi_B, with pi = e^r (the first seat's times
+e^s), on the same scale and prior (nu is fitted freely: 0 without draws, where the model is
+the one above, unbounded when every game is a draw). Both fits' log-likelihoods are
+reported as three-outcome models, the draws-as-half fit predicting the observed draw share
+for every game.
+
+Intervals: the games are resampled with replacement and refitted, and the 2.5th and
+97.5th percentiles of each rating are reported (a seeded percentile bootstrap, 1,000
+rounds by default). Resampling N games with replacement is drawing N games from their
+observed distribution over (pair, outcome), so each resample is one multinomial draw of
+the counts (numpy's Generator.multinomial): the same bootstrap as resampling the games
+one by one (what scipy.stats.bootstrap does), at a cost set by the pairs, not the games.
+
+Ranks: an entrant's best rank is 1 + the entrants whose interval lies wholly above its
+own (the arenas' "rank (upper bound)"), its worst rank the number of entrants less those
+wholly below it; entrants sharing a best rank cannot be told apart and are shown as tied.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
-if TYPE_CHECKING:
-    import numpy as np
-
-# numpy, scipy and scikit-learn (the report extra) load when ratings are computed, not when
-# a tournament's records are read or played.
+import numpy as np
+from scipy import optimize, special
 
 SCALE = 400 / math.log(10)  # rating points per logit
 CENTER = 1000.0
-PRIOR_C = 1.0  # inverse L2 strength: a prior standard deviation of one logit
+PRIOR_SD = 1.0  # logits, on every rating and on the seat
 ROUNDS = 1000
+CONFIDENCE = 0.95
+BATCH = 50  # resamples drawn at once: 50 x 3 counts x 9,900 pairs (a hundred entrants)
+
+Draws = Literal["half", "davidson"]
+DRAW_MODELS: tuple[Draws, ...] = ("half", "davidson")
+DRAW_METHOD = {
+    "half": "a draw is half a win for each side",
+    "davidson": "draws by the Davidson tie model",
+}
 
 
 def _finite(value: float, digits: int) -> float | None:
@@ -47,10 +71,242 @@ class Decided:
     score: float
 
 
+@dataclass(frozen=True)
+class PairCounts:
+    """Games as a table: one row per ordered pair that met, ``first`` (an index into
+    ``names``) in the first seat, and the first seat's wins, draws and losses."""
+
+    names: tuple[str, ...]
+    first: np.ndarray
+    second: np.ndarray
+    wins: np.ndarray
+    draws: np.ndarray
+    losses: np.ndarray
+
+    @classmethod
+    def from_tallies(
+        cls, tallies: Mapping[tuple[str, str], Sequence[int]], names: Sequence[str] | None = None
+    ) -> PairCounts:
+        """From ``{(first, second): (wins, draws, losses)}``; ``names`` default to everyone
+        named, sorted."""
+        if names is None:
+            names = sorted({name for pair in tallies for name in pair})
+        index = {name: i for i, name in enumerate(names)}
+        rows = [
+            (index[a], index[b], *wdl) for (a, b), wdl in sorted(tallies.items()) if sum(wdl) > 0
+        ]
+        table = np.array(rows, dtype=np.int64).reshape(-1, 5)
+        return cls(tuple(names), *(np.ascontiguousarray(column) for column in table.T))
+
+    @classmethod
+    def from_games(cls, games: Iterable[Decided], names: Sequence[str]) -> PairCounts:
+        outcomes = Counter((g.first, g.second, g.score) for g in games)
+        tallies: dict[tuple[str, str], list[int]] = {}
+        for (first, second, score), n in outcomes.items():
+            column = 0 if score == 1.0 else 2 if score == 0.0 else 1
+            tallies.setdefault((first, second), [0, 0, 0])[column] += n
+        return cls.from_tallies(tallies, names)
+
+    @property
+    def games(self) -> int:
+        return int(self.wins.sum() + self.draws.sum() + self.losses.sum())
+
+
+# -- the fits ----------------------------------------------------------------------------
+
+
+class _Design:
+    """The regression's design on the pairs: eta = r_first - r_second + s per pair, with
+    the sums that turn per-pair derivatives into the gradient and Hessian over (r, s)."""
+
+    def __init__(self, first: np.ndarray, second: np.ndarray, n: int) -> None:
+        self.first, self.second, self.n = first, second, n
+        self.k = n + 1  # the entrants' ratings, then the seat
+        self.pair = first * n + second
+
+    def eta(self, x: np.ndarray) -> np.ndarray:
+        out: np.ndarray = x[self.first] - x[self.second] + x[self.n]
+        return out
+
+    def gradient(self, drew: np.ndarray) -> np.ndarray:
+        """Sum over pairs of drew * drew(eta)/drew(r, s)."""
+        n = self.n
+        return np.append(
+            np.bincount(self.first, drew, n) - np.bincount(self.second, drew, n), drew.sum()
+        )
+
+    def hessian(self, h: np.ndarray) -> np.ndarray:
+        """Sum over pairs of h * drew(eta) drew(eta)^T (drew(eta) is +1 at first and the seat, -1 at
+        second): a weighted graph Laplacian over the entrants, bordered by the seat."""
+        n = self.n
+        met = np.bincount(self.pair, h, n * n).reshape(n, n)
+        out = np.empty((self.k, self.k))
+        out[:n, :n] = -(met + met.T)
+        out[np.diag_indices(n)] = met.sum(axis=0) + met.sum(axis=1)
+        out[:n, n] = out[n, :n] = met.sum(axis=1) - met.sum(axis=0)
+        out[n, n] = h.sum()
+        return out
+
+
+def _half(design: _Design, won: np.ndarray, drew: np.ndarray, lost: np.ndarray) -> tuple[Any, Any]:
+    """The penalised negative log-likelihood of draws as half a win, with its Hessian."""
+    success, failure = won + 0.5 * drew, lost + 0.5 * drew
+    total = success + failure
+    precision = 1 / PRIOR_SD**2
+
+    def loss(x: np.ndarray) -> tuple[float, np.ndarray]:
+        eta = design.eta(x)
+        log_p = special.log_expit(eta)  # and log(1 - p) = log_p - eta
+        value = -(total @ log_p - failure @ eta)
+        grad = design.gradient(total * special.expit(eta) - success)
+        return float(value + 0.5 * precision * x @ x), grad + precision * x
+
+    def hess(x: np.ndarray) -> np.ndarray:
+        p = special.expit(design.eta(x))
+        return design.hessian(total * p * (1 - p)) + precision * np.eye(design.k)
+
+    return loss, hess
+
+
+def _davidson_terms(eta: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """log Z and (P first wins, P draw, P second wins) per pair, for the softmax of
+    (eta/2, t, -eta/2), computed stably."""
+    half = eta / 2
+    t = min(t, 700.0)  # every game a draw: nu is infinite, and so is t
+    top = np.maximum(np.abs(half), t)
+    terms = np.exp(np.stack([half - top, t - top, -half - top]))
+    z = terms.sum(axis=0)
+    return top + np.log(z), terms / z
+
+
+def _davidson(
+    design: _Design, won: np.ndarray, drew: np.ndarray, lost: np.ndarray
+) -> tuple[Any, Any]:
+    """The penalised negative log-likelihood of the Davidson model; the last parameter is
+    the logarithm of its draw parameter nu."""
+    total = won + drew + lost
+    k = design.k
+    drawn = drew.sum()
+    precision = np.append(np.full(k, 1 / PRIOR_SD**2), 0.0)  # no prior on nu
+
+    def loss(x: np.ndarray) -> tuple[float, np.ndarray]:
+        eta, t = design.eta(x), x[k]
+        log_z, (win, draw, lose) = _davidson_terms(eta, t)
+        value = -((won - lost) @ eta / 2 + drawn * t - total @ log_z)
+        grad = np.append(
+            design.gradient(-(won - lost) / 2 + total * (win - lose) / 2), total @ draw - drawn
+        )
+        return float(value + 0.5 * x @ (precision * x)), grad + precision * x
+
+    def hess(x: np.ndarray) -> np.ndarray:
+        _, (win, draw, lose) = _davidson_terms(design.eta(x), x[k])
+        out = np.zeros((k + 1, k + 1))
+        out[:k, :k] = design.hessian(total * ((win + lose) / 4 - (win - lose) ** 2 / 4))
+        cross = design.gradient(-total * draw * (win - lose) / 2)
+        out[:k, k] = out[k, :k] = cross
+        out[k, k] = total @ (draw * (1 - draw))
+        return out + np.diag(precision)
+
+    return loss, hess
+
+
+_MODELS = {"half": _half, "davidson": _davidson}
+
+
+def _fit(
+    model: Draws,
+    design: _Design,
+    won: np.ndarray,
+    drew: np.ndarray,
+    lost: np.ndarray,
+    start: np.ndarray | None = None,
+) -> np.ndarray:
+    """The parameters in logits: ratings, the seat, and (Davidson) log nu."""
+    if model == "davidson":
+        drawn, games = float(drew.sum()), float((won + drew + lost).sum())
+        if drawn in (0.0, games):
+            # Without draws Davidson's maximum is nu = 0 and the ratings are Bradley-Terry's;
+            # with nothing but draws nu is infinite and the ratings are tied, as there.
+            ratings = _fit("half", design, won, drew, lost, None if start is None else start[:-1])
+            return np.append(ratings, -math.inf if drawn == 0.0 else math.inf)
+        if start is None or not math.isfinite(start[-1]):
+            share = drawn / games
+            start = np.append(
+                np.zeros(design.k) if start is None else start[:-1],
+                math.log(2 * share / (1 - share)),
+            )
+    loss, hess = _MODELS[model](design, won, drew, lost)
+    if start is None:
+        start = np.zeros(design.k)
+    # The penalised likelihood is strictly convex: Newton steps in a trust region (dogleg)
+    # converge in a few iterations, and in one or two from a nearby start (the bootstrap).
+    # The gradient grows with the games per entrant, and so does its tolerance: a rating
+    # is then exact to well under a thousandth of a point whatever the number of games.
+    options = {"gtol": 1e-6 * (1.0 + float((won + drew + lost).sum()) / design.n)}
+    result = optimize.minimize(loss, start, jac=True, hess=hess, method="dogleg", options=options)
+    if not result.success:  # a step the dogleg could not take: the slower exact solver
+        result = optimize.minimize(
+            loss, result.x, jac=True, hess=hess, method="trust-exact", options=options
+        )
+    fitted: np.ndarray = result.x
+    return fitted
+
+
+def _points(coef: np.ndarray, n: int) -> np.ndarray:
+    """Ratings on the Elo-like scale (mean 1000) and the seat in rating points."""
+    ratings = coef[:n]
+    return np.append(CENTER + SCALE * (ratings - ratings.mean()), SCALE * coef[n])
+
+
+def _log_likelihood(
+    model: Draws,
+    coef: np.ndarray,
+    design: _Design,
+    won: np.ndarray,
+    drew: np.ndarray,
+    lost: np.ndarray,
+) -> float:
+    """The data's log-likelihood under a fit, read as a three-outcome model."""
+    eta = design.eta(coef)
+    if model == "davidson":
+        _, (win, draw, lose) = _davidson_terms(eta, coef[design.k])
+        return float(
+            special.xlogy(won, win).sum()
+            + special.xlogy(drew, draw).sum()
+            + special.xlogy(lost, lose).sum()
+        )
+    games, drawn = float((won + drew + lost).sum()), float(drew.sum())
+    share = drawn / games
+    decisive = won @ special.log_expit(eta) + lost @ special.log_expit(-eta)
+    return float(decisive + special.xlogy(drawn, share) + special.xlogy(games - drawn, 1 - share))
+
+
+def _resamples(cells: np.ndarray, rounds: int, seed: int) -> Iterator[np.ndarray]:
+    """Bootstrap resamples of the games as counts, ``BATCH`` rows at a time."""
+    total = int(cells.sum())
+    rng = np.random.default_rng(seed)
+    seen = cells > 0  # outcomes never seen are never drawn: leave them out of the draw
+    p = cells[seen] / total
+    for start in range(0, rounds, BATCH):
+        drawn = np.zeros((min(BATCH, rounds - start), len(cells)))
+        drawn[:, seen] = rng.multinomial(total, p, size=len(drawn))
+        yield drawn
+
+
+def rank_bounds(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each entrant's best and worst rank consistent with the intervals."""
+    above = (low[np.newaxis, :] > high[:, np.newaxis]).sum(axis=1)
+    below = (high[np.newaxis, :] < low[:, np.newaxis]).sum(axis=1)
+    return 1 + above, len(low) - below
+
+
+# -- the table ---------------------------------------------------------------------------
+
+
 # One entrant's row, in the order the leaderboard's CSV, JSON and the report list them.
 ENTRANT_FIELDS = (
     "name", "rating", "ci_low", "ci_high", "games", "wins", "draws", "losses",
-    "mean_reply_tokens",
+    "mean_reply_tokens", "rank", "rank_worst", "tied", "errors", "own_errors", "refusals",
 )  # fmt: skip
 
 
@@ -64,6 +320,12 @@ class Standing:
     wins: int = 0
     draws: int = 0
     losses: int = 0
+    rank: int = 1  # 1 + entrants whose interval lies wholly above this one's
+    rank_worst: int = 1  # entrants less those whose interval lies wholly below
+    tied: bool = False  # another entrant has the same rank
+    errors: int = 0  # games it sat in that ended in error (not counted)
+    own_errors: int = 0  # of those, failed on a request to its own model
+    refusals: int = 0  # of those, refused by the server (a bad request)
 
 
 @dataclass(slots=True)
@@ -76,8 +338,21 @@ class Leaderboard:
     games: int
     rounds: int
     seed: int
+    draws: Draws = "half"
+    # Both fits' log-likelihoods (three outcomes), and Davidson's draw parameter nu.
+    log_likelihood: dict[str, float] = field(default_factory=dict)
+    draw_parameter: float | None = None
     excluded: dict[str, int] = field(default_factory=dict)  # games not counted, by reason
     reply_tokens: dict[str, float] = field(default_factory=dict)  # mean per reply, by entrant
+    judges: dict[str, Any] | None = None  # the judges' reliability, for a judged tournament
+
+    @property
+    def method(self) -> str:
+        return (
+            f"Bradley-Terry ({DRAW_METHOD[self.draws]}; L2 prior sd 1 logit), Elo-like "
+            f"scale (400 points per factor of 10 in odds, mean {CENTER:g}), percentile "
+            f"bootstrap over games ({self.rounds} rounds, seed {self.seed})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +369,12 @@ class Leaderboard:
                     "mean_reply_tokens": round(self.reply_tokens[s.name], 1)
                     if s.name in self.reply_tokens
                     else None,
+                    "rank": s.rank,
+                    "rank_worst": s.rank_worst,
+                    "tied": s.tied,
+                    "errors": s.errors,
+                    "own_errors": s.own_errors,
+                    "refusals": s.refusals,
                 }
                 for s in self.entrants
             ],
@@ -105,47 +386,14 @@ class Leaderboard:
             "pairwise": self.pairwise,
             "games": self.games,
             "excluded": self.excluded,
-            "method": "Bradley-Terry (logistic regression, L2 prior sd 1 logit), Elo-like "
-            f"scale (400 points per factor of 10 in odds, mean {CENTER:g}), percentile "
-            f"bootstrap over games ({self.rounds} rounds, seed {self.seed})",
+            "draws": self.draws,
+            "log_likelihood": {k: _finite(v, 2) for k, v in self.log_likelihood.items()},
+            "draw_parameter": None
+            if self.draw_parameter is None
+            else _finite(self.draw_parameter, 4),
+            "judges": self.judges,
+            "method": self.method,
         }
-
-
-def _fit(games: Sequence[Decided], names: Sequence[str]) -> np.ndarray:
-    """Ratings (logits) of ``names`` and, last, the first seat's advantage."""
-    import numpy as np
-    from sklearn.linear_model import LogisticRegression
-
-    index = {name: i for i, name in enumerate(names)}
-    n = len(games)
-    x = np.zeros((2 * n, len(names) + 1))
-    y = np.zeros(2 * n)
-    weight = np.zeros(2 * n)
-    for k, game in enumerate(games):
-        for row in (2 * k, 2 * k + 1):
-            x[row, index[game.first]] = 1.0
-            x[row, index[game.second]] = -1.0
-            x[row, -1] = 1.0
-        # One game, two rows: "first wins" weighted by its score, "first loses" by the rest.
-        y[2 * k], weight[2 * k] = 1.0, game.score
-        y[2 * k + 1], weight[2 * k + 1] = 0.0, 1.0 - game.score
-    if not (weight[y == 1].sum() > 0 and weight[y == 0].sum() > 0):
-        # Every game went the same way: the prior alone would be fitted; keep both classes.
-        y[0], weight[0] = 1.0, weight[0] or 1e-9
-        y[1], weight[1] = 0.0, weight[1] or 1e-9
-    model = LogisticRegression(C=PRIOR_C, fit_intercept=False, solver="newton-cholesky")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.fit(x, y, sample_weight=weight)
-    coef: np.ndarray = model.coef_[0]
-    return coef
-
-
-def _points(coef: np.ndarray) -> np.ndarray:
-    import numpy as np
-
-    ratings = coef[:-1]
-    return np.append(CENTER + SCALE * (ratings - ratings.mean()), SCALE * coef[-1])
 
 
 def leaderboard(
@@ -154,106 +402,148 @@ def leaderboard(
     *,
     rounds: int = ROUNDS,
     seed: int = 0,
+    draws: Draws = "half",
     excluded: dict[str, int] | None = None,
 ) -> Leaderboard:
-    """Ratings, intervals, records and the pairwise matrix; entrants best first."""
-    import numpy as np
-    from scipy import stats
+    """Ratings of games given one by one (see :func:`rate`)."""
+    return rate(
+        PairCounts.from_games(games, names),
+        rounds=rounds,
+        seed=seed,
+        draws=draws,
+        excluded=excluded,
+    )
 
-    names = list(names)
-    if games:
-        point = _points(_fit(games, names))
-        indices = np.arange(len(games))
 
-        def refit(sample: np.ndarray) -> np.ndarray:
-            return _points(_fit([games[i] for i in sample], names))
-
-        if len(games) > 1:
-            boot = stats.bootstrap(
-                (indices,), refit, vectorized=False, n_resamples=rounds, method="percentile",
-                confidence_level=0.95, rng=np.random.default_rng(seed),
-            )  # fmt: skip
-            low, high = boot.confidence_interval.low, boot.confidence_interval.high
+def rate(
+    counts: PairCounts,
+    *,
+    rounds: int = ROUNDS,
+    seed: int = 0,
+    draws: Draws = "half",
+    excluded: dict[str, int] | None = None,
+) -> Leaderboard:
+    """Ratings, intervals, ranks, records and the pairwise matrix; entrants best first."""
+    names = list(counts.names)
+    n = len(names)
+    design = _Design(counts.first, counts.second, n)
+    won, drew, lost = (
+        counts.wins.astype(float),
+        counts.draws.astype(float),
+        counts.losses.astype(float),
+    )
+    total = counts.games
+    likelihood: dict[str, float] = {}
+    nu: float | None = None
+    first_seat = {"mean": math.nan, "ci_low": math.nan, "ci_high": math.nan, "games": 0.0}
+    if total:
+        fits = {model: _fit(model, design, won, drew, lost) for model in DRAW_MODELS}
+        likelihood = {m: _log_likelihood(m, c, design, won, drew, lost) for m, c in fits.items()}
+        nu = math.exp(fits["davidson"][n + 1])
+        coef = fits[draws]
+        point = _points(coef, n)
+        mean_score = float((won.sum() + 0.5 * drew.sum()) / total)
+        first_seat = {"mean": mean_score, "ci_low": mean_score, "ci_high": mean_score}
+        if total > 1:
+            samples, scores = _bootstrap(draws, design, won, drew, lost, coef, rounds, seed)
+            tails = [50 * (1 - CONFIDENCE), 50 * (1 + CONFIDENCE)]
+            low, high = np.percentile(samples, tails, axis=0)
+            first_seat["ci_low"], first_seat["ci_high"] = np.percentile(scores, tails)
         else:
             low, high = point - np.inf, point + np.inf
+        first_seat["games"] = float(total)
     else:
-        point = np.append(np.full(len(names), CENTER), 0.0)
+        point = np.append(np.full(n, CENTER), 0.0)
         low, high = point - np.inf, point + np.inf
+    best, worst = rank_bounds(low[:n], high[:n])
+    shared = Counter(best.tolist())
     standings = [
-        Standing(name, float(point[i]), float(low[i]), float(high[i]))
+        Standing(
+            name, float(point[i]), float(low[i]), float(high[i]),
+            rank=int(best[i]), rank_worst=int(worst[i]), tied=shared[int(best[i])] > 1,
+        )
         for i, name in enumerate(names)
-    ]
-    _count(standings, games)
+    ]  # fmt: skip
+    _count(standings, counts)
     standings.sort(key=lambda s: (-s.rating, s.name))
     return Leaderboard(
         entrants=standings,
         seat_advantage={
-            "rating": float(point[-1]),
-            "ci_low": float(low[-1]),
-            "ci_high": float(high[-1]),
+            "rating": float(point[n]),
+            "ci_low": float(low[n]),
+            "ci_high": float(high[n]),
         },
-        first_seat_score=_first_seat(games, seed, rounds),
-        pairwise=_pairwise(games, names),
-        games=len(games),
+        first_seat_score=first_seat,
+        pairwise=_pairwise(counts),
+        games=total,
         rounds=rounds,
         seed=seed,
+        draws=draws,
+        log_likelihood=likelihood,
+        draw_parameter=nu,
         excluded=excluded or {},
     )
 
 
-def _count(standings: list[Standing], games: Sequence[Decided]) -> None:
-    by_name = {s.name: s for s in standings}
-    for game in games:
-        for name, score in ((game.first, game.score), (game.second, 1.0 - game.score)):
-            s = by_name[name]
-            s.games += 1
-            if score == 1.0:
-                s.wins += 1
-            elif score == 0.0:
-                s.losses += 1
-            else:
-                s.draws += 1
+def _bootstrap(
+    model: Draws,
+    design: _Design,
+    won: np.ndarray,
+    drew: np.ndarray,
+    lost: np.ndarray,
+    coef: np.ndarray,
+    rounds: int,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each resample's ratings and seat in points, and the first seat's mean score."""
+    pairs = len(won)
+    samples = np.empty((rounds, design.k))
+    scores = np.empty(rounds)
+    row = 0
+    for batch in _resamples(np.concatenate([won, drew, lost]), rounds, seed):
+        for drawn in batch:
+            rwon, rdrew, rlost = drawn[:pairs], drawn[pairs : 2 * pairs], drawn[2 * pairs :]
+            samples[row] = _points(_fit(model, design, rwon, rdrew, rlost, start=coef), design.n)
+            scores[row] = (rwon.sum() + 0.5 * rdrew.sum()) / drawn.sum()
+            row += 1
+    return samples, scores
 
 
-def _first_seat(games: Sequence[Decided], seed: int, rounds: int) -> dict[str, float]:
-    import numpy as np
-    from scipy import stats
+def _count(standings: list[Standing], counts: PairCounts) -> None:
+    n = len(standings)
 
-    scores = np.array([g.score for g in games], dtype=float)
-    if len(scores) < 2 or np.all(scores == scores[0]):
-        mean = float(scores.mean()) if len(scores) else math.nan
-        return {"mean": mean, "ci_low": mean, "ci_high": mean, "games": float(len(scores))}
-    boot = stats.bootstrap(
-        (scores,), np.mean, n_resamples=rounds, method="percentile",
-        rng=np.random.default_rng(seed),
-    )  # fmt: skip
-    return {
-        "mean": float(scores.mean()),
-        "ci_low": float(boot.confidence_interval.low),
-        "ci_high": float(boot.confidence_interval.high),
-        "games": float(len(scores)),
-    }
+    def per_entrant(first: np.ndarray, second: np.ndarray) -> list[int]:
+        both = np.bincount(counts.first, first, n) + np.bincount(counts.second, second, n)
+        return [int(x) for x in both]
+
+    wins = per_entrant(counts.wins, counts.losses)
+    draws = per_entrant(counts.draws, counts.draws)
+    losses = per_entrant(counts.losses, counts.wins)
+    for i, s in enumerate(standings):
+        s.wins, s.draws, s.losses = wins[i], draws[i], losses[i]
+        s.games = wins[i] + draws[i] + losses[i]
 
 
-def _pairwise(
-    games: Sequence[Decided], names: Sequence[str]
-) -> dict[str, dict[str, dict[str, float | None]]]:
-    counts: dict[tuple[str, str], Counter[str]] = {
-        (a, b): Counter() for a in names for b in names if b != a
-    }
-    for game in games:
-        for me, other, score in (
-            (game.first, game.second, game.score),
-            (game.second, game.first, 1 - game.score),
-        ):
-            counts[me, other][
-                "wins" if score == 1.0 else "losses" if score == 0.0 else "draws"
-            ] += 1
+def _pairwise(counts: PairCounts) -> dict[str, dict[str, dict[str, float | None]]]:
+    names = counts.names
+    tally: dict[tuple[int, int], list[int]] = {}
+    for a, b, first_won, drew, first_lost in zip(
+        counts.first.tolist(), counts.second.tolist(), counts.wins.tolist(),
+        counts.draws.tolist(), counts.losses.tolist(), strict=True,
+    ):  # fmt: skip
+        for me, other, won, lost in ((a, b, first_won, first_lost), (b, a, first_lost, first_won)):
+            row = tally.setdefault((me, other), [0, 0, 0])
+            row[0] += won
+            row[1] += drew
+            row[2] += lost
     table: dict[str, dict[str, dict[str, float | None]]] = {a: {} for a in names}
-    for (me, other), c in counts.items():
-        played = c["wins"] + c["draws"] + c["losses"]
-        # None for a pair that never met (a gauntlet's challengers): JSON has no NaN.
-        rate = (c["wins"] + 0.5 * c["draws"]) / played if played else None
-        table[me][other] = {"wins": c["wins"], "draws": c["draws"], "losses": c["losses"]}
-        table[me][other]["win_rate"] = rate
+    for i, me in enumerate(names):
+        for j, other in enumerate(names):
+            if i == j:
+                continue
+            wins, drawn, losses = tally.get((i, j), (0, 0, 0))
+            played = wins + drawn + losses
+            # None for a pair that never met (a gauntlet's challengers): JSON has no NaN.
+            rate = (wins + 0.5 * drawn) / played if played else None
+            table[me][other] = {"wins": wins, "draws": drawn, "losses": losses, "win_rate": rate}
     return table

@@ -10,7 +10,7 @@ from typing import Any
 
 from runner import files
 from runner.tournament.ledger import LOCK, ResultRecord, read_results
-from runner.tournament.ratings import ROUNDS, Decided, Leaderboard, leaderboard
+from runner.tournament.ratings import ROUNDS, Decided, Draws, Leaderboard, leaderboard
 
 
 @dataclass(slots=True)
@@ -102,7 +102,7 @@ def decided(results: list[ResultRecord], seats: list[str]) -> tuple[list[Decided
 
 
 def folder_leaderboard(
-    folder: Path, *, rounds: int = ROUNDS, seed: int | None = None
+    folder: Path, *, rounds: int = ROUNDS, seed: int | None = None, draws: Draws = "half"
 ) -> Leaderboard:
     """Ratings of the results so far; the bootstrap is seeded with the tournament's seed."""
     definition, results = read_results(folder)
@@ -113,6 +113,7 @@ def folder_leaderboard(
         names,
         rounds=rounds,
         seed=definition["definition"]["seed"] if seed is None else seed,
+        draws=draws,
         excluded=excluded,
     )
     _reply_lengths(board, results)

@@ -1,4 +1,5 @@
-"""Ratings: recover known strengths, honest intervals, finite ratings for perfect records."""
+"""Ratings: recover known strengths, honest intervals, finite ratings for perfect records,
+the same fit on pair counts as on games, ranks from intervals, and the tie model."""
 
 from __future__ import annotations
 
@@ -6,8 +7,20 @@ import json
 import math
 import random
 
+import numpy as np
+import pytest
+
 from runner.analysis.leaderboard import LeaderboardRow
-from runner.tournament.ratings import ENTRANT_FIELDS, Decided, leaderboard
+from runner.tournament.ratings import (
+    CENTER,
+    ENTRANT_FIELDS,
+    SCALE,
+    Decided,
+    PairCounts,
+    leaderboard,
+    rank_bounds,
+    rate,
+)
 
 STRENGTH = {"strong": 300.0, "good": 100.0, "fair": -100.0, "weak": -300.0}
 
@@ -94,3 +107,125 @@ def test_a_board_without_enough_games_is_strict_json() -> None:
         data = leaderboard(games, list(STRENGTH), rounds=50, seed=1).to_dict()
         text = json.dumps(data, allow_nan=False)  # raises on NaN or Infinity
         assert json.loads(text)["first_seat_score"]["games"] == len(games)
+
+
+def per_game_fit(games: list[Decided], names: list[str]) -> dict[str, float]:
+    """The fit the pair counts replace: scikit-learn's logistic regression on two rows per
+    game (a draw half a win each side), ratings shifted to a mean of 1000."""
+    from sklearn.linear_model import LogisticRegression
+
+    index = {name: i for i, name in enumerate(names)}
+    x = np.zeros((2 * len(games), len(names) + 1))
+    y = np.tile([1.0, 0.0], len(games))
+    weight = np.zeros(2 * len(games))
+    for k, game in enumerate(games):
+        x[2 * k : 2 * k + 2, index[game.first]] = 1.0
+        x[2 * k : 2 * k + 2, index[game.second]] = -1.0
+        x[2 * k : 2 * k + 2, -1] = 1.0
+        weight[2 * k], weight[2 * k + 1] = game.score, 1.0 - game.score
+    model = LogisticRegression(C=1.0, fit_intercept=False, solver="newton-cholesky", tol=1e-10)
+    model.fit(x, y, sample_weight=weight)
+    coef = model.coef_[0]
+    ratings = CENTER + SCALE * (coef[:-1] - coef[:-1].mean())
+    return {**dict(zip(names, ratings, strict=True)), "seat": SCALE * coef[-1]}
+
+
+def with_draws(games: list[Decided], share: float, seed: int = 4) -> list[Decided]:
+    rng = random.Random(seed)
+    return [Decided(g.first, g.second, 0.5) if rng.random() < share else g for g in games]
+
+
+def test_the_fit_on_pair_counts_gives_the_per_game_ratings() -> None:
+    games = with_draws(simulate(8, seat_edge=60.0), 0.25)
+    board = leaderboard(games, list(STRENGTH), rounds=20, seed=1)
+    expected = per_game_fit(games, list(STRENGTH))
+    for s in board.entrants:
+        assert s.rating == pytest.approx(expected[s.name], abs=0.01)
+    assert board.seat_advantage["rating"] == pytest.approx(expected["seat"], abs=0.01)
+
+
+def test_resampled_counts_give_the_intervals_of_resampled_games() -> None:
+    """Drawing the counts from a multinomial is the bootstrap over games: the intervals
+    match those of scipy's bootstrap resampling the same games one by one."""
+    from scipy import stats
+
+    games = simulate(6)
+    names = list(STRENGTH)
+    board = leaderboard(games, names, rounds=2000, seed=5)
+
+    def strong_rating(sample: np.ndarray) -> float:
+        return per_game_fit([games[i] for i in sample], names)["strong"]
+
+    boot = stats.bootstrap(
+        (np.arange(len(games)),), strong_rating, vectorized=False, n_resamples=400,
+        method="percentile", rng=np.random.default_rng(6),
+    )  # fmt: skip
+    strong = next(s for s in board.entrants if s.name == "strong")
+    width = strong.ci_high - strong.ci_low
+    assert abs(strong.ci_low - boot.confidence_interval.low) < 0.1 * width
+    assert abs(strong.ci_high - boot.confidence_interval.high) < 0.1 * width
+
+
+def test_a_million_games_cost_what_their_pairs_cost() -> None:
+    tallies = {("a", "b"): (600_000, 200_000, 200_000), ("b", "a"): (200_000, 200_000, 600_000)}
+    counts = PairCounts.from_tallies(tallies)
+    assert len(counts.wins) == 2  # one row per ordered pair, not one per game
+    board = rate(counts, rounds=50, seed=1)
+    a = next(s for s in board.entrants if s.name == "a")
+    assert (a.games, a.wins, a.draws, a.losses) == (2_000_000, 1_200_000, 400_000, 400_000)
+    assert a.ci_high - a.ci_low < 2  # two million games pin the rating down
+
+
+def test_ranks_follow_the_intervals_and_overlaps_are_ties() -> None:
+    low = np.array([1100.0, 1050.0, 900.0, 700.0])
+    high = np.array([1200.0, 1150.0, 1120.0, 800.0])
+    best, worst = rank_bounds(low, high)
+    # Only the last is wholly below the others; the first three overlap in a chain.
+    assert best.tolist() == [1, 1, 1, 4]
+    assert worst.tolist() == [3, 3, 3, 4]
+    board = leaderboard(simulate(40), list(STRENGTH), rounds=200, seed=1)
+    by_name = {s.name: s for s in board.entrants}
+    assert by_name["strong"].rank == 1 and not by_name["strong"].tied
+    assert by_name["weak"].rank == by_name["weak"].rank_worst == 4
+    few = leaderboard(simulate(1), list(STRENGTH), rounds=200, seed=1)
+    assert {(s.rank, s.rank_worst, s.tied) for s in few.entrants} == {(1, 4, True)}
+
+
+def simulate_davidson(rounds: int, nu: float, seed: int = 7) -> list[Decided]:
+    """Games drawn from the Davidson model with draw parameter ``nu``."""
+    rng = random.Random(seed)
+    games = []
+    for _ in range(rounds):
+        for first in STRENGTH:
+            for second in STRENGTH:
+                if first != second:
+                    pi_a = math.exp(STRENGTH[first] / SCALE)
+                    pi_b = math.exp(STRENGTH[second] / SCALE)
+                    tie = nu * math.sqrt(pi_a * pi_b)
+                    u = rng.random() * (pi_a + pi_b + tie)
+                    score = 1.0 if u < pi_a else 0.5 if u < pi_a + tie else 0.0
+                    games.append(Decided(first, second, score))
+    return games
+
+
+def test_the_davidson_model_fits_draws_better_when_they_follow_it() -> None:
+    games = simulate_davidson(60, nu=1.5)
+    half = leaderboard(games, list(STRENGTH), rounds=100, seed=1)
+    tie = leaderboard(games, list(STRENGTH), rounds=100, seed=1, draws="davidson")
+    assert half.log_likelihood == tie.log_likelihood  # both fits, whichever is shown
+    assert tie.log_likelihood["davidson"] > tie.log_likelihood["half"] + 5
+    assert tie.draw_parameter == pytest.approx(1.5, rel=0.2)
+    gaps = {s.name: s.rating for s in tie.entrants}
+    assert gaps["strong"] - gaps["weak"] == pytest.approx(600, abs=80)
+    assert [s.name for s in tie.entrants] == list(STRENGTH)
+    data = json.loads(json.dumps(tie.to_dict(), allow_nan=False))
+    assert data["draws"] == "davidson" and "Davidson" in data["method"]
+
+
+def test_without_draws_both_fits_are_alike() -> None:
+    games = simulate(10)
+    board = leaderboard(games, list(STRENGTH), rounds=20, seed=1, draws="davidson")
+    half = leaderboard(games, list(STRENGTH), rounds=20, seed=1)
+    assert board.log_likelihood["davidson"] == pytest.approx(board.log_likelihood["half"], abs=0.01)
+    for a, b in zip(board.entrants, half.entrants, strict=True):
+        assert a.rating == pytest.approx(b.rating, abs=0.5)
