@@ -52,9 +52,16 @@ def status(folder: Path, *, out: Console, fmt: str) -> None:
 
 
 def leaderboard(
-    folder: Path, *, out: Console, fmt: str, rounds: int, seed: int | None, draws: Draws = "half"
+    source: Path, *, out: Console, fmt: str, rounds: int, seed: int | None, draws: Draws = "half"
 ) -> None:
-    board = standings.folder_leaderboard(folder, rounds=rounds, seed=seed, draws=draws)
+    """The ratings of a tournament folder, or of a table of games played elsewhere."""
+    if source.is_dir():
+        board = standings.folder_leaderboard(source, rounds=rounds, seed=seed, draws=draws)
+    else:
+        from runner.tournament.ratings import rate
+        from runner.tournament.table import read_table
+
+        board = rate(read_table(source), rounds=rounds, seed=seed or 0, draws=draws)
     if fmt == "table":
         leaderboard_table(out, board)
     else:
