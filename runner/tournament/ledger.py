@@ -81,6 +81,9 @@ class ResultRecord(BaseModel):
         default_factory=dict, description="completion tokens per entrant, where reported"
     )
     error: str | None = None
+    # Older ledgers lack these two: their errors count for both seats, cause unknown.
+    error_kind: str | None = Field(None, description="unavailable, timeout, bad_request, ...")
+    error_model: str | None = Field(None, description="the model whose request failed")
     finished_at: str = ""
 
 
@@ -136,6 +139,8 @@ def result_from(
         replies=_count_by_speaker(transcript, lambda t: 1),
         reply_tokens=_count_by_speaker(transcript, lambda t: t.completion_tokens or 0),
         error=end.error.message if end.error else None,
+        error_kind=end.error.kind if end.error else None,
+        error_model=end.error.model if end.error else None,
         finished_at=now_iso(),
     )
 

@@ -101,6 +101,35 @@ def decided(results: list[ResultRecord], seats: list[str]) -> tuple[list[Decided
     return games, excluded
 
 
+REFUSED = {"bad_request"}  # the server refused the request (a 4xx: malformed, too long, filtered)
+
+
+@dataclass(slots=True)
+class Lost:
+    """Games an entrant sat in that ended in error, and so are not rated."""
+
+    errors: int = 0
+    own: int = 0  # the failing request was to its own model
+    refused: int = 0  # of those, the server refused it
+
+
+def lost_games(results: list[ResultRecord], models: dict[str, str]) -> dict[str, Lost]:
+    """Per entrant, the games lost to errors; ``models`` maps entrant to model. An error
+    is its own when the request that failed went to its model (both entrants', when they
+    share the model)."""
+    lost: dict[str, Lost] = {}
+    for r in results:
+        if r.status == "success":
+            continue
+        for name in r.seats.values():
+            entry = lost.setdefault(name, Lost())
+            entry.errors += 1
+            if r.error_model is not None and models.get(name) == r.error_model:
+                entry.own += 1
+                entry.refused += r.error_kind in REFUSED
+    return lost
+
+
 def folder_leaderboard(
     folder: Path, *, rounds: int = ROUNDS, seed: int | None = None, draws: Draws = "half"
 ) -> Leaderboard:
@@ -117,6 +146,15 @@ def folder_leaderboard(
         excluded=excluded,
     )
     _reply_lengths(board, results)
+    models = {e["name"]: e["model"] for e in definition["definition"]["entrants"]}
+    lost = lost_games(results, models)
+    for s in board.entrants:
+        if s.name in lost:
+            s.errors, s.own_errors, s.refusals = (
+                lost[s.name].errors,
+                lost[s.name].own,
+                lost[s.name].refused,
+            )
     return board
 
 
