@@ -12,7 +12,8 @@ import importlib.util
 from agents.errors import SparringError
 
 # Import names of the report extra's packages, as pyproject.toml lists them.
-REPORT = ("pandas", "numpy", "scipy", "lingua", "vaderSentiment", "lexicalrichness", "matplotlib")
+REPORT = ("pandas", "numpy", "scipy", "krippendorff", "lingua", "vaderSentiment", "lexicalrichness",
+          "matplotlib")  # fmt: skip
 
 
 class ExtraMissing(SparringError):

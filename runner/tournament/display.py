@@ -8,6 +8,7 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -328,3 +329,47 @@ def status_text(out: Console, status: Status) -> None:
             )
         )
     out.print(safe(f"  judged: {status.judged}; model loads seen: {status.loads}"))
+    for line in judges_lines(status.judges):
+        out.print(safe(line))
+
+
+def _share(rate: dict[str, Any]) -> str:
+    """``9 of 22 (41%, 95% 23-61%)`` from a counted rate."""
+    if not rate["of"]:
+        return "0 of 0"
+    return (
+        f"{rate['count']} of {rate['of']} ({100 * rate['rate']:.0f}%, 95% "
+        f"{100 * rate['ci_low']:.0f}-{100 * rate['ci_high']:.0f}%)"
+    )
+
+
+def judges_lines(report: dict[str, Any] | None) -> list[str]:
+    """The judges' reliability, a few lines per judge."""
+    if report is None:
+        return []
+    lines = []
+    for j in report["judges"]:
+        alpha = j["order_alpha"]
+        own = j["self_judged"]
+        lines += [
+            f"  judge {j['model']}: {j['games']} games, {j['verdicts']} verdicts, "
+            f"{j['abstentions']} without a valid verdict",
+            f"    verdict flips when the order flips: {_share(j['order_flips'])} of the games "
+            "judged in both orders; agreement of the orders (Krippendorff's alpha): "
+            + ("-" if alpha is None else f"{alpha:.2f}"),
+            f"    Speaker 1 named in {_share(j['speaker_1'])} of decisive verdicts",
+        ]
+        if own["games"]:
+            lines.append(
+                f"    judged its own model in {own['games']} games: "
+                f"{own['verdicts_for_own_model']} verdicts for it, "
+                f"{own['verdicts_against_own_model']} against"
+            )
+    between = report["between_judges"]
+    if between is not None:
+        alpha = between["alpha"]
+        lines.append(
+            f"  judges unanimous on {_share(between['unanimous'])} of the games several "
+            "decided; alpha " + ("-" if alpha is None else f"{alpha:.2f}")
+        )
+    return lines

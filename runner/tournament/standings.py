@@ -26,6 +26,7 @@ class Status:
     rate_per_min: float | None  # over the most recent results
     eta_s: float | None
     by_decision: dict[str, int] = field(default_factory=dict)
+    judges: dict[str, Any] | None = None  # the judges' reliability (reliability.py)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -41,6 +42,7 @@ class Status:
             "running": self.running,
             "games_per_minute": None if self.rate_per_min is None else round(self.rate_per_min, 2),
             "eta_s": None if self.eta_s is None else round(self.eta_s),
+            "judges": self.judges,
         }
 
 
@@ -84,7 +86,19 @@ def status(folder: Path) -> Status:
         rate_per_min=rate,
         eta_s=remaining / rate * 60 if rate and remaining else None,
         by_decision=by_decision,
+        judges=judges(definition, results),
     )
+
+
+def entrant_models(definition: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["model"] for e in definition["definition"]["entrants"]}
+
+
+def judges(definition: dict[str, Any], results: list[ResultRecord]) -> dict[str, Any] | None:
+    """The judges' reliability over the results so far (None: nothing judged yet)."""
+    from runner.tournament.reliability import judge_reliability
+
+    return judge_reliability(results, definition["seats"], entrant_models(definition))
 
 
 def decided(results: list[ResultRecord], seats: list[str]) -> tuple[list[Decided], dict[str, int]]:
@@ -146,8 +160,8 @@ def folder_leaderboard(
         excluded=excluded,
     )
     _reply_lengths(board, results)
-    models = {e["name"]: e["model"] for e in definition["definition"]["entrants"]}
-    lost = lost_games(results, models)
+    board.judges = judges(definition, results)
+    lost = lost_games(results, entrant_models(definition))
     for s in board.entrants:
         if s.name in lost:
             s.errors, s.own_errors, s.refusals = (
