@@ -32,6 +32,8 @@ _EXPORTS = {
     "analyse": "metrics",
     "LeaderboardRow": "leaderboard",
     "tournament_leaderboard": "leaderboard",
+    "Standings": "leaderboard",
+    "tournament_standings": "leaderboard",
     "render_html": "report",
 }
 

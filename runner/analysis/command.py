@@ -175,7 +175,7 @@ def write_atomically(path: Path, text: str) -> None:
 
 def run(args: argparse.Namespace, err: Console, out: TextIO) -> int:
     """Make the report the arguments ask for; returns the exit status."""
-    from runner.analysis.leaderboard import find_leaderboard
+    from runner.analysis.leaderboard import find_standings
 
     output: Path | None = args.output
     if args.format == "html" and output is None:
@@ -187,16 +187,19 @@ def run(args: argparse.Namespace, err: Console, out: TextIO) -> int:
         analysis = _analyse(frames, args, progress)
         if args.format == "json":
             data = metrics_json(analysis, frames)
-            board = find_leaderboard(args.paths)
-            data["leaderboard"] = [row.model_dump() for row in board] if board else None
+            standings = find_standings(args.paths)
+            data["leaderboard"] = (
+                [row.model_dump() for row in standings.rows] if standings else None
+            )
+            data["judges"] = standings.judges if standings else None
             text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
         elif args.format == "csv":
             text = metrics_csv(analysis)
         else:
             from runner.analysis.report import render_html
 
-            leaderboard = find_leaderboard(args.paths)
-            text = render_html(frames, analysis, leaderboard, sources=args.paths)
+            standings = find_standings(args.paths)
+            text = render_html(frames, analysis, standings, sources=args.paths)
     if frames.skipped:
         err.print(
             f"skipped {len(frames.skipped)} unreadable file(s); first: {frames.skipped[0][1]}",

@@ -1,14 +1,16 @@
 """Leaderboards in the report: a tournament folder's ratings, shown beside the metrics.
 
 A folder is a tournament folder when it holds a ``results.jsonl`` ledger. The report
-shows a leaderboard given as rows; :func:`tournament_leaderboard` is the one place that
-turns a tournament folder into those rows.
+shows a leaderboard given as rows, with the method that made them and the judges'
+reliability; :func:`tournament_standings` is the one place that turns a tournament folder
+into those.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -42,7 +44,17 @@ def is_tournament(path: str | Path) -> bool:
     return (Path(path) / RESULTS_FILE).is_file()
 
 
-def tournament_leaderboard(folder: Path) -> list[LeaderboardRow] | None:
+class Standings(BaseModel):
+    """A tournament's leaderboard as the report shows it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rows: list[LeaderboardRow]
+    method: str = ""
+    judges: dict[str, Any] | None = None  # as ``tournament status`` reports them
+
+
+def tournament_standings(folder: Path) -> Standings | None:
     """The ratings of the tournament in ``folder`` (as ``sparring leaderboard`` computes
     them), or None when it has no results to rate or is not a tournament folder after all."""
     from runner.tournament.ledger import LedgerError
@@ -54,12 +66,27 @@ def tournament_leaderboard(folder: Path) -> list[LeaderboardRow] | None:
         return None
     if not board.games:
         return None
-    return [LeaderboardRow.model_validate(row) for row in board.to_dict()["entrants"]]
+    data = board.to_dict()
+    return Standings(
+        rows=[LeaderboardRow.model_validate(row) for row in data["entrants"]],
+        method=data["method"],
+        judges=data["judges"],
+    )
 
 
-def find_leaderboard(paths: Iterable[str | Path]) -> list[LeaderboardRow] | None:
+def tournament_leaderboard(folder: Path) -> list[LeaderboardRow] | None:
+    standings = tournament_standings(folder)
+    return None if standings is None else standings.rows
+
+
+def find_standings(paths: Iterable[str | Path]) -> Standings | None:
     """The leaderboard of the first tournament folder among ``paths``, if any."""
     for path in paths:
         if is_tournament(path):
-            return tournament_leaderboard(Path(path))
+            return tournament_standings(Path(path))
     return None
+
+
+def find_leaderboard(paths: Iterable[str | Path]) -> list[LeaderboardRow] | None:
+    standings = find_standings(paths)
+    return None if standings is None else standings.rows

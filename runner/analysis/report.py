@@ -25,7 +25,7 @@ import pandas as pd
 from runner import __version__
 from runner.analysis.charts import Chart, distribution_chart, interval_chart
 from runner.analysis.frames import Frames
-from runner.analysis.leaderboard import LeaderboardRow
+from runner.analysis.leaderboard import LeaderboardRow, Standings
 from runner.analysis.metrics import METRICS, Analysis, GroupResult, group_keys
 
 # Per-turn values sent to the transcript browser, in this order (arrays, not objects: the
@@ -189,9 +189,11 @@ def _groups(results: Sequence[GroupResult]) -> list[dict[str, Any]]:
 def payload(
     frames: Frames,
     analysis: Analysis,
-    leaderboard: Sequence[LeaderboardRow] | None = None,
+    leaderboard: Standings | Sequence[LeaderboardRow] | None = None,
     sources: Sequence[str] = (),
 ) -> dict[str, Any]:
+    if leaderboard is not None and not isinstance(leaderboard, Standings):
+        leaderboard = Standings(rows=list(leaderboard))
     return {
         "version": __version__,
         "sources": list(sources),
@@ -205,7 +207,11 @@ def payload(
             {"scenario": name, "groups": _groups(results)}
             for name, results in analysis.scenarios.items()
         ],
-        "leaderboard": [row.model_dump() for row in leaderboard] if leaderboard else None,
+        "leaderboard": [row.model_dump() for row in leaderboard.rows]
+        if leaderboard and leaderboard.rows
+        else None,
+        "ratingMethod": leaderboard.method if leaderboard else None,
+        "judges": leaderboard.judges if leaderboard else None,
         "skipped": [[str(p), reason] for p, reason in frames.skipped[:SKIPPED_SHOWN]],
         "skippedCount": len(frames.skipped),
         "turnFields": TURN_FIELDS,
@@ -224,7 +230,7 @@ def _figure(chart: Chart) -> str:
 def render_html(
     frames: Frames,
     analysis: Analysis,
-    leaderboard: Sequence[LeaderboardRow] | None = None,
+    leaderboard: Standings | Sequence[LeaderboardRow] | None = None,
     sources: Sequence[str] = (),
 ) -> str:
     """The whole report page as one string."""

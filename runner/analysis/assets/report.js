@@ -123,21 +123,75 @@
     }
   }
 
+  function pct(rate) {
+    if (!rate || !rate.of) return "–";
+    return rate.count + " of " + rate.of + " (" + (100 * rate.rate).toFixed(0) + "%, 95% " +
+      (100 * rate.ci_low).toFixed(0) + "–" + (100 * rate.ci_high).toFixed(0) + "%)";
+  }
+
+  function lostText(r) {
+    if (!r.errors) return "";
+    const detail = [];
+    if (r.own_errors) detail.push(r.own_errors + " own");
+    if (r.refusals) detail.push(r.refusals + " refused");
+    return r.errors + (detail.length ? " (" + detail.join(", ") + ")" : "");
+  }
+
   function renderLeaderboard() {
     if (!data.leaderboard) return;
     document.getElementById("leaderboard").hidden = false;
     document.getElementById("leaderboard-link").hidden = false;
     const table = document.getElementById("leaderboard-table");
-    table.append(el("thead", null, el("tr", null, ...["#", "name", "rating", "95% interval", "games", "wins", "draws", "losses"]
-      .map(function (h) { return el("th", { text: h }); }))));
+    const lost = data.leaderboard.some(function (r) { return r.errors > 0; });
+    const heads = ["#", "name", "rating", "95% interval", "ranks", "games", "wins", "draws", "losses"]
+      .concat(lost ? ["lost to errors"] : []);
+    table.append(el("thead", null, el("tr", null, ...heads.map(function (h) { return el("th", { text: h }); }))));
     const body = el("tbody");
     data.leaderboard.forEach(function (r, i) {
       const ci = r.ci_low === null ? "–" : "[" + r.ci_low.toFixed(0) + ", " + r.ci_high.toFixed(0) + "]";
-      body.append(el("tr", null, el("td", { text: i + 1 }), el("td", { text: r.name }), el("td", { text: r.rating.toFixed(0) }),
-        el("td", { text: ci }), el("td", { text: r.games }), el("td", { text: r.wins }), el("td", { text: r.draws }),
-        el("td", { text: r.losses })));
+      // Rows from older reports carry no ranks: their place in the list stands in.
+      const rank = r.rank === null ? String(i + 1) : r.rank + (r.tied ? "=" : "");
+      const ranks = r.rank === null ? "–" : r.rank === r.rank_worst ? String(r.rank) : r.rank + "–" + r.rank_worst;
+      const row = el("tr", null, el("td", { text: rank, title: r.tied ? "shares its rank: the intervals cannot tell them apart" : null }),
+        el("td", { text: r.name }), el("td", { text: r.rating.toFixed(0) }),
+        el("td", { text: ci }), el("td", { text: ranks }), el("td", { text: r.games }), el("td", { text: r.wins }),
+        el("td", { text: r.draws }), el("td", { text: r.losses }));
+      if (lost) row.append(el("td", { text: lostText(r) }));
+      body.append(row);
     });
     table.append(body);
+    if (data.ratingMethod) {
+      document.getElementById("leaderboard-method").textContent = data.ratingMethod +
+        ". Rank: 1 + the entrants whose interval lies wholly above; ranks: the range the intervals allow; = marks a shared rank.";
+    }
+    renderJudges();
+  }
+
+  function renderJudges() {
+    const report = data.judges;
+    if (!report) return;
+    const box = document.getElementById("judges");
+    box.hidden = false;
+    const table = el("table", { id: "judges-table" });
+    table.append(el("thead", null, el("tr", null, ...["judge", "games", "verdicts", "no valid verdict",
+      "flips with the order", "orders' alpha", "Speaker 1 named", "own model: games", "for / against own"]
+      .map(function (h) { return el("th", { text: h }); }))));
+    const body = el("tbody");
+    for (const j of report.judges) {
+      const own = j.self_judged;
+      body.append(el("tr", null, el("td", { text: j.model }), el("td", { text: j.games }),
+        el("td", { text: j.verdicts }), el("td", { text: j.abstentions }), el("td", { text: pct(j.order_flips) }),
+        el("td", { text: j.order_alpha === null ? "–" : j.order_alpha.toFixed(2) }), el("td", { text: pct(j.speaker_1) }),
+        el("td", { text: own.games }), el("td", { text: own.verdicts_for_own_model + " / " + own.verdicts_against_own_model })));
+    }
+    table.append(body);
+    box.append(el("div", { class: "table-wrap" }, table));
+    const between = report.between_judges;
+    if (between) {
+      box.append(el("p", { class: "note", text: "Judges " + between.models.join(", ") + " unanimous on " +
+        pct(between.unanimous) + " of the games several decided; alpha " +
+        (between.alpha === null ? "–" : between.alpha.toFixed(2)) + "." }));
+    }
   }
 
   // ------------------------------------------------------------------ transcript browser

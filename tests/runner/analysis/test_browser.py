@@ -19,7 +19,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from runner.analysis.frames import load_frames
-from runner.analysis.leaderboard import LeaderboardRow
+from runner.analysis.leaderboard import LeaderboardRow, Standings
 from runner.analysis.metrics import METRICS, analyse
 from runner.analysis.report import render_html
 from runner.cli import main
@@ -323,19 +323,36 @@ def test_a_leaderboard_is_shown_when_given(
     browser: webdriver.Chrome, page: Path, tmp_path: Path
 ) -> None:
     frames = load_frames([page.parent / "transcripts"])
-    board = [
-        LeaderboardRow(
-            name=HOSTILE_MODEL,
-            rating=1532.4,
-            ci_low=1490,
-            ci_high=1570,
-            games=9,
-            wins=6,
-            draws=1,
-            losses=2,
-        ),
-        LeaderboardRow(name="B:1b", rating=1467.6, games=9, wins=2, draws=1, losses=6),
-    ]
+    flips = {"count": 3, "of": 4, "rate": 0.75, "ci_low": 0.3, "ci_high": 0.954}
+    speaker_1 = {"count": 6, "of": 7, "rate": 0.857, "ci_low": 0.487, "ci_high": 0.974}
+    judges = {
+        "judges": [
+            {
+                "model": HOSTILE_MODEL, "games": 4, "verdicts": 8, "abstentions": 1,
+                "order_flips": flips, "order_alpha": -0.2,
+                "speaker_1": speaker_1,
+                "self_judged": {
+                    "games": 2, "verdicts_for_own_model": 3, "verdicts_against_own_model": 1
+                },
+            }
+        ],
+        "between_judges": None,
+    }  # fmt: skip
+    board = Standings(
+        rows=[
+            LeaderboardRow(
+                name=HOSTILE_MODEL, rating=1532.4, ci_low=1490, ci_high=1570, games=9, wins=6,
+                draws=1, losses=2, rank=1, rank_worst=2, tied=True,
+            ),
+            LeaderboardRow(
+                name="B:1b", rating=1467.6, games=9, wins=2, draws=1, losses=6, rank=1,
+                rank_worst=2, tied=True, errors=3, own_errors=2, refusals=1,
+            ),
+            LeaderboardRow(name="old", rating=1400, games=1, wins=0, draws=0, losses=1),
+        ],
+        method="Bradley-Terry <b>method</b>",
+        judges=judges,
+    )  # fmt: skip
     with_board = tmp_path / "board.html"
     with_board.write_text(render_html(frames, analyse(frames), board), encoding="utf-8")
     open_report(browser, with_board)
@@ -345,8 +362,19 @@ def test_a_leaderboard_is_shown_when_given(
         for tr in browser.find_elements(By.CSS_SELECTOR, "#leaderboard-table tbody tr")
     ]
     assert cells == [
-        ["1", HOSTILE_MODEL, "1532", "[1490, 1570]", "9", "6", "1", "2"],
-        ["2", "B:1b", "1468", "–", "9", "2", "1", "6"],
+        ["1=", HOSTILE_MODEL, "1532", "[1490, 1570]", "1–2", "9", "6", "1", "2", ""],
+        ["1=", "B:1b", "1468", "–", "1–2", "9", "2", "1", "6", "3 (2 own, 1 refused)"],
+        ["3", "old", "1400", "–", "–", "1", "0", "0", "1", ""],  # a row without ranks
     ]
+    method = browser.find_element(By.ID, "leaderboard-method").text
+    assert method.startswith("Bradley-Terry <b>method</b>.")  # text, never markup
+    judged = [
+        [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+        for tr in browser.find_elements(By.CSS_SELECTOR, "#judges-table tbody tr")
+    ]
+    assert judged == [
+        [HOSTILE_MODEL, "4", "8", "1", "3 of 4 (75%, 95% 30–95%)", "-0.20",
+         "6 of 7 (86%, 95% 49–97%)", "2", "3 / 1"],
+    ]  # fmt: skip
     assert browser.execute_script("return window.__pwned") is None
     assert problems(browser) == []

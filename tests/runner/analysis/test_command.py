@@ -164,13 +164,14 @@ def test_a_tournament_folders_leaderboard_reaches_the_page(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     rows = [LeaderboardRow(name="model-b", rating=1520, games=6, wins=3, draws=3, losses=0)]
+    judges = {"judges": [], "between_judges": None}
     asked: list[Path] = []
 
-    def ratings(folder: Path) -> list[LeaderboardRow]:
+    def ratings(folder: Path) -> leaderboard.Standings:
         asked.append(folder)
-        return rows
+        return leaderboard.Standings(rows=rows, method="Bradley-Terry", judges=judges)
 
-    monkeypatch.setattr(leaderboard, "tournament_leaderboard", ratings)
+    monkeypatch.setattr(leaderboard, "tournament_standings", ratings)
     out_file = tmp_path / "r.html"
     assert report(capsys, transcripts, "-o", out_file)[0] == 0
     assert asked == []  # not a tournament folder: no leaderboard asked for
@@ -178,7 +179,9 @@ def test_a_tournament_folders_leaderboard_reaches_the_page(
     (transcripts / "results.jsonl").write_text('{"game": 1}\n', encoding="utf-8")
     assert report(capsys, transcripts, "-o", out_file)[0] == 0
     assert asked == [transcripts]
-    assert page_data(out_file)["leaderboard"] == [rows[0].model_dump()]
+    data = page_data(out_file)
+    assert data["leaderboard"] == [rows[0].model_dump()]
+    assert (data["ratingMethod"], data["judges"]) == ("Bradley-Terry", judges)
 
 
 def page_data(path: Path) -> dict[str, Any]:

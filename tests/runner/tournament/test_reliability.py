@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from runner.analysis.leaderboard import tournament_standings
 from runner.model.generate import RetryPolicy
 from runner.settings import RunSettings
 from runner.tournament.ledger import ResultRecord
@@ -150,6 +151,8 @@ async def test_status_and_the_leaderboard_carry_the_judges_reliability(tmp_path:
     [j] = board.judges["judges"]
     assert j["model"] == judge and j["verdicts"] == 12 and j["abstentions"] == 0
     assert j["order_flips"]["count"] == j["order_flips"]["of"] == 6
+    standings = tournament_standings(out)
+    assert standings is not None and standings.judges == board.judges  # the report's too
     status = sparring("tournament", "status", out, "--format", "json")
     assert json.loads(status.stdout)["judges"] == board.judges
     text = sparring("tournament", "status", out).stdout
