@@ -158,6 +158,20 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
             yield reader.line_num, row
 
 
+def _distinct_rows(raw: Counter[str]) -> Counter[tuple[str, ...]] | None:
+    """The rows of distinct raw lines, counted; None when a line is not a row by itself
+    (a quoted value spanning lines, or a quoting error: the csv module reads those)."""
+    rows: Counter[tuple[str, ...]] = Counter()
+    for line, times in raw.items():
+        if line.count('"') % 2:
+            return None
+        try:
+            rows[tuple(next(csv.reader([line], strict=True), []))] += times
+        except csv.Error:
+            return None
+    return rows
+
+
 def _csv(path: Path, source: str) -> Tallies:
     with path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f, strict=True)
@@ -166,9 +180,18 @@ def _csv(path: Path, source: str) -> Tallies:
             header_line = reader.line_num
             columns = [c.strip() for c in header]
             _check_columns(columns, f"{source}:{header_line}")
-            # Counted as read (in C): memory for the distinct lines only.
-            lines = Counter(map(tuple, reader))
-            last = reader.line_num
+            # The lines after the header, counted as read (in C): memory for the distinct
+            # lines only, and only those are parsed.
+            raw = Counter(f)
+            last = header_line + sum(raw.values())
+            found_rows = _distinct_rows(raw)
+            if found_rows is None:
+                f.seek(0)
+                reader = csv.reader(f, strict=True)
+                while reader.line_num < header_line:
+                    next(reader)
+                found_rows = Counter(map(tuple, reader))
+            lines = found_rows
         except csv.Error as exc:
             raise ConfigError(f"{source}:{reader.line_num}: not CSV: {exc}") from None
     tallies: Tallies = {}

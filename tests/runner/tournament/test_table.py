@@ -186,3 +186,18 @@ def test_the_leaderboard_command_rates_a_table_and_refuses_a_bad_one(tmp_path: P
     refused = sparring("leaderboard", bad)
     assert refused.returncode == 2 and refused.stdout == ""
     assert refused.stderr.splitlines() == [f'sparring: {bad}:3: column 2 "b": "m1" plays itself']
+
+
+def test_quoted_csv_values_are_read_as_csv(tmp_path: Path) -> None:
+    path = tmp_path / "quoted.csv"
+    path.write_text('a,b,outcome\n"m, one",m2,a\n"m\ntwo",m2,b\n"m, one",m2,draw\n')
+    counts = read_table(path)
+    assert counts.names == ("m\ntwo", "m, one", "m2") and counts.games == 3
+    bad = tmp_path / "bad.csv"
+    bad.write_text('a,b,outcome\nm1,m2,a\n"m\n1",m2,x\n')
+    with pytest.raises(ConfigError, match=r'bad\.csv:4: column 3 "outcome"'):
+        read_table(bad)
+    broken = tmp_path / "broken.csv"
+    broken.write_text('a,b,outcome\nm1,m2,a\nm1,"m2"x,a\n')
+    with pytest.raises(ConfigError, match=r"broken\.csv:3: not CSV"):
+        read_table(broken)
