@@ -39,24 +39,26 @@ from contextlib import redirect_stdout
 started = time.perf_counter()
 from runner.cli import main
 from runner.tournament import ratings, table
-imported = time.perf_counter()
+imported, cpu_imported = time.perf_counter(), time.process_time()
 read = table.read_table
-spent = {"read": 0.0}
+spent = {"read": 0.0, "read_cpu": 0.0}
 def timed(path):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     try:
         return read(path)
     finally:
         spent["read"] += time.perf_counter() - t
+        spent["read_cpu"] += time.process_time() - c
 table.read_table = timed
 out = io.StringIO()
 with redirect_stdout(out):
     code = main(["leaderboard", sys.argv[1], "--format", "json", "--rounds", sys.argv[2]])
-done = time.perf_counter()
+done, cpu_done = time.perf_counter(), time.process_time()
 board = json.loads(out.getvalue())
 print(json.dumps({
     "code": code, "wall": done - started, "imports": imported - started,
     "read": spent["read"], "rest": done - imported - spent["read"],
+    "read_cpu": spent["read_cpu"], "rest_cpu": cpu_done - cpu_imported - spent["read_cpu"],
     "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     "games": board["games"], "top": board["entrants"][0]["name"],
 }))
@@ -64,14 +66,15 @@ print(json.dumps({
 
 BASELINE = """
 import csv, json, resource, sys, time
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 with open(sys.argv[1], newline="", encoding="utf-8") as f:
     rows = sum(1 for _ in csv.reader(f))
-read = time.perf_counter()
+read, cpu_read = time.perf_counter(), time.process_time()
 from runner.cli import main
 from runner.tournament import ratings, table
 print(json.dumps({
-    "wall": read - started, "rows": rows, "imports": time.perf_counter() - read,
+    "wall": read - started, "cpu": cpu_read - cpu, "rows": rows,
+    "imports": time.perf_counter() - read,
     "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
 }))
 """
@@ -133,8 +136,8 @@ def main() -> None:
         mb = tables["games.csv"].stat().st_size / 2**20
         print(
             f"baseline: the csv module reading the games CSV ({mb:.0f} MB, {base['rows']:,} "
-            f"lines) {base['wall']:.2f} s; then the command's imports, {base['imports']:.2f} s, "
-            f"peak {base['rss_mb']:.0f} MB"
+            f"lines) {base['wall']:.2f} s ({base['cpu']:.2f} s CPU); then the command's "
+            f"imports, {base['imports']:.2f} s, peak {base['rss_mb']:.0f} MB"
         )
         runs = [*tables.items(), (f"games.csv, {args.games // 100:,} games", small)]
         results = {}
@@ -145,17 +148,19 @@ def main() -> None:
             size = path.stat().st_size / 2**20
             print(
                 f"leaderboard {label} ({size:.1f} MB, {r['games']:,} games, {args.rounds} "
-                f"rounds): {r['wall']:.2f} s ({r['wall'] / base['wall']:.2f}x the baseline; "
-                f"imports {r['imports']:.2f} s, reading {r['read']:.2f} s, rating and "
-                f"writing {r['rest']:.2f} s), peak {r['rss_mb']:.0f} MB "
-                f"({r['rss_mb'] / base['rss_mb']:.2f}x the imports')"
+                f"rounds): {r['wall']:.2f} s; imports {r['imports']:.2f} s, reading "
+                f"{r['read']:.2f} s ({r['read_cpu']:.2f} s CPU, "
+                f"{r['read_cpu'] / base['cpu']:.2f}x the baseline's), rating and writing "
+                f"{r['rest']:.2f} s ({r['rest_cpu']:.2f} s CPU, "
+                f"{r['rest_cpu'] / base['cpu']:.2f}x the baseline's); peak "
+                f"{r['rss_mb']:.0f} MB ({r['rss_mb'] / base['rss_mb']:.2f}x the imports')"
             )
         full, cut = results["games.csv"], results[runs[-1][0]]
+        same = len({r["top"] for r in list(results.values())[:3]}) == 1
         print(
-            f"rating {args.games:,} games took {full['rest'] / cut['rest']:.2f}x the time of "
-            f"{args.games // 100:,} games of the same pairs; the top entrant "
-            f"{'agrees' if len({r['top'] for r in list(results.values())[:3]}) == 1 else 'differs'}"
-            " across the three tables"
+            f"rating {args.games:,} games took {full['rest_cpu'] / cut['rest_cpu']:.2f}x the "
+            f"CPU time of {args.games // 100:,} games of the same pairs; the top entrant "
+            f"{'agrees' if same else 'differs'} across the three tables"
         )
         per_game = 2 * args.games * (args.entrants + 1) * 8 / 2**20
         per_pair = math.ceil(args.entrants * (args.entrants - 1) * 5 * 8 / 1024)
