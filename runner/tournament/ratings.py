@@ -455,6 +455,10 @@ def rate(
     else:
         point = np.append(np.full(n, CENTER), 0.0)
         low, high = point - np.inf, point + np.inf
+    # An entrant without games keeps the prior's rating in every resample: a zero-width
+    # interval that would claim a certain rank. It has no interval, and any rank.
+    unplayed = np.bincount(counts.first, minlength=n) + np.bincount(counts.second, minlength=n)
+    low[:n][unplayed == 0], high[:n][unplayed == 0] = -np.inf, np.inf
     best, worst = rank_bounds(low[:n], high[:n])
     shared = Counter(best.tolist())
     standings = [

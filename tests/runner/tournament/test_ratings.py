@@ -229,3 +229,20 @@ def test_without_draws_both_fits_are_alike() -> None:
     assert board.log_likelihood["davidson"] == pytest.approx(board.log_likelihood["half"], abs=0.01)
     for a, b in zip(board.entrants, half.entrants, strict=True):
         assert a.rating == pytest.approx(b.rating, abs=0.5)
+
+
+def test_an_entrant_without_games_has_no_interval_and_any_rank() -> None:
+    board = leaderboard(simulate(20), [*STRENGTH, "newcomer"], rounds=100, seed=1)
+    newcomer = next(s for s in board.entrants if s.name == "newcomer")
+    assert newcomer.games == 0 and (newcomer.rank, newcomer.rank_worst) == (1, 5)
+    row = next(e for e in board.to_dict()["entrants"] if e["name"] == "newcomer")
+    assert row["ci_low"] is None and row["ci_high"] is None
+
+
+def test_nothing_but_draws_is_strict_json_under_the_tie_model() -> None:
+    games = [Decided("a", "b", 0.5), Decided("b", "a", 0.5)] * 4
+    board = leaderboard(games, ["a", "b"], rounds=50, seed=1, draws="davidson")
+    data = json.loads(json.dumps(board.to_dict(), allow_nan=False))
+    assert data["draw_parameter"] is None  # unbounded: every game a draw
+    assert data["log_likelihood"]["davidson"] == 0.0  # draws predicted with certainty
+    assert abs(board.entrants[0].rating - board.entrants[1].rating) < 1e-6
