@@ -226,7 +226,7 @@ def _fit(
         drawn, games = float(drew.sum()), float((won + drew + lost).sum())
         if drawn in (0.0, games):
             # Without draws Davidson's maximum is nu = 0 and the ratings are Bradley-Terry's;
-            # with nothing but draws nu is infinite and the ratings are tied, as there.
+            # with nothing but draws nu is infinite, and both fits find every pair even.
             ratings = _fit("half", design, won, drew, lost, None if start is None else start[:-1])
             return np.append(ratings, -math.inf if drawn == 0.0 else math.inf)
         if start is None or not math.isfinite(start[-1]):
