@@ -38,7 +38,7 @@ import io, json, resource, sys, time
 from contextlib import redirect_stdout
 started = time.perf_counter()
 from runner.cli import main
-from runner.tournament import ratings, table
+from runner.tournament import fit, table
 imported, cpu_imported = time.perf_counter(), time.process_time()
 read = table.read_table
 spent = {"read": 0.0, "read_cpu": 0.0}
@@ -71,7 +71,7 @@ with open(sys.argv[1], newline="", encoding="utf-8") as f:
     rows = sum(1 for _ in csv.reader(f))
 read, cpu_read = time.perf_counter(), time.process_time()
 from runner.cli import main
-from runner.tournament import ratings, table
+from runner.tournament import fit, table
 print(json.dumps({
     "wall": read - started, "cpu": cpu_read - cpu, "rows": rows,
     "imports": time.perf_counter() - read,

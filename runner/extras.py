@@ -14,6 +14,7 @@ from agents.errors import SparringError
 # Import names of the report extra's packages, as pyproject.toml lists them.
 REPORT = ("pandas", "numpy", "scipy", "krippendorff", "lingua", "vaderSentiment", "lexicalrichness",
           "matplotlib")  # fmt: skip
+REPORT_INSTALL = "pip install 'sparring[report]'"
 
 
 class ExtraMissing(SparringError):
@@ -30,6 +31,5 @@ def require_report(what: str) -> None:
     absent = missing()
     if absent:
         raise ExtraMissing(
-            f"{what} needs the report extra ({', '.join(absent)} not installed): "
-            "pip install 'sparring[report]'"
+            f"{what} needs the report extra ({', '.join(absent)} not installed): {REPORT_INSTALL}"
         )

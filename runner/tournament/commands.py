@@ -58,7 +58,7 @@ def leaderboard(
     if source.is_dir():
         board = standings.folder_leaderboard(source, rounds=rounds, seed=seed, draws=draws)
     else:
-        from runner.tournament.ratings import rate
+        from runner.tournament.fit import rate
         from runner.tournament.table import read_table
 
         board = rate(read_table(source), rounds=rounds, seed=seed or 0, draws=draws)

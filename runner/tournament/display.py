@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from runner.console import safe
+from runner.extras import REPORT_INSTALL
 from runner.play.events import Retrying
 from runner.terminal import printable
 from runner.tournament.games import all_games, models
@@ -331,6 +332,8 @@ def status_text(out: Console, status: Status) -> None:
     out.print(safe(f"  judged: {status.judged}; model loads seen: {status.loads}"))
     for line in judges_lines(status.judges):
         out.print(safe(line))
+    if status.judged and status.judges is None:
+        out.print(f"  the judges' reliability needs the report extra: {REPORT_INSTALL}")
 
 
 def _share(rate: dict[str, Any]) -> str:

@@ -95,7 +95,12 @@ def entrant_models(definition: dict[str, Any]) -> dict[str, str]:
 
 
 def judges(definition: dict[str, Any], results: list[ResultRecord]) -> dict[str, Any] | None:
-    """The judges' reliability over the results so far (None: nothing judged yet)."""
+    """The judges' reliability over the results so far (None: nothing judged yet, or the
+    report extra, which computes it, is not installed)."""
+    from runner import extras
+
+    if extras.missing():
+        return None
     from runner.tournament.reliability import judge_reliability
 
     return judge_reliability(results, definition["seats"], entrant_models(definition))

@@ -1,4 +1,4 @@
-"""Results played elsewhere, read as a table of pair counts for :func:`ratings.rate`.
+"""Results played elsewhere, read as a table of pair counts for :func:`fit.rate`.
 
 CSV (with a header line) or JSON lines (one object a line), in either of two shapes:
 
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.errors import ConfigError
-from runner.tournament.ratings import PairCounts
+from runner.tournament.fit import PairCounts
 
 GAME_COLUMNS = ("a", "b", "outcome")
 COUNT_COLUMNS = ("a", "b", "wins", "draws", "losses")

@@ -11,16 +11,8 @@ import numpy as np
 import pytest
 
 from runner.analysis.leaderboard import LeaderboardRow
-from runner.tournament.ratings import (
-    CENTER,
-    ENTRANT_FIELDS,
-    SCALE,
-    Decided,
-    PairCounts,
-    leaderboard,
-    rank_bounds,
-    rate,
-)
+from runner.tournament.fit import PairCounts, rank_bounds, rate
+from runner.tournament.ratings import CENTER, ENTRANT_FIELDS, SCALE, Decided, leaderboard
 
 STRENGTH = {"strong": 300.0, "good": 100.0, "fair": -100.0, "weak": -300.0}
 

@@ -18,6 +18,7 @@ from runner.tournament.spec import load_tournament
 from runner.tournament.standings import folder_leaderboard
 from runner.transcript import VerdictRecord
 from tests.fakes.ollama_server import FakeOllama
+from tests.runner.cli.test_startup import without_report_extra
 from tests.runner.tournament.helpers import write_tournament
 from tests.runner.tournament.test_cli import sparring
 
@@ -158,3 +159,8 @@ async def test_status_and_the_leaderboard_carry_the_judges_reliability(tmp_path:
     text = sparring("tournament", "status", out).stdout
     assert f"judge {judge}: 6 games, 12 verdicts" in text
     assert "verdict flips when the order flips: 6 of 6" in text
+    # Without the report extra the progress is still there, and says what the rest needs.
+    light = without_report_extra("tournament", "status", str(out))
+    assert light.returncode == 0, light.stderr
+    assert "games: 6/6 done" in light.stdout and "judge " not in light.stdout
+    assert "the judges' reliability needs the report extra: pip install" in light.stdout

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from agents.errors import ConfigError
-from runner.tournament.ratings import Decided, leaderboard, rate
+from runner.tournament.fit import rate
+from runner.tournament.ratings import Decided, leaderboard
 from runner.tournament.table import read_table
 from tests.runner.tournament.test_cli import sparring
 from tests.runner.tournament.test_ratings import STRENGTH, simulate, with_draws
