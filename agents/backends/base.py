@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Literal, Protocol, TypedDict, runtime_checkable
 
 if TYPE_CHECKING:  # imported when first needed: an engine worker process never needs it
@@ -88,6 +89,15 @@ class ModelInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class LoadedModel:
+    """A model a server holds in memory now, as it says (ollama's /api/ps)."""
+
+    name: str
+    size: int | None = None  # bytes in memory
+    expires_at: datetime | None = None  # when it unloads unless used again
+
+
+@dataclass(frozen=True, slots=True)
 class Timeouts:
     """Seconds. ``connect`` is the transport's; the runner enforces the other two."""
 
@@ -156,4 +166,19 @@ class Backend(Protocol):
 
     async def aclose(self) -> None:
         """Release connections, threads and loaded models."""
+        ...
+
+
+@runtime_checkable
+class ShowsLoaded(Protocol):
+    """A backend whose server says which models it holds, and loads one when asked (ollama);
+    a tournament learns from it how many models the server keeps loaded at once."""
+
+    async def loaded_models(self) -> list[LoadedModel]:
+        """The models the server holds now."""
+        ...
+
+    async def load_model(self, model: str, config: GenerateConfig) -> None:
+        """Load ``model`` with ``config``'s load-time options and keep-alive; returns once
+        it is loaded (the server may evict another to make room)."""
         ...

@@ -25,6 +25,7 @@ from agents.backends.base import (
     ChatRequest,
     Delta,
     Final,
+    LoadedModel,
     ModelInfo,
     ProgressCallback,
 )
@@ -206,6 +207,38 @@ class OllamaBackend:
             await self._get_client().chat(model, [], keep_alive=0)
         except BackendError:
             raise
+        except Exception as exc:
+            mapped = self._error(exc, model)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+    async def loaded_models(self) -> list[LoadedModel]:
+        """What the server holds now (/api/ps)."""
+        try:
+            listing = await self._get_client().ps()
+        except Exception as exc:
+            mapped = self._error(exc, None)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        return [
+            LoadedModel(
+                name=m.model or m.name or "",
+                size=int(m.size) if m.size is not None else None,
+                expires_at=m.expires_at,
+            )
+            for m in listing.models
+        ]
+
+    async def load_model(self, model: str, config: GenerateConfig) -> None:
+        """An empty chat loads a model (ollama's own way), with the load-time options a
+        request of ``config`` would send: other ones would force a reload."""
+        fields = request_fields(config)
+        try:
+            await self._get_client().chat(
+                model, [], options=fields["options"], keep_alive=fields["keep_alive"]
+            )
         except Exception as exc:
             mapped = self._error(exc, model)
             if mapped is exc:

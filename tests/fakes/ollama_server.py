@@ -14,9 +14,11 @@ In a test::
         fake.script("qwen:0.5b", "Hello there.", Error(503, SERVER_BUSY_MESSAGE))
         ...  # talk to fake.url; fake.requests holds every /api/chat body
 
-Scripted actions are consumed one per /api/chat request, the model's own queue first,
-then the queue scripted for any model (``None``); with none left the reply is
-:meth:`FakeOllama.reply_for`, a deterministic function of the request.
+Scripted actions are consumed one per generating /api/chat request (an empty chat, which
+loads or unloads a model, consumes none), the model's own queue first, then the queue
+scripted for any model (``None``); with none left the reply is :meth:`FakeOllama.reply_for`,
+a deterministic function of the request. ``max_loaded`` and ``load_delay`` make it hold few
+models at once, as ollama does (:class:`Residency`).
 """
 
 from __future__ import annotations
@@ -94,61 +96,155 @@ async def _line(response: web.StreamResponse, obj: dict[str, Any]) -> None:
     await response.write(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
 
 
+LOAD_OPTIONS = ("num_ctx", "num_batch", "num_gpu", "num_thread")  # a change forces a reload
+DEFAULT_KEEP_ALIVE = 300.0  # ollama's OLLAMA_KEEP_ALIVE default, 5 minutes
+FIRST_USE_NS = 1_250_000_000  # what an unlimited fake reports for a model's first use
+_GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def keep_alive_seconds(value: Any) -> float | None:
+    """``keep_alive`` as ollama reads it, in seconds; None: never unload (negative)."""
+    if value is None:
+        return DEFAULT_KEEP_ALIVE
+    if isinstance(value, int | float):
+        return None if value < 0 else float(value)
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        parts = _GO_DURATION.findall(text)
+        if not parts:
+            return DEFAULT_KEEP_ALIVE
+        number = sum(float(n) * _UNIT_S[unit] for n, unit in parts)
+        number = -number if text.startswith("-") else number
+    return None if number < 0 else number
+
+
+def _load_options(options: Any) -> tuple[Any, ...]:
+    options = options if isinstance(options, dict) else {}
+    return tuple(options.get(k) for k in LOAD_OPTIONS)
+
+
 class Residency:
     """Which models the fake holds in memory, the way ollama's scheduler does.
 
-    At most ``max_loaded`` models are loaded; a request for another one evicts the least
-    recently used idle model (or waits until one is idle) and then spends ``load_delay``
-    seconds loading, reported as the reply's ``load_duration``. Requests for loaded models
-    go ahead while another model loads. ``keep_alive: 0`` unloads a model once it is idle;
-    an empty chat with ``keep_alive: 0`` unloads it at once.
+    At most ``max_loaded`` models are loaded (None: any number). A request for another one
+    evicts the least recently used idle model (or waits until one is idle) and then spends
+    ``load_delay`` seconds loading, reported as the reply's ``load_duration`` (an unlimited
+    fake waits for nothing and reports 1.25 s on a model's first use). Requests for loaded
+    models go ahead while another model loads; one whose load-time options (``num_ctx``...)
+    differ from the loaded model's reloads it once it is idle. An idle model unloads when
+    its request's ``keep_alive`` runs out (5 minutes by default; 0 at once; negative
+    never): that is expiry, not eviction. The limit is the fake's own: like ollama, it
+    publishes it nowhere.
     """
 
-    def __init__(self, max_loaded: int, load_delay: float) -> None:
+    def __init__(self, max_loaded: int | None, load_delay: float) -> None:
         self.max_loaded = max_loaded
         self.load_delay = load_delay
         self.loaded: dict[str, float] = {}  # model -> last use (loop time), LRU order
+        self.options: dict[str, tuple[Any, ...]] = {}  # model -> its load-time options
+        self.keep: dict[str, float | None] = {}  # model -> its last request's keep_alive
+        self.idle_since: dict[str, float] = {}  # model -> when its last request ended
         self.users: Counter[str] = Counter()
         self.loads: Counter[str] = Counter()
-        self.evictions = 0
+        self.evicted: Counter[str] = Counter()  # unloaded to make room for another model
+        self.expired: Counter[str] = Counter()
         self.most_loaded = 0
+        self.skew = 0.0  # seconds added to the loop's clock: see advance()
         self._lock = asyncio.Lock()
         self._idle = asyncio.Event()
 
-    async def acquire(self, model: str) -> int:
+    @property
+    def evictions(self) -> int:
+        return sum(self.evicted.values())
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time() + self.skew
+
+    def advance(self, seconds: float) -> None:
+        """Move the fake's clock on, so that keep-alives run out without waiting for them."""
+        self.skew += seconds
+
+    def expires_in(self, model: str) -> float | None:
+        """Seconds until ``model`` unloads unless used again; None: not while in use, or never."""
+        keep = self.keep.get(model, DEFAULT_KEEP_ALIVE)
+        if keep is None:
+            return None
+        if self.users[model] > 0:
+            return keep
+        return self.idle_since.get(model, self._now()) + keep - self._now()
+
+    def expire(self) -> None:
+        """Unload the idle models whose keep_alive has run out."""
+        for model in list(self.loaded):
+            left = self.expires_in(model)
+            if self.users[model] == 0 and left is not None and left <= 0:
+                self._drop(model)
+                self.expired[model] += 1
+
+    async def acquire(self, model: str, options: Any = None, keep_alive: Any = None) -> int:
         """Hold ``model`` for one request; the nanoseconds spent loading it."""
-        loop = asyncio.get_running_loop()
-        if model in self.loaded:
-            self.users[model] += 1
-            self.loaded[model] = loop.time()
-            return 0
+        wanted = _load_options(options)
+        self.expire()
+        if model in self.loaded and self.options[model] == wanted:
+            return self._use(model, keep_alive)
         async with self._lock:  # one load at a time, as ollama's scheduler does
-            while model not in self.loaded and len(self.loaded) >= self.max_loaded:
-                idle = [m for m in self.loaded if self.users[m] == 0]
-                if idle:
-                    self.unload(min(idle, key=self.loaded.__getitem__))
+            while True:
+                self.expire()
+                if model in self.loaded:
+                    if self.options[model] == wanted:
+                        return self._use(model, keep_alive)
+                    if self.users[model] == 0:
+                        self._drop(model)  # loaded with other options: load it again
+                        continue
+                elif self.max_loaded is None or len(self.loaded) < self.max_loaded:
                     break
+                else:
+                    idle = [m for m in self.loaded if self.users[m] == 0]
+                    if idle:
+                        victim = min(idle, key=self.loaded.__getitem__)
+                        self._drop(victim)
+                        self.evicted[victim] += 1
+                        break
                 self._idle.clear()
                 await self._idle.wait()
             self.users[model] += 1
-            if model in self.loaded:
-                return 0
-            await asyncio.sleep(self.load_delay)
-            self.loaded[model] = loop.time()
+            if self.load_delay:
+                await asyncio.sleep(self.load_delay)
+            self.loaded[model] = self._now()
+            self.options[model] = wanted
+            self.keep[model] = keep_alive_seconds(keep_alive)
             self.loads[model] += 1
             self.most_loaded = max(self.most_loaded, len(self.loaded))
+            if self.max_loaded is None and not self.load_delay:
+                return FIRST_USE_NS
             return int(self.load_delay * 1e9)
 
-    def release(self, model: str, keep_alive: Any) -> None:
+    def _use(self, model: str, keep_alive: Any) -> int:
+        self.users[model] += 1
+        self.loaded[model] = self._now()
+        self.keep[model] = keep_alive_seconds(keep_alive)
+        return 0
+
+    def release(self, model: str) -> None:
         self.users[model] -= 1
         if self.users[model] == 0:
-            if keep_alive in (0, "0", "0s", "0m"):
-                self.unload(model)
+            self.idle_since[model] = self._now()
+            if self.keep.get(model) == 0:
+                self._drop(model)
             self._idle.set()
 
     def unload(self, model: str) -> None:
+        """``keep_alive: 0`` on an empty chat: now, or once its requests are done."""
+        if self.users[model] > 0:
+            self.keep[model] = 0
+        else:
+            self._drop(model)
+
+    def _drop(self, model: str) -> None:
         if self.loaded.pop(model, None) is not None:
-            self.evictions += 1
             self._idle.set()
 
 
@@ -170,8 +266,9 @@ class FakeOllama:
         load_delay: float = 0.0,
     ) -> None:
         self.models: dict[str, dict[str, Any]] = {}
-        # None: every model is resident after its first use (a "load" reported, not waited).
-        self.residency = Residency(max_loaded, load_delay) if max_loaded else None
+        # max_loaded None: every model stays resident after its first use (until its
+        # keep_alive runs out), its first load reported, not waited for.
+        self.residency = Residency(max_loaded, load_delay)
         for name in models:
             self.add_model(name)
         self.token_delay = token_delay
@@ -187,7 +284,6 @@ class FakeOllama:
         self.requests: list[dict[str, Any]] = []  # every /api/chat body, in arrival order
         self.active = 0  # chat streams being served now
         self.max_active = 0
-        self.loaded: dict[str, datetime] = {}  # model -> expires_at, for /api/ps
         self._script: dict[str | None, deque[Action]] = defaultdict(deque)
         self._slots: asyncio.Semaphore | None = None
         self._runner: web.AppRunner | None = None
@@ -338,31 +434,28 @@ class FakeOllama:
         if model not in self.models:
             return _error(404, NOT_FOUND_MESSAGE.format(model=name))
         messages = body.get("messages") or []
-        action = self._next_action(model)
-        if isinstance(action, Error):
-            return _error(action.status, action.message)
         head = {"model": name}
         keep_alive = body.get("keep_alive")
+        options = body.get("options")
         if not messages:  # an empty chat loads the model, or unloads it with keep_alive 0
             message = {"role": "assistant", "content": ""}
-            if keep_alive in (0, "0", "0s", "0m"):
-                self.loaded.pop(model, None)
-                if self.residency is not None:
-                    self.residency.unload(model)
+            if keep_alive_seconds(keep_alive) == 0:
+                self.residency.unload(model)
                 reply = {**head, "created_at": _now(), "message": message, "done_reason": "unload"}
                 return web.json_response({**reply, "done": True})
+            # Like ollama's, the answer comes once the model is loaded, and says no durations.
+            await self.residency.acquire(model, options, keep_alive)
+            self.residency.release(model)
             load = {**head, "created_at": _now(), "message": message, "done_reason": "load"}
             return web.json_response({**load, "done": True})
-        if self.residency is None:
-            load_ns = 0 if model in self.loaded else 1_250_000_000  # "load" on first use
-        else:
-            load_ns = await self.residency.acquire(model)
-        self.loaded[model] = datetime.now(UTC) + timedelta(minutes=5)
+        action = self._next_action(model)  # scripted for generating requests only
+        if isinstance(action, Error):
+            return _error(action.status, action.message)
+        load_ns = await self.residency.acquire(model, options, keep_alive)
         try:
             return await self._reply(request, body, model, action, load_ns, t0)
         finally:
-            if self.residency is not None:
-                self.residency.release(model, keep_alive)
+            self.residency.release(model)
 
     async def _reply(
         self,
@@ -502,16 +595,19 @@ class FakeOllama:
         )
 
     async def _ps(self, request: web.Request) -> web.Response:
+        self.residency.expire()
         now = datetime.now(UTC)
-        running = [
-            {
-                **{k: v for k, v in self.models[name].items() if k != "modified_at"},
-                "expires_at": expires.isoformat().replace("+00:00", "Z"),
-                "size_vram": 0,
-            }
-            for name, expires in self.loaded.items()
-            if expires > now and name in self.models
-        ]
+        running = []
+        for name in self.residency.loaded:
+            if name not in self.models:
+                continue
+            left = self.residency.expires_in(name)
+            # ollama shows a model kept forever as expiring centuries from now.
+            expires = now + (timedelta(days=365 * 300) if left is None else timedelta(seconds=left))
+            entry = {k: v for k, v in self.models[name].items() if k != "modified_at"}
+            running.append(
+                {**entry, "expires_at": expires.isoformat().replace("+00:00", "Z"), "size_vram": 0}
+            )
         return web.json_response({"models": running})
 
     async def _pull(self, request: web.Request) -> web.StreamResponse:
@@ -569,6 +665,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--concede-after", type=int, default=3, help="own turns before 'I lost' (0: never)"
     )
+    parser.add_argument("--max-loaded", type=int, default=None, help="models held at once")
+    parser.add_argument("--load-delay", type=float, default=0.0, help="seconds per model load")
     args = parser.parse_args(argv)
 
     async def serve() -> None:
@@ -579,6 +677,8 @@ def main(argv: list[str] | None = None) -> None:
             concede_after=args.concede_after or None,
             host=args.host,
             port=args.port,
+            max_loaded=args.max_loaded,
+            load_delay=args.load_delay,
         )
         async with fake:
             print(f"fake ollama at {fake.url} serving {', '.join(fake.models)} (Ctrl-C stops)")

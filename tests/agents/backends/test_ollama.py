@@ -370,3 +370,53 @@ async def test_request_refused_by_the_library_is_a_bad_request(backend: OllamaBa
     with pytest.raises(BadRequest) as info:
         await collect(backend, ask(model=""))
     assert not info.value.retryable
+
+
+async def test_loaded_models_and_load_model_follow_what_the_server_holds() -> None:
+    models = ["a:1b", "b:1b", "c:1b"]
+    async with FakeOllama(models, max_loaded=2, load_delay=0.06) as fake:
+        backend = OllamaBackend(BackendSettings(hosts=(fake.url,), timeouts=TIMEOUTS))
+        try:
+            assert await backend.loaded_models() == []
+            await backend.load_model("a:1b", GenerateConfig(keep_alive="30m"))
+            await backend.load_model("b:1b", GenerateConfig(keep_alive="30m"))
+            _, final = await collect(backend, ask(model="c:1b"))  # a third: one must go
+            listed = await backend.loaded_models()
+        finally:
+            await backend.aclose()
+    assert final.server["load_ms"] == 60.0  # the load it waited for, as ollama reports it
+    assert sorted(m.name for m in listed) == ["b:1b", "c:1b"]  # a: least recently used
+    assert fake.residency.evicted == {"a:1b": 1}
+    assert all(m.size and m.expires_at for m in listed)
+    by_name = {m.name: m for m in listed}
+    assert by_name["b:1b"].expires_at > by_name["c:1b"].expires_at  # type: ignore[operator]
+    # b was asked to stay 30 minutes; c's request said nothing: ollama's 5 minutes.
+
+
+async def test_the_fake_reloads_for_other_load_time_options_and_lets_models_expire() -> None:
+    async with FakeOllama([MODEL], max_loaded=2) as fake:
+        backend = OllamaBackend(BackendSettings(hosts=(fake.url,), timeouts=TIMEOUTS))
+        try:
+            await collect(backend, ask(num_ctx=2048))
+            await collect(backend, ask(num_ctx=2048))
+            assert fake.residency.loads[MODEL] == 1
+            await collect(backend, ask(num_ctx=4096))  # a load-time option changed
+            assert fake.residency.loads[MODEL] == 2
+            await collect(backend, ask(num_ctx=4096, keep_alive="10m"))
+            fake.residency.advance(599)
+            assert [m.name for m in await backend.loaded_models()] == [MODEL]
+            fake.residency.advance(2)  # its keep-alive has run out
+            assert await backend.loaded_models() == []
+        finally:
+            await backend.aclose()
+    assert fake.residency.expired == {MODEL: 1} and fake.residency.evictions == 0
+
+
+def test_keep_alive_reads_like_ollamas() -> None:
+    from tests.fakes.ollama_server import keep_alive_seconds
+
+    assert keep_alive_seconds(None) == 300.0
+    assert keep_alive_seconds("30m") == 1800.0 and keep_alive_seconds("1h30m") == 5400.0
+    assert keep_alive_seconds(0) == 0.0 and keep_alive_seconds("0s") == 0.0
+    assert keep_alive_seconds(-1) is None and keep_alive_seconds("-1m") is None
+    assert keep_alive_seconds("90") == 90.0
