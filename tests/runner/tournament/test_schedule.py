@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from runner.tournament.schedule import Scheduler, Work, load_lower_bound
+from runner.tournament.schedule import Scheduler, Work, load_lower_bound, turn_lower_bound
 
 
 def round_robin(models: list[str], games: int = 2) -> list[Work[tuple[str, str]]]:
@@ -111,3 +111,84 @@ def test_the_lower_bound() -> None:
     assert load_lower_bound(pairs, 6) == 6  # everything fits: each model once
     assert load_lower_bound(pairs, 3) == 3 + -(-(15 - 3) // 2)  # 3 + ceil(12 / 2) = 9
     assert load_lower_bound([frozenset({"a"})] * 4, 1) == 1  # same model on both seats
+
+
+def test_loads_are_the_callers_to_make_one_at_a_time_before_the_work_runs() -> None:
+    scheduler: Scheduler[object] = Scheduler(["s"], 2, preload=["s"])
+    scheduler.add(Work("ab", frozenset({"a", "b"})))
+    assert scheduler.next("s") is None  # chosen to load, not loaded yet
+    assert scheduler.start_load("s") == "a"
+    assert scheduler.start_load("s") is None  # one at a time
+    scheduler.loaded("s", "a", {"a"})
+    assert scheduler.next("s") is None
+    assert scheduler.start_load("s") == "b"
+    scheduler.loaded("s", "b", {"a", "b"})
+    work = scheduler.next("s")
+    assert work is not None and work.item == "ab"
+
+
+def test_a_model_the_server_no_longer_lists_is_loaded_again() -> None:
+    scheduler: Scheduler[object] = Scheduler(["s"], 2, preload=["s"])
+    scheduler.hosts["s"].resident |= {"a", "b"}
+    scheduler.add(Work("ab", frozenset({"a", "b"})))
+    scheduler.observe("s", {"b"})  # evicted behind our back, or expired
+    assert scheduler.next("s") is None
+    assert scheduler.start_load("s") == "a"
+
+
+def test_while_learning_room_is_made_only_while_nothing_runs() -> None:
+    scheduler: Scheduler[object] = Scheduler(["s"], 1, preload=["s"])
+    scheduler.set_capacity("s", 3, held=2)  # seen to hold 2; trying 3
+    scheduler.hosts["s"].resident |= {"a", "b"}
+    for item in ("ab1", "ab2"):
+        scheduler.add(Work(item, frozenset({"a", "b"})))
+    scheduler.add(Work("ac", frozenset({"a", "c"})))
+    first, second = scheduler.next("s"), scheduler.next("s")
+    assert first is not None and second is not None
+    assert scheduler.next("s") is None and scheduler.start_load("s") is None
+    scheduler.finished("s", first)
+    assert scheduler.next("s") is None and scheduler.start_load("s") is None  # one still runs
+    scheduler.finished("s", second)
+    assert scheduler.next("s") is None
+    assert scheduler.start_load("s") == "c"  # nothing evicted: the third may fit
+    assert scheduler.take_evictions() == []
+    assert scheduler.expendable("s") == ["b"]  # were it to evict, b: ac does not need it
+
+
+def test_a_server_holding_one_model_plays_a_pairing_at_a_time_all_at_once() -> None:
+    scheduler: Scheduler[object] = Scheduler(["s"], 1)
+    for work in round_robin(["a", "b", "c"], games=3):
+        scheduler.add(work)  # type: ignore[arg-type]
+    blocks: list[frozenset[str]] = []
+    while len(scheduler):
+        started = []
+        while (work := scheduler.next("s")) is not None:
+            started.append(work)
+        assert started and len({w.models for w in started}) == 1  # one pairing, all of it
+        blocks.append(started[0].models)
+        for work in started:
+            scheduler.finished("s", work)
+    assert len(blocks) == len(set(blocks)) == 3  # each pairing once
+    assert all(len(a & b) == 1 for a, b in itertools.pairwise(blocks))  # sharing a model
+
+
+def test_the_lower_bound_on_a_server_holding_one_model() -> None:
+    ab, ac, bc = (frozenset(p) for p in ("ab", "ac", "bc"))
+    assert turn_lower_bound([(ab, 6), (ab, 4)]) == 6  # one pairing: a load per turn
+    # Three pairings of 6 turns: 15 alternations, at most 2 per load after the first.
+    assert turn_lower_bound([(ab, 6), (ac, 6), (bc, 6)]) == 1 + 8
+    assert turn_lower_bound([(frozenset("a"), 9)]) == 1  # one model on both seats
+
+
+def test_on_a_server_holding_one_model_games_start_in_step() -> None:
+    scheduler: Scheduler[object] = Scheduler(["s"], 1)
+    ab = frozenset({"a", "b"})
+    for item, first in (("a opens", "b"), ("a opens again", "b"), ("b opens", "a")):
+        scheduler.add(Work(item, ab, first=first))
+    started = [scheduler.next("s"), scheduler.next("s"), scheduler.next("s")]
+    assert [w.item if w else None for w in started] == ["a opens", "a opens again", None]
+    assert scheduler.turn("s", "b") is False  # the running games are on b
+    assert scheduler.next("s") is None
+    assert scheduler.turn("s", "a") is True  # they turn to a: "b opens" asks a first
+    later = scheduler.next("s")
+    assert later is not None and later.item == "b opens"
