@@ -35,8 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--pull", action="store_true", help="pull missing models (ollama)")
     run.add_argument(
-        "--max-loaded", type=count(64), metavar="N",
-        help="models a server keeps loaded at once, the judge's included (default 3 for ollama)",
+        "--max-loaded", type=_max_loaded, metavar="N|learn",
+        help="models a server keeps loaded at once, the judge's included (default: learn, "
+        "from what the server says it holds; the file's max_loaded otherwise)",
     )  # fmt: skip
     run.add_argument(
         "--max-errors", type=count(1_000_000), metavar="N", help="stop after N games in error"
@@ -52,6 +53,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     status = verbs.add_parser("status", parents=[shared], help="a tournament's progress, from disk")
     status.add_argument("folder", type=Path, metavar="DIR")
     status.add_argument("--format", choices=("table", "json"), default="table")
+
+
+def _max_loaded(text: str) -> int | str:
+    """A number of models, or ``learn``: learned from what the server says it holds."""
+    if text == "learn":
+        return text
+    try:
+        return count(64)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected learn or a number from 1 to 64, got {text!r}"
+        ) from None
 
 
 def run(args: argparse.Namespace, out: Console, err: Console) -> int | Coroutine[Any, Any, int]:

@@ -9,7 +9,6 @@ from rich.console import Console
 from runner.tournament import standings
 from runner.tournament.display import (
     TournamentDisplay,
-    forecast,
     leaderboard_table,
     leaderboard_text,
     print_plan,
@@ -26,14 +25,14 @@ async def run(
 ) -> bool:
     """Plan (``dry_run``) or run a tournament; True when a game ended in error or it stopped."""
     tournament = load_tournament(path)
-    capacity = await check(tournament, settings)
     if dry_run:
-        print_plan(out, tournament, capacity)
+        capacity, servers = await check(tournament, settings)
+        print_plan(out, tournament, capacity, servers)
         return False
-    with TournamentDisplay(err, enabled=not quiet and err.is_terminal) as display:
+    with TournamentDisplay(err, enabled=not quiet and err.is_terminal, out=out) as display:
         outcome = await play(tournament, settings, display)
     status = standings.status(settings.out)
-    print_summary(out, outcome, status, forecast(tournament, capacity).lower_bound)
+    print_summary(out, outcome, status)
     if status.done:
         out.print()
         leaderboard_table(out, standings.folder_leaderboard(settings.out))

@@ -86,7 +86,9 @@ def forecast(tournament: Tournament, capacity: int) -> Forecast:
     return plan
 
 
-def print_plan(out: Console, tournament: Tournament, capacity: int) -> None:
+def print_plan(
+    out: Console, tournament: Tournament, capacity: int, servers: list[str] | None = None
+) -> None:
     games = all_games(tournament)
     seat_order = "both seat orders" if tournament.swap_seats else "one seat order"
     out.print(
@@ -104,7 +106,16 @@ def print_plan(out: Console, tournament: Tournament, capacity: int) -> None:
     requests = len(games) * (tournament.scenario.max_turns - scripted)
     judge = f" + {2 * len(games)} judge requests at most" if tournament.judge else ""
     out.print(safe(f"  {len(games)} games, at most {requests} requests{judge}"))
+    for line in servers or []:
+        out.print(safe(f"  {line}"))
     plan = forecast(tournament, capacity)
+    if capacity < 2:
+        out.print(
+            safe(
+                "  one model loaded at once: the server loads a model for every turn; each "
+                "pairing's games are played at once, so that one load serves all of them"
+            )
+        )
     out.print(safe(f"  model blocks with {capacity} model(s) loaded at once:"))
     for i, block in enumerate(plan.blocks, start=1):
         change = (
@@ -117,15 +128,17 @@ def print_plan(out: Console, tournament: Tournament, capacity: int) -> None:
             f", {block.judgings} judging(s)" if block.judgings else ""
         )
         out.print(safe(f"    {i:>2}. {change}: {work}"))
-    out.print(safe(f"  expected model loads: {plan.loads} (lower bound {plan.lower_bound})"))
+    if capacity >= 2:
+        out.print(safe(f"  expected model loads: {plan.loads} (lower bound {plan.lower_bound})"))
     out.print("nothing was sent to a model")
 
 
 class TournamentDisplay(TournamentObserver):
     """A live bar: games done of planned, errors, games per minute, ETA."""
 
-    def __init__(self, err: Console, enabled: bool = True) -> None:
+    def __init__(self, err: Console, enabled: bool = True, out: Console | None = None) -> None:
         self.err = err
+        self.out = out or err
         self.enabled = enabled
         self.progress = Progress(
             TextColumn("[bold]games"),
@@ -191,8 +204,12 @@ class TournamentDisplay(TournamentObserver):
     def resumed(self, host: str) -> None:
         self.progress.console.print(safe(f"{host} answers again; resuming", "green"))
 
+    def scheduling(self, lines: list[str]) -> None:
+        for line in lines:
+            self.out.print(safe(line))
 
-def print_summary(out: Console, outcome: Outcome, status: Status, lower_bound: int) -> None:
+
+def print_summary(out: Console, outcome: Outcome, status: Status) -> None:
     recorded = len(outcome.recorded)
     out.print(Text("summary", style="bold"))
     out.print(
@@ -205,11 +222,9 @@ def print_summary(out: Console, outcome: Outcome, status: Status, lower_bound: i
     if decided:
         out.print(safe(f"  decided: {decided}"))
     out.print(
-        safe(
-            f"  model loads: {outcome.loads} made by the scheduler this run, "
-            f"{status.loads} seen in the server's replies in all (lower bound {lower_bound})"
-        )
+        safe(f"  model loads: {outcome.loads} in this run, {status.server_loads} in all runs")
     )
+    _server_lines(out, status)
     errors = [r for r in outcome.recorded if r.status == "error"][:10]
     for r in errors:
         out.print(safe(f"  error: {' vs '.join(r.seats.values())} #{r.number}: {r.error}", "red"))
@@ -329,7 +344,8 @@ def status_text(out: Console, status: Status) -> None:
                 + ", ".join(f"{n} by {k}" for k, n in sorted(status.by_decision.items()))
             )
         )
-    out.print(safe(f"  judged: {status.judged}; model loads seen: {status.loads}"))
+    out.print(safe(f"  judged: {status.judged}; model loads: {status.server_loads}"))
+    _server_lines(out, status)
     for line in judges_lines(status.judges):
         out.print(safe(line))
     if status.judged and status.judges is None:
@@ -376,3 +392,15 @@ def judges_lines(report: dict[str, Any] | None) -> list[str]:
             "decided; alpha " + ("-" if alpha is None else f"{alpha:.2f}")
         )
     return lines
+
+
+def _server_lines(out: Console, status: Status) -> None:
+    """Per server: what it holds and how that was learned; its loads against the bound."""
+    for server in status.servers:
+        out.print(safe(f"  server {server.capacity.server}: {server.says}"))
+        bound = ""
+        if server.lower_bound is not None:
+            holds = server.capacity.holds or server.capacity.at_least
+            bound = f" (lower bound {server.lower_bound} on a server holding {holds}"
+            bound += ", from the turns played so far)" if server.bound_from_turns else ")"
+        out.print(safe(f"    model loads: {server.capacity.loads}{bound}"))

@@ -117,3 +117,12 @@ def seat_names(tournament: Tournament, game: Game) -> dict[str, str]:
 
 def models(tournament: Tournament, game: Game) -> frozenset[str]:
     return frozenset(tournament.entrant(name).model for name in game.seats)
+
+
+def first_model(tournament: Tournament, game: Game) -> str | None:
+    """The model of a game's first generated turn, where the speaking order fixes it."""
+    scenario = game_scenario(tournament, game)
+    if scenario.order != "round_robin":
+        return None
+    unscripted = [a for a in scenario.agents if a.opening is None]
+    return (unscripted or list(scenario.agents))[0].model

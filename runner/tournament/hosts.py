@@ -22,7 +22,7 @@ from runner.tournament.spec import Tournament
 
 log = structlog.get_logger("sparring.tournament")
 
-DEFAULT_MAX_LOADED = 3  # ollama's OLLAMA_MAX_LOADED_MODELS on CPU
+DEFAULT_MAX_LOADED = 3  # ollama's default on CPU, for engines that cannot say what they hold
 PROBE_CAP = 60.0  # longest wait between probes of a server that is down
 
 
@@ -88,17 +88,21 @@ class Hosts:
             return "judge"
         return "entrant"
 
-    def capacity(self, requested: int | None) -> int:
-        """Models a server may hold at once: asked for, the file's, else by engine."""
-        if requested:
-            return requested
-        if self.tournament.max_loaded:
-            return self.tournament.max_loaded
-        backend = next(iter(self.by_name.values())).backend
-        engine = ENGINES.get(backend.name)
-        if engine is not None and engine.serves_all:
+    def assumed(self, host: Host) -> int:
+        """Models a server that cannot say what it holds is scheduled as holding."""
+        engine = ENGINES.get(host.backend.name)
+        if engine is not None and engine.serves_all:  # it serves what it was started with
             return max(len(self.models()), 1)
         return DEFAULT_MAX_LOADED
+
+    def ours(self, host: Host) -> dict[str, str]:
+        """The server's names of the tournament's models (``qwen`` is ``qwen:latest``)."""
+        names = {model: model for model in self.models()}
+        for model in self.models():
+            info = host.models[model].info
+            if info is not None and info.name:
+                names[info.name] = model
+        return names
 
     async def probe(self, host: Host, message: str, observer: Any) -> None:
         """Pause ``host`` and ask it for its models, backing off, until it answers."""

@@ -97,8 +97,10 @@ class TournamentSpec(_Strict):
     )
     backend: Requested | None = None
     hosts: list[str] = Field([], description="servers (--host overrides); blocks go by affinity")
-    max_loaded: Annotated[int, Field(ge=1, le=64)] | None = Field(
-        None, description="models a server keeps loaded at once (default 3, ollama's on CPU)"
+    max_loaded: Annotated[int, Field(ge=1, le=64)] | Literal["learn"] | None = Field(
+        None,
+        description="models a server keeps loaded at once; learn (the default): learned from "
+        "what the server says it holds",
     )
 
 
@@ -191,7 +193,7 @@ class Tournament:
     seed: int
     backend: Requested | None
     hosts: tuple[str, ...]
-    max_loaded: int | None
+    max_loaded: int | Literal["learn"] | None
 
     @property
     def seats(self) -> tuple[str, str]:

@@ -9,8 +9,30 @@ from pathlib import Path
 from typing import Any
 
 from runner import files
+from runner.tournament.capacity import Capacity, read_learned
 from runner.tournament.ledger import LOCK, ResultRecord, read_results
 from runner.tournament.ratings import ROUNDS, Decided, Draws, Leaderboard, leaderboard
+from runner.tournament.schedule import load_lower_bound, turn_lower_bound
+
+
+@dataclass(slots=True)
+class Server:
+    """What a server was learned to hold, and the loads it made for the tournament."""
+
+    capacity: Capacity
+    says: str  # what it holds, and how that was learned, in a line
+    lower_bound: int | None  # fewest loads of the whole tournament on one such server
+    bound_from_turns: bool = False  # a server holding one model: from the turns played
+
+    def to_dict(self) -> dict[str, Any]:
+        learned = self.capacity.to_dict()
+        return {
+            "server": learned.pop("server"),
+            "says": self.says,
+            **learned,
+            "lower_bound": self.lower_bound,
+            "lower_bound_from_turns": self.bound_from_turns,
+        }
 
 
 @dataclass(slots=True)
@@ -27,6 +49,12 @@ class Status:
     eta_s: float | None
     by_decision: dict[str, int] = field(default_factory=dict)
     judges: dict[str, Any] | None = None  # the judges' reliability (reliability.py)
+    servers: list[Server] = field(default_factory=list)
+
+    @property
+    def server_loads(self) -> int:
+        """Loads the servers made, preloads included; the replies' count where unknown."""
+        return sum(s.capacity.loads for s in self.servers) if self.servers else self.loads
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -38,7 +66,8 @@ class Status:
             "errors": self.errors,
             "judged": self.judged,
             "decided_by": self.by_decision,
-            "model_loads": self.loads,
+            "model_loads": self.server_loads,
+            "servers": [s.to_dict() for s in self.servers],
             "running": self.running,
             "games_per_minute": None if self.rate_per_min is None else round(self.rate_per_min, 2),
             "eta_s": None if self.eta_s is None else round(self.eta_s),
@@ -87,6 +116,7 @@ def status(folder: Path) -> Status:
         eta_s=remaining / rate * 60 if rate and remaining else None,
         by_decision=by_decision,
         judges=judges(definition, results),
+        servers=servers(folder, definition, results),
     )
 
 
@@ -104,6 +134,33 @@ def judges(definition: dict[str, Any], results: list[ResultRecord]) -> dict[str,
     from runner.tournament.reliability import judge_reliability
 
     return judge_reliability(results, definition["seats"], entrant_models(definition))
+
+
+def servers(folder: Path, definition: dict[str, Any], results: list[ResultRecord]) -> list[Server]:
+    """What each server of the folder's runs was learned to hold, with the lower bound on
+    loads for a server holding that many."""
+    entrants = {e["name"]: e["model"] for e in definition["definition"]["entrants"]}
+    sets = [frozenset(entrants[name] for name in g["seats"]) for g in definition["games"]]
+    judge = definition["definition"].get("judge")
+    count = len(set(entrants.values()) | ({judge["model"]} if judge else set()))
+    found = []
+    for capacity in read_learned(folder).values():
+        holds = capacity.holds
+        if holds is None and capacity.at_least >= count:
+            holds = capacity.at_least  # all of them fit at once
+        bound, from_turns = None, False
+        if holds is not None and holds >= 2:
+            bound = load_lower_bound(sets, holds)
+        elif holds == 1:
+            turns = [
+                (frozenset(entrants[n] for n in r.seats.values()), sum(r.replies.values()))
+                for r in results
+            ]
+            bound, from_turns = turn_lower_bound(turns), True
+        if bound is not None and judge:
+            bound += 1
+        found.append(Server(capacity, capacity.describe(count), bound, from_turns))
+    return found
 
 
 def decided(results: list[ResultRecord], seats: list[str]) -> tuple[list[Decided], dict[str, int]]:

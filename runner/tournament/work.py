@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from agents.backends.config import GenerateConfig
 from runner.play.conversation import Conversation, Plan, Result
-from runner.play.events import Observer
+from runner.play.events import Observer, Observers
 from runner.scenario.schema import ResolvedScenario
 from runner.settings import RunSettings
-from runner.tournament.games import Game, game_scenario
+from runner.tournament.games import Game, all_games, game_scenario, models
 from runner.tournament.hosts import Host
 from runner.tournament.judge import judge_game
 from runner.tournament.ledger import Ledger
@@ -17,6 +18,9 @@ from runner.tournament.spec import Tournament
 from runner.transcript import TranscriptWriter, read_transcript
 
 KEEP_ALIVE = "30m"  # holds a block's models between its requests; released explicitly
+# A shorter keep-alive marks the model to evict first, should the server have to: ollama
+# evicts the idle model with the shortest one.
+EXPENDABLE_KEEP_ALIVE = "29m"
 
 
 @dataclass(slots=True)
@@ -61,11 +65,33 @@ class Workshop:
             },
         )
 
-    async def play(self, game: Game, host: Host, ledger: Ledger) -> Result:
+    async def play(
+        self, game: Game, host: Host, ledger: Ledger, observer: Observer | None = None
+    ) -> Result:
         conversation = Conversation(
-            self.plan(game, host, ledger), self.settings, run_id=self.run_id, observer=self.observer
+            self.plan(game, host, ledger),
+            self.settings,
+            run_id=self.run_id,
+            observer=Observers(self.observer, observer) if observer else self.observer,
         )
         return await conversation.run()
+
+    def load_config(self, model: str, host: Host, keep_alive: str | None = None) -> GenerateConfig:
+        """The options ``model``'s requests will carry on ``host``, to load it with: a
+        request whose load-time options (num_ctx) differ makes the server load it again."""
+        config: GenerateConfig | None = None
+        judge = self.tournament.judge
+        for game in all_games(self.tournament):
+            if model in models(self.tournament, game):
+                scenario = self.scenario(game, host)
+                config = next(a.options for a in scenario.agents if a.model == model)
+                break
+        if config is None and judge is not None and judge.model == model:
+            config = judge.options.model_copy(update={"keep_alive": KEEP_ALIVE})
+        config = config or GenerateConfig(keep_alive=KEEP_ALIVE)
+        if keep_alive is not None:
+            config = config.model_copy(update={"keep_alive": keep_alive})
+        return config
 
     async def judge(self, judging: Judging, host: Host) -> Path:
         """Ask the judge for the verdicts the game's transcript lacks; append them to it."""

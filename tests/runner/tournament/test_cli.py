@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -156,6 +157,45 @@ def test_status_leaderboard_and_dry_run(tmp_path: Path) -> None:
     assert board == json.loads(sparring("leaderboard", out, "--format", "json").stdout)  # seeded
     csv = sparring("leaderboard", out, "--format", "csv").stdout.splitlines()
     assert csv[0] == ",".join(ENTRANT_FIELDS) and len(csv) == 5
+
+
+def test_the_run_says_how_it_schedules_and_status_says_what_it_learned(tmp_path: Path) -> None:
+    path = write_tournament(tmp_path / "t", MODELS, games=1)
+    out = tmp_path / "out"
+    with FakeOllama.in_thread(models=MODELS, max_loaded=2, load_delay=0.06) as fake:
+        played = sparring("tournament", "run", path, "--out", out, *on(fake))
+        server_loads = sum(fake.residency.loads.values())
+        again = sparring("tournament", "run", path, "--out", out, "--dry-run", *on(fake))
+    assert played.returncode == 0, played.stderr
+    assert played.stdout.splitlines()[0] == (
+        f"server {fake.url}: how many models it holds is learned while playing (from /api/ps)"
+    )
+    status = sparring("tournament", "status", out)
+    assert status.returncode == 0, status.stderr
+    assert re.search(
+        rf"server {re.escape(fake.url)}: holds 2 models \(learned: m\d evicted when a third "
+        r"model \(m\d\) loaded at [-\dT:]+Z\)",
+        status.stdout,
+    ), status.stdout
+    assert f"model loads: {server_loads} (lower bound 7 on a server holding 2)" in status.stdout
+    state = json.loads(sparring("tournament", "status", out, "--format", "json").stdout)
+    [server] = state["servers"]
+    assert (server["server"], server["holds"], server["loads"]) == (fake.url, 2, server_loads)
+    assert state["model_loads"] == server_loads
+    # A plan made later starts from what was learned.
+    assert again.returncode == 0, again.stderr
+    assert f"server {fake.url}: holds 2 models (learned: " in again.stdout
+    assert "model blocks with 2 model(s) loaded at once" in again.stdout
+    assert "expected model loads: 7 (lower bound 7)" in again.stdout
+
+
+def test_max_loaded_is_a_number_or_learn(tmp_path: Path) -> None:
+    args = ["tournament", "run", "t.yaml", "--out", "o", "--max-loaded"]
+    assert build_parser().parse_args([*args, "learn"]).max_loaded == "learn"
+    assert build_parser().parse_args([*args, "2"]).max_loaded == 2
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args([*args, "some"])
+    assert exit_.value.code == 2
 
 
 @pytest.mark.parametrize("model", ["missing:1b"])
