@@ -1,19 +1,22 @@
-"""Tournament scheduling against a server that holds few models, printed as figures.
+"""Tournament scheduling against servers that hold few models, printed as figures.
 
 The fake ollama server is given a limit on loaded models and a delay per load (as ollama's
-scheduler behaves: OLLAMA_MAX_LOADED_MODELS, seconds per load), and parallel slots. The
-same round robin is played three ways:
+scheduler behaves: OLLAMA_MAX_LOADED_MODELS, seconds per load), and parallel slots. For
+servers holding 1, 2 and 3 models (``--holds``), the same round robin is played three ways:
 
-1. sparring's scheduler (``sparring tournament run``): games in model blocks;
+1. sparring's scheduler (``sparring tournament run``) with default flags: it learns what
+   the server holds from the server (it is not told), and plays games in model blocks;
 2. the same games started all at once, as plain conversations (no ordering by model);
 3. the origin lesson's loop: one game at a time, in pairing order.
 
 For each: wall time (as a ratio to the scheduler's), model loads the server performed
 against the lower bound, and slot utilisation while work remained: the slot-seconds spent
-generating divided by slots x wall time. Aims: loads within 10% of the lower bound and
-utilisation of 90% or more for the scheduler.
+generating divided by slots x wall time. Aims: loads at most the lower bound plus one.
+A server holding one model loads one for every turn; its lower bound (every load serving
+turns of as many pairings as there are other models) is given beside the bound of playing
+a pairing at a time, which is what the scheduler does.
 
-Run: .venv/bin/python bench/tournament.py [--models N] [--max-loaded M] [--load-delay S]
+Run: .venv/bin/python bench/tournament.py [--models N] [--holds 1 2 3] [--load-delay S]
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import itertools
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,8 +40,9 @@ from runner.play.conversation import Plan  # noqa: E402
 from runner.run.orchestrator import iter_conversations  # noqa: E402
 from runner.settings import RunSettings  # noqa: E402
 from runner.tournament.games import all_games, game_scenario  # noqa: E402
+from runner.tournament.ledger import RESULTS, read_results  # noqa: E402
 from runner.tournament.play import PlaySettings, play  # noqa: E402
-from runner.tournament.schedule import load_lower_bound  # noqa: E402
+from runner.tournament.schedule import load_lower_bound, turn_lower_bound  # noqa: E402
 from runner.tournament.spec import Tournament, load_tournament  # noqa: E402
 from runner.transcript import iter_transcripts  # noqa: E402
 from tests.fakes.ollama_server import FakeOllama  # noqa: E402
@@ -95,15 +100,25 @@ async def plain(
             pass
 
 
+@dataclass(slots=True)
+class Measured:
+    wall: float
+    loads: int
+    used: float  # slot utilisation
+    learned: str = ""  # what the scheduler says the server holds
+    turns: list[tuple[frozenset[str], int]] = field(default_factory=list)  # per game
+
+
 async def measure(
-    name: str, args: argparse.Namespace, tournament: Tournament
-) -> tuple[float, int, float]:
+    name: str, args: argparse.Namespace, tournament: Tournament, holds: int
+) -> Measured:
     models = [e.model for e in tournament.entrants]
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
+        learned = ""
         async with FakeOllama(
             models, token_delay=args.token_delay, parallel=args.slots,
-            max_loaded=args.max_loaded, load_delay=args.load_delay,
+            max_loaded=holds, load_delay=args.load_delay,
         ) as fake:  # fmt: skip
             t0 = time.perf_counter()
             if name == "scheduler":
@@ -111,7 +126,8 @@ async def measure(
                     out_dir=out, backend="ollama", hosts=(fake.url,), concurrency=args.slots,
                     retry=RetryPolicy(attempts=3, base=0.01),
                 )  # fmt: skip
-                await play(tournament, PlaySettings(out=out, run=run, max_loaded=args.max_loaded))
+                outcome = await play(tournament, PlaySettings(out=out, run=run))  # default flags
+                learned = "; ".join(c.describe() for c in outcome.servers)
             elif name == "all at once":
                 await plain(
                     tournament, fake.url, out, args.slots, len(all_games(tournament)), False
@@ -119,10 +135,28 @@ async def measure(
             else:
                 await plain(tournament, fake.url, out, 1, 1, True)
             wall = time.perf_counter() - t0
-            assert fake.residency is not None
             loads = sum(fake.residency.loads.values())
         busy = busy_seconds(out)
-    return wall, loads, busy / (args.slots * wall)
+        turns = game_turns(out) if name == "scheduler" else []
+    return Measured(wall, loads, busy / (args.slots * wall), learned, turns)
+
+
+def game_turns(out: Path) -> list[tuple[frozenset[str], int]]:
+    """Each game's two models and generated turns, from the tournament's results."""
+    if not (out / RESULTS).exists():
+        return []
+    definition, results = read_results(out)
+    model = {e["name"]: e["model"] for e in definition["definition"]["entrants"]}
+    return [(frozenset(model[n] for n in r.pairing), sum(r.replies.values())) for r in results]
+
+
+def pairing_blocks(turns: list[tuple[frozenset[str], int]]) -> int:
+    """Loads of playing each pairing's games at once on a server holding one model: one per
+    turn of its longest game, one more as its seat orders open on different models."""
+    longest: dict[frozenset[str], int] = {}
+    for pair, n in turns:
+        longest[pair] = max(longest.get(pair, 0), n)
+    return sum(n + 1 for n in longest.values())
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -130,29 +164,45 @@ async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as folder:
         tournament = write(Path(folder), models, args.games)
     pairs = [frozenset(p) for p in itertools.combinations(models, 2)]
-    bound = load_lower_bound(pairs, args.max_loaded)
     games = len(all_games(tournament))
     print(
-        f"round robin: {args.models} models, {games} games; server holds {args.max_loaded} "
-        f"models, {args.load_delay:g} s per load, {args.slots} slots, "
-        f"{args.token_delay * 1000:g} ms per token; lower bound on loads: {bound}"
+        f"round robin: {args.models} models, {games} games; {args.load_delay:g} s per load, "
+        f"{args.slots} slots, {args.token_delay * 1000:g} ms per token; sparring run with "
+        "default flags (not told what the server holds)"
     )
-    base: float | None = None
-    for name in ("scheduler", "all at once", "one at a time"):
-        wall, loads, used = await measure(name, args, tournament)
-        base = base or wall
-        print(
-            f"  {name:<14} wall {wall:7.2f} s ({wall / base:4.2f}x)  loads {loads:3d} "
-            f"({loads / bound:4.2f}x the bound)  slot utilisation {used:6.1%}"
-        )
+    for holds in args.holds:
+        measured = {
+            name: await measure(name, args, tournament, holds)
+            for name in ("scheduler", "all at once", "one at a time")
+        }
+        scheduler = measured["scheduler"]
+        if holds >= 2:
+            bound = load_lower_bound(pairs, holds)
+            said = f"lower bound on loads {bound}"
+        else:
+            bound = turn_lower_bound(scheduler.turns)
+            said = (
+                f"lower bound on loads {bound} (from the turns played); playing a pairing at "
+                f"a time needs about {pairing_blocks(scheduler.turns)}"
+            )
+        print(f"server holds {holds} model(s): {said}")
+        print(f"  learned: {scheduler.learned}")
+        for name, m in measured.items():
+            print(
+                f"  {name:<14} wall {m.wall:7.2f} s ({m.wall / scheduler.wall:4.2f}x)  loads "
+                f"{m.loads:3d} ({m.loads / bound:4.2f}x the bound, {m.loads - bound:+d})  "
+                f"slot utilisation {m.used:6.1%}"
+            )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=5)
-    parser.add_argument("--games", type=int, default=4, help="games per pairing and seat order")
-    parser.add_argument("--max-loaded", type=int, default=3)
-    parser.add_argument("--load-delay", type=float, default=1.0)
+    parser.add_argument("--games", type=int, default=2, help="games per pairing and seat order")
+    parser.add_argument(
+        "--holds", type=int, nargs="+", default=[1, 2, 3], help="models the server holds"
+    )
+    parser.add_argument("--load-delay", type=float, default=0.5, help="seconds per load")
     parser.add_argument("--slots", type=int, default=4)
     parser.add_argument("--token-delay", type=float, default=0.02)
     configure(fmt="console")
