@@ -42,7 +42,11 @@ from runner.settings import RunSettings  # noqa: E402
 from runner.tournament.games import all_games, game_scenario  # noqa: E402
 from runner.tournament.ledger import RESULTS, read_results  # noqa: E402
 from runner.tournament.play import PlaySettings, play  # noqa: E402
-from runner.tournament.schedule import load_lower_bound, turn_lower_bound  # noqa: E402
+from runner.tournament.schedule import (  # noqa: E402
+    load_lower_bound,
+    pairing_block_loads,
+    turn_lower_bound,
+)
 from runner.tournament.spec import Tournament, load_tournament  # noqa: E402
 from runner.transcript import iter_transcripts  # noqa: E402
 from tests.fakes.ollama_server import FakeOllama  # noqa: E402
@@ -150,15 +154,6 @@ def game_turns(out: Path) -> list[tuple[frozenset[str], int]]:
     return [(frozenset(model[n] for n in r.pairing), sum(r.replies.values())) for r in results]
 
 
-def pairing_blocks(turns: list[tuple[frozenset[str], int]]) -> int:
-    """Loads of playing each pairing's games at once on a server holding one model: one per
-    turn of its longest game, one more as its seat orders open on different models."""
-    longest: dict[frozenset[str], int] = {}
-    for pair, n in turns:
-        longest[pair] = max(longest.get(pair, 0), n)
-    return sum(n + 1 for n in longest.values())
-
-
 async def main(args: argparse.Namespace) -> None:
     models = [f"model{i}:1b" for i in range(args.models)]
     with tempfile.TemporaryDirectory() as folder:
@@ -183,7 +178,7 @@ async def main(args: argparse.Namespace) -> None:
             bound = turn_lower_bound(scheduler.turns)
             said = (
                 f"lower bound on loads {bound} (from the turns played); playing a pairing at "
-                f"a time needs about {pairing_blocks(scheduler.turns)}"
+                f"a time needs about {pairing_block_loads(scheduler.turns)}"
             )
         print(f"server holds {holds} model(s): {said}")
         print(f"  learned: {scheduler.learned}")

@@ -310,3 +310,14 @@ def turn_lower_bound(games: Iterable[tuple[frozenset[str], int]]) -> int:
         alternations = sum(max(0, t - 1) for t in longest.values())
         bound = max(bound, *longest.values(), 1 + math.ceil(alternations / (len(paired) - 1)))
     return bound
+
+
+def pairing_block_loads(games: Iterable[tuple[frozenset[str], int]]) -> int:
+    """Loads of playing these games (their models, their generated turns) a pairing at a
+    time on a server that holds one model, as the scheduler does: one per turn of each
+    pairing's longest game, one more as its two seat orders open on different models."""
+    longest: dict[frozenset[str], int] = {}
+    for pair, turns in games:
+        if len(pair) == 2:
+            longest[pair] = max(longest.get(pair, 0), turns)
+    return sum(turns + 1 for turns in longest.values())

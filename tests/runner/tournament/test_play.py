@@ -148,6 +148,11 @@ async def test_with_default_flags_it_learns_what_the_server_holds(
         ]
         assert loads <= block_bound(outcome, t) + 1
         assert turn_lower_bound(turns) < block_bound(outcome, t)
+        [said] = standings.status(out).servers  # status gives both, and says which is whose
+        assert (said.lower_bound, said.pairing_blocks) == (
+            turn_lower_bound(turns),
+            block_bound(outcome, t),
+        )
 
 
 async def test_what_was_learned_is_kept_and_a_resumed_run_starts_from_it(tmp_path: Path) -> None:

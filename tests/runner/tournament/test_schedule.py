@@ -7,7 +7,13 @@ import random
 
 import pytest
 
-from runner.tournament.schedule import Scheduler, Work, load_lower_bound, turn_lower_bound
+from runner.tournament.schedule import (
+    Scheduler,
+    Work,
+    load_lower_bound,
+    pairing_block_loads,
+    turn_lower_bound,
+)
 
 
 def round_robin(models: list[str], games: int = 2) -> list[Work[tuple[str, str]]]:
@@ -178,6 +184,13 @@ def test_the_lower_bound_on_a_server_holding_one_model() -> None:
     # Three pairings of 6 turns: 15 alternations, at most 2 per load after the first.
     assert turn_lower_bound([(ab, 6), (ac, 6), (bc, 6)]) == 1 + 8
     assert turn_lower_bound([(frozenset("a"), 9)]) == 1  # one model on both seats
+
+
+def test_the_loads_of_a_pairing_at_a_time_on_a_server_holding_one_model() -> None:
+    ab, bc = frozenset("ab"), frozenset("bc")
+    # Its longest game's turns, and one more: the swapped seat order opens on the other model.
+    assert pairing_block_loads([(ab, 6), (ab, 4), (bc, 3)]) == 7 + 4
+    assert pairing_block_loads([(frozenset("a"), 9)]) == 0  # no pairing swaps models
 
 
 def test_on_a_server_holding_one_model_games_start_in_step() -> None:
