@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from agents.backends.config import GenerateConfig
+from runner.scenario.phases import Budget, Phase
 from runner.scenario.schema import AgentSpec, Defaults, EndRule, Scenario
 from runner.tournament.spec import EntrantSpec, JudgeSpec, TournamentSpec
 from runner.transcript import (
@@ -17,6 +18,7 @@ from runner.transcript import (
     EndRecord,
     ErrorInfo,
     Outcome,
+    PhaseRecord,
     RunRecord,
     TimeoutsInfo,
     Totals,
@@ -70,6 +72,7 @@ def table(text: str, record: str) -> dict[str, str]:
     [
         ("run", RunRecord, {"agents": AgentInfo, "timeouts": TimeoutsInfo}),
         ("turn", TurnRecord, {}),
+        ("phase", PhaseRecord, {}),
         ("end", EndRecord, {"outcome": Outcome, "totals": Totals, "error": ErrorInfo}),
     ],
 )
@@ -83,7 +86,9 @@ def test_transcript_reference_names_every_field(
         assert set(inner.model_fields) <= named, f"{record}.{field}"
 
 
-@pytest.mark.parametrize("model", [Scenario, AgentSpec, Defaults, EndRule, GenerateConfig])
+@pytest.mark.parametrize(
+    "model", [Scenario, AgentSpec, Defaults, EndRule, GenerateConfig, Phase, Budget]
+)
 def test_scenario_reference_names_every_field(model: type[BaseModel]) -> None:
     text = section(page("scenarios.md"), "Scenario reference")
     yaml_keys = set(re.findall(r"^\s*-?\s*([a-z_]+):", text, re.M))

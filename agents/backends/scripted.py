@@ -76,13 +76,18 @@ class ScriptedBackend:
             if self._delay:
                 await asyncio.sleep(self._delay)
             words = text.split(" ")
+            # A word stands for a token: num_predict stops the reply as an engine would.
+            limit = request.config.num_predict
+            cut = limit is not None and 0 < limit < len(words)
+            if cut:
+                words = words[:limit]
             for i, word in enumerate(words):
                 yield Delta(word if i == 0 else " " + word)
             prompt_tokens = sum(len(m["content"].split()) for m in request.messages)
             yield Final(
                 prompt_tokens=prompt_tokens,
                 completion_tokens=len(words),
-                done_reason="stop",
+                done_reason="length" if cut else "stop",
                 host=self.host,
             )
         finally:

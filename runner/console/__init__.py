@@ -72,9 +72,11 @@ def describe_outcome(outcome: Outcome, status: str) -> str:
         return ", ".join(parts) + (f" (turn {turn}: {outcome.rule})" if turn is not None else "")
     if outcome.reason == "end_rule":
         return f"draw ({outcome.rule})"
-    return {"max_turns": "turn limit reached", "agent_turn_limits": "every agent at its limit"}.get(
-        outcome.reason, outcome.reason
-    )
+    return {
+        "max_turns": "turn limit reached",
+        "agent_turn_limits": "every agent at its limit",
+        "phases": "every phase played",
+    }.get(outcome.reason, outcome.reason)
 
 
 def _which(run: RunRecord) -> str:

@@ -15,7 +15,7 @@ from runner.console import (
     safe,
     speaker_style,
 )
-from runner.transcript import EndRecord, Transcript, TurnRecord
+from runner.transcript import EndRecord, PhaseRecord, Transcript, TurnRecord
 
 
 def show_transcript(out: Console, transcript: Transcript) -> None:
@@ -45,10 +45,29 @@ def show_transcript(out: Console, transcript: Transcript) -> None:
         if agent.persona:
             out.print(safe(f"    persona: {agent.persona}", "dim italic"), soft_wrap=False)
     out.print()
+    phases = {phase.first_turn: phase for phase in transcript.phases}
     for turn in transcript.turns:
+        if turn.phase is not None and (phase := phases.pop(turn.index, None)) is not None:
+            out.print(phase_heading(phase))
         out.print(_turn_line(turn, names))
     out.print()
     _show_end(out, transcript, transcript.end)
+
+
+def phase_heading(phase: PhaseRecord) -> Text:
+    """A phase's name, and what it asks of its speakers."""
+    budget = ", ".join(f"{v} {k}" for k, v in (phase.budget or {}).items())
+    facts = [f"{phase.turns} turn{'s' if phase.turns > 1 else ''} each"]
+    if budget:
+        facts.append(f"at most {budget} a speech")
+    line = Text.assemble(
+        ("── ", "dim"),
+        safe(phase.name, "bold underline"),
+        safe(f"  {', '.join(phase.speakers)}; {'; '.join(facts)}", "dim"),
+    )
+    if phase.instruction:
+        line.append_text(safe(f"\n    {phase.instruction}", "dim italic"))
+    return line
 
 
 def _turn_line(turn: TurnRecord, names: Sequence[str]) -> Text:
@@ -62,6 +81,10 @@ def _turn_line(turn: TurnRecord, names: Sequence[str]) -> Text:
         facts.append(f"{turn.attempts} attempts")
     if turn.done_reason == "length":
         facts.append("cut at num_predict")
+    if turn.words is not None and turn.budget is not None and "words" in turn.budget:
+        facts.append(f"{turn.words}/{turn.budget['words']} words")
+    if "words" in turn.overrun:
+        facts.append("over its word budget")
     if empty(turn):
         facts.append("empty reply")
     return Text.assemble(

@@ -19,11 +19,12 @@ from runner.play.events import (
     ConversationFinished,
     ConversationStarted,
     Observer,
+    PhaseStarted,
     TurnFinished,
 )
 from runner.play.recorder import Recorder, now_iso
 from runner.play.rules import Referee
-from runner.play.seat import Seat, Table, speak_together
+from runner.play.seat import Cue, Seat, Table, speak_together
 from runner.play.turns import turn_order
 from runner.scenario.snapshot import ResolvedScenario
 from runner.settings import RunSettings
@@ -32,6 +33,7 @@ from runner.transcript import (
     EndRecord,
     ErrorInfo,
     Outcome,
+    PhaseRecord,
     RunRecord,
     Status,
     TimeoutsInfo,
@@ -169,6 +171,8 @@ class Conversation:
         return None
 
     async def _play(self) -> Outcome:
+        if self.scenario.phases:
+            return await self._play_phases()
         round_no = 0
         while True:
             round_no += 1
@@ -195,6 +199,35 @@ class Conversation:
                     return outcome
                 if (limit := self._limit_outcome()) is not None:
                     return limit
+
+    async def _play_phases(self) -> Outcome:
+        """Each phase in turn: its speakers in its order, ``turns`` rounds of them."""
+        assert self.recorder is not None
+        round_no = 0
+        for p, phase in enumerate(self.scenario.phases):
+            budget = phase.budget.model_dump(exclude_none=True) if phase.budget else None
+            record = PhaseRecord(
+                index=p, name=phase.name, speakers=list(phase.speakers), turns=phase.turns,
+                instruction=phase.instruction, budget=budget, first_turn=0,
+                started_at=now_iso(),
+            )  # fmt: skip
+            self.observer.phase_started(PhaseStarted(self.recorder.phase(record)))
+            script = phase.script or {}
+            for _ in range(phase.turns):
+                round_no += 1
+                for name in phase.speakers:
+                    seat = self.seats[name]
+                    if not seat.can_speak():
+                        continue  # at its own turn limit: the phase goes on without it
+                    if len(self.turns) >= self.scenario.max_turns:
+                        return Outcome(reason="max_turns", turn=len(self.turns) - 1)
+                    cue = Cue(p, phase.instruction, phase.budget, script.get(name))
+                    history = self.order.history(self.turns, seat.agent)
+                    turn = await seat.speak(round_no, history, self.table, cue)
+                    outcome = self._commit(turn)
+                    if outcome is not None:
+                        return outcome
+        return Outcome(reason="phases", turn=len(self.turns) - 1)
 
     # ------------------------------------------------------------------ lifecycle
 

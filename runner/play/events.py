@@ -9,13 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner.transcript import EndRecord, RunRecord, TurnRecord
+from runner.transcript import EndRecord, PhaseRecord, RunRecord, TurnRecord
 
 
 @dataclass(frozen=True, slots=True)
 class ConversationStarted:
     run: RunRecord
     path: Path  # the transcript being written
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseStarted:
+    record: PhaseRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +72,7 @@ class Observer:
     """
 
     def conversation_started(self, event: ConversationStarted) -> None: ...
+    def phase_started(self, event: PhaseStarted) -> None: ...
     def turn_started(self, event: TurnStarted) -> None: ...
     def delta(self, event: TextDelta) -> None: ...
     def retrying(self, event: Retrying) -> None: ...
@@ -83,6 +89,10 @@ class Observers(Observer):
     def conversation_started(self, event: ConversationStarted) -> None:
         for o in self.observers:
             o.conversation_started(event)
+
+    def phase_started(self, event: PhaseStarted) -> None:
+        for o in self.observers:
+            o.phase_started(event)
 
     def turn_started(self, event: TurnStarted) -> None:
         for o in self.observers:

@@ -10,6 +10,7 @@ from runner.transcript import (
     EndRecord,
     ErrorInfo,
     Outcome,
+    PhaseRecord,
     RunRecord,
     Status,
     Totals,
@@ -83,6 +84,14 @@ class Recorder:
         self._writer.write(numbered)  # raises before the turn counts if it cannot be written
         self.turns.append(numbered)
         return numbered
+
+    def phase(self, record: PhaseRecord) -> PhaseRecord:
+        """Write the start of a phase, stamped with the conversation's id."""
+        stamped = record.model_copy(
+            update={"conversation_id": self.run.conversation_id, "first_turn": len(self.turns)}
+        )
+        self._writer.write(stamped)
+        return stamped
 
     def end(
         self,

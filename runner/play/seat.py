@@ -14,8 +14,19 @@ from runner.model.handle import Model
 from runner.play.events import Observer, Retrying, TextDelta, TurnStarted
 from runner.play.recorder import iso, now_iso
 from runner.play.seeds import derive_seed
+from runner.scenario.phases import Budget, count_words
 from runner.scenario.schema import ResolvedScenario
 from runner.transcript import AgentInfo, AttemptError, TurnRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Cue:
+    """What a phase asks of a speech: its instruction, its budget, or a fixed line."""
+
+    phase: int
+    instruction: str | None = None
+    budget: Budget | None = None
+    line: str | None = None  # said verbatim instead of generating
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,16 +61,26 @@ class Seat:
 
     def request(
         self, history: Sequence[Utterance], *, label_others: bool, window: int | None,
-        kickoff: str, session: str,
+        kickoff: str, session: str, cue: Cue | None = None,
     ) -> ChatRequest:  # fmt: skip
         messages = self.agent.view(
             history, label_others=label_others, window=window, kickoff=kickoff
         )
+        if cue is not None and cue.instruction:
+            # The phase's instruction closes the system prompt: it changes only between
+            # phases, so the prompt still grows at its end within one.
+            if messages and messages[0]["role"] == "system":
+                messages[0]["content"] = f"{messages[0]['content']}\n\n{cue.instruction}"
+            else:
+                messages.insert(0, {"role": "system", "content": cue.instruction})
         # A fixed seed on every request would restart the same random sequence each turn
         # (and tiny models then repeat themselves word for word): each turn gets its own
         # seed, derived from the agent's and its turn number, so runs still replay.
         assert self.config.seed is not None
-        config = self.config.model_copy(update={"seed": derive_seed(self.config.seed, self.spoken)})
+        update: dict[str, object] = {"seed": derive_seed(self.config.seed, self.spoken)}
+        if cue is not None and cue.budget is not None and cue.budget.tokens is not None:
+            update["num_predict"] = cue.budget.tokens  # the engine stops the speech there
+        config = self.config.model_copy(update=update)
         # A window drops the oldest turns: the next request no longer extends this one.
         extends = window is None
         return ChatRequest(self.agent.model, messages, config, session=session, extends=extends)
@@ -79,14 +100,20 @@ class Seat:
             host=backend.host,
         )
 
-    async def speak(self, round_no: int, history: Sequence[Utterance], table: Table) -> TurnRecord:
-        """Say the opening, or generate a reply to ``history``; the record is not numbered yet."""
+    async def speak(
+        self, round_no: int, history: Sequence[Utterance], table: Table, cue: Cue | None = None
+    ) -> TurnRecord:
+        """Say the opening (or the phase's fixed line), or generate a reply to ``history``;
+        the record is not numbered yet."""
         agent, cid, observer = self.agent, table.conversation_id, table.observer
-        scripted = self.scripted_next
+        line = cue.line if cue is not None and cue.line is not None else None
+        if line is None and self.scripted_next:
+            line = agent.opening or ""
+        scripted = line is not None
         observer.turn_started(TurnStarted(cid, agent.name, agent.model, scripted, round_no))
-        if scripted:
-            observer.delta(TextDelta(cid, agent.name, agent.opening or ""))
-            record = _scripted_turn(agent, round_no)
+        if line is not None:
+            observer.delta(TextDelta(cid, agent.name, line))
+            record = _scripted_turn(agent, round_no, line)
         else:
             scenario = table.scenario
             window = scenario.history if isinstance(scenario.history, int) else None
@@ -96,6 +123,7 @@ class Seat:
                 window=window,
                 kickoff=scenario.kickoff,
                 session=f"{cid}/{agent.name}",
+                cue=cue,
             )
 
             def retrying(exc: BackendError, attempt: int, wait: float) -> None:
@@ -109,7 +137,7 @@ class Seat:
             )
             record = _generated_turn(agent, round_no, request, result, self.model.backend.host)
         self.spoken += 1
-        return record
+        return record if cue is None else _within(record, cue)
 
 
 async def speak_together(
@@ -128,14 +156,33 @@ async def speak_together(
     return [task.result() for task in tasks]
 
 
-def _scripted_turn(agent: Agent, round_no: int) -> TurnRecord:
+def _within(record: TurnRecord, cue: Cue) -> TurnRecord:
+    """The turn with its phase, and under a budget its word count and what it overran."""
+    update: dict[str, object] = {"phase": cue.phase}
+    budget = cue.budget
+    if budget is not None:
+        words = count_words(record.content)
+        overrun = []
+        if budget.words is not None and words > budget.words:
+            overrun.append("words")
+        if budget.tokens is not None and not record.scripted and record.done_reason == "length":
+            overrun.append("tokens")
+        update |= {
+            "budget": budget.model_dump(exclude_none=True),
+            "words": words,
+            "overrun": overrun,
+        }
+    return record.model_copy(update=update)
+
+
+def _scripted_turn(agent: Agent, round_no: int, line: str) -> TurnRecord:
     stamp = now_iso()
     return TurnRecord(
         index=0,  # numbered by the recorder
         round=round_no,
         speaker=agent.name,
         model=agent.model,
-        content=agent.opening or "",
+        content=line,
         started_at=stamp,
         ended_at=stamp,
         attempts=0,

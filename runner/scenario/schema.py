@@ -24,6 +24,7 @@ from agents.backends.config import GenerateConfig
 from agents.errors import ConfigError
 from runner.scenario.ending import EndRule, Stalemate, _Strict
 from runner.scenario.limits import MAX_AGENTS, MAX_NAME, MAX_REPEAT, MAX_TURNS
+from runner.scenario.phases import Budget, Phase, Phases
 from runner.scenario.snapshot import Order, Overrides, ResolvedScenario
 from runner.scenario.source import Loc, PositionMap, Schema, format_loc, read_yaml, validate
 
@@ -108,6 +109,11 @@ class Scenario(_Strict):
     kickoff: str = Field(
         "Please begin.", description="what an agent speaking first, with nothing to answer, is sent"
     )
+    phases: Phases = Field(
+        [],
+        description="stages played in order, each with its speakers, turns, instruction and "
+        "budget; without phases the agents take turns by order until max_turns",
+    )
 
 
 def json_schema() -> dict[str, Any]:
@@ -131,6 +137,32 @@ def cross_check(scenario: Scenario) -> list[tuple[Loc, str]]:
         for speaker in rule.speakers or []:
             if speaker not in seen:
                 problems.append((("end", j, "speakers"), f"unknown agent {speaker!r}"))
+    problems += _check_phases(scenario, [a.name for a in scenario.agents])
+    return problems
+
+
+def _check_phases(scenario: Scenario, names: list[str]) -> list[tuple[Loc, str]]:
+    problems: list[tuple[Loc, str]] = []
+    if scenario.phases and "order" in scenario.model_fields_set:
+        problems.append(
+            (("order",), "phases set who speaks when: remove order, or list speakers per phase")
+        )
+    listed = ", ".join(names)
+    for p, phase in enumerate(scenario.phases):
+        for k, speaker in enumerate(phase.speakers):
+            if speaker not in names:
+                problems.append(
+                    (("phases", p, "speakers", k), f"unknown speaker {speaker!r}"
+                     f"{suggestion(speaker, names)}; agents: {listed}")
+                )  # fmt: skip
+            elif speaker in phase.speakers[:k]:
+                problems.append((("phases", p, "speakers", k), f"{speaker!r} is listed twice"))
+        for speaker in phase.script or {}:
+            if speaker not in phase.speakers:
+                problems.append(
+                    (("phases", p, "script", speaker), f"{speaker!r} does not speak in this "
+                     f"phase; its speakers: {', '.join(phase.speakers)}")
+                )  # fmt: skip
     return problems
 
 
@@ -203,6 +235,8 @@ def placeholders(scenario: Scenario) -> set[str]:
     """Every ``{name}`` the scenario's texts use."""
     texts = [scenario.description, scenario.kickoff, scenario.defaults.persona or ""]
     texts += [t for a in scenario.agents for t in (a.persona, a.opening) if t]
+    texts += [p.instruction for p in scenario.phases if p.instruction]
+    texts += [line for p in scenario.phases for line in (p.script or {}).values()]
     return {m.group(1) for text in texts for m in PLACEHOLDER.finditer(text) if m.group(1)}
 
 
@@ -263,6 +297,7 @@ def resolve(
     ]
     description = sub(scenario.description, ("description",)) or ""
     kickoff = sub(scenario.kickoff, ("kickoff",)) or ""
+    phases = tuple(_phase(phase, p, sub) for p, phase in enumerate(scenario.phases))
     if sub.problems:
         raise ConfigError(sub.problems)
     recorded = Overrides(
@@ -278,7 +313,7 @@ def resolve(
         source=source,
         agents=tuple(agents),
         order=scenario.order,
-        max_turns=max_turns or scenario.max_turns,
+        max_turns=max_turns or _turn_limit(scenario),
         end=tuple(scenario.end),
         history=scenario.history,
         repeat=repeat or scenario.repeat,
@@ -289,7 +324,24 @@ def resolve(
         hosts=tuple(scenario.hosts),
         api_key_env=scenario.api_key_env,
         overrides=recorded,
+        phases=phases,
     ).hashed()
+
+
+def _phase(phase: Phase, p: int, sub: _Substitution) -> Phase:
+    instruction = sub(phase.instruction, ("phases", p, "instruction"))
+    script = {
+        speaker: sub(line, ("phases", p, "script", speaker)) or ""
+        for speaker, line in (phase.script or {}).items()
+    }
+    return phase.model_copy(update={"instruction": instruction, "script": script or None})
+
+
+def _turn_limit(scenario: Scenario) -> int:
+    """The file's max_turns; with phases and none set, the turns the phases take."""
+    if scenario.phases and "max_turns" not in scenario.model_fields_set:
+        return min(MAX_TURNS, sum(phase.length for phase in scenario.phases))
+    return scenario.max_turns
 
 
 # ---------------------------------------------------------------------------- loading
@@ -310,6 +362,8 @@ SCHEMA = Schema(
         "options": GenerateConfig,
         "end": EndRule,
         "stalemate": Stalemate,
+        "phases": Phase,
+        "budget": Budget,
     },
     unknown_key_hint=_options_hint,
     too_short={("agents",): "a scenario needs at least two agents"},
@@ -318,6 +372,8 @@ SCHEMA = Schema(
         "defaults": "a mapping of defaults (model, persona, options, ...)",
         "stalemate": "a mapping of stalemate settings (repeats, similarity)",
         "vars": "a mapping of names to values",
+        "budget": "a mapping of tokens and/or words",
+        "script": "a mapping of speaker names to lines",
     },
 )
 

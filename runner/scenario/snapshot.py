@@ -21,6 +21,7 @@ from agents.agent import Agent
 from agents.backends import Requested
 from agents.errors import ConfigError
 from runner.scenario.ending import EndRule
+from runner.scenario.phases import Phase
 
 Order = Literal["round_robin", "random", "simultaneous"]
 ORDERS: tuple[Order, ...] = ("round_robin", "random", "simultaneous")
@@ -72,6 +73,7 @@ class ResolvedScenario:
     overrides: Overrides = field(default_factory=Overrides)
     # Where ``backend`` came from, for the run line's reason.
     backend_set_by: str = "backend in the file"
+    phases: tuple[Phase, ...] = ()
 
     @property
     def models(self) -> list[str]:
@@ -84,6 +86,10 @@ class ResolvedScenario:
         for agent in data["agents"]:
             agent["options"] = _set(agent["options"])
         data["end"] = [_set(rule) for rule in data["end"]]
+        # Fields a flat scenario leaves empty are left out: its hash is what it always was.
+        for key in OPTIONAL:
+            if not data[key]:
+                del data[key]
         return data
 
     def hashed(self) -> ResolvedScenario:
@@ -107,6 +113,9 @@ def _replace(scenario: ResolvedScenario, **changes: Any) -> ResolvedScenario:
 
     return dataclasses.replace(scenario, **changes)
 
+
+# Debate fields: absent from the hash of a scenario that does not use them.
+OPTIONAL = ("phases",)
 
 SNAPSHOT: TypeAdapter[ResolvedScenario] = TypeAdapter(ResolvedScenario)
 FIELDS = frozenset(f.name for f in fields(ResolvedScenario))

@@ -23,6 +23,7 @@ from runner.transcript.records import (
     SCHEMA_VERSION,
     AgentInfo,
     EndRecord,
+    PhaseRecord,
     RunRecord,
     TurnRecord,
     VerdictRecord,
@@ -41,6 +42,7 @@ class Transcript:
     truncated: bool = False  # the last line was cut off (the writer was killed mid-line)
     writing: bool = False  # a writer holds the file's lock: the conversation is running
     verdicts: list[VerdictRecord] = field(default_factory=list)  # a judge's, after the end
+    phases: list[PhaseRecord] = field(default_factory=list)  # a phased scenario's stages
     other: list[dict[str, Any]] = field(default_factory=list)  # records of unknown types
 
     @property
@@ -116,12 +118,14 @@ def _add(transcript: Transcript, number: int, data: Any) -> None:
         if transcript.run is None:
             transcript.run = _run_record(path, number, data)
             return
-        if kind in ("turn", "end", "verdict") and data.get("conversation_id") is None:
+        if kind in ("phase", "turn", "end", "verdict") and data.get("conversation_id") is None:
             data = {**data, "conversation_id": transcript.run.conversation_id}
         if kind == "turn":
             transcript.turns.append(TurnRecord.model_validate(data))
         elif kind == "end":
             transcript.end = EndRecord.model_validate(data)
+        elif kind == "phase":
+            transcript.phases.append(PhaseRecord.model_validate(data))
         elif kind == "verdict":
             transcript.verdicts.append(VerdictRecord.model_validate(data))
         elif isinstance(data, dict):

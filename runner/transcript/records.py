@@ -136,6 +136,31 @@ class TurnRecord(Record):
         default_factory=dict, description="engine-side timings in ms, where reported"
     )
     host: str | None = Field(None, description="the host that answered, if not the run's")
+    phase: int | None = Field(None, description="index of its phase; null without phases")
+    budget: dict[str, int] | None = Field(
+        None, description="the phase's budget for this speech: tokens and/or words"
+    )
+    words: int | None = Field(None, description="words in the speech, counted under a budget")
+    overrun: list[str] = Field(
+        default_factory=list,
+        description="budgets the speech reached: words (more words than allowed, the text "
+        "kept whole) and tokens (the engine stopped it at the token budget)",
+    )
+
+
+class PhaseRecord(Record):
+    """The start of a phase, written before its first turn."""
+
+    type: Literal["phase"] = "phase"
+    conversation_id: str | None = Field(None, description="as on the run line")
+    index: int = Field(description="0-based phase number")
+    name: str
+    speakers: list[str] = Field(description="agent names, in speaking order")
+    turns: int = Field(description="turns per speaker")
+    instruction: str | None = Field(None, description="added to each speaker's prompt")
+    budget: dict[str, int] | None = Field(None, description="tokens and/or words per speech")
+    first_turn: int = Field(description="index of the phase's first turn")
+    started_at: str = Field(description="UTC, ISO 8601")
 
 
 class Outcome(Record):
@@ -143,7 +168,10 @@ class Outcome(Record):
 
     winner: str | None = None
     loser: str | None = None
-    reason: str = Field(description="end_rule, max_turns, agent_turn_limits, error or cancelled")
+    reason: str = Field(
+        description="end_rule, max_turns, agent_turn_limits, phases (all played), error or "
+        "cancelled"
+    )
     rule: str | None = Field(None, description="the rule that fired")
     turn: int | None = Field(None, description="index of the deciding or last turn")
     matched: str | None = Field(None, description="the sentence that fired the rule")
@@ -217,10 +245,11 @@ class VerdictRecord(Record):
 
 
 AnyRecord = Annotated[
-    RunRecord | TurnRecord | EndRecord | VerdictRecord, Field(discriminator="type")
+    RunRecord | PhaseRecord | TurnRecord | EndRecord | VerdictRecord, Field(discriminator="type")
 ]
 RECORD_TYPES: dict[str, type[Record]] = {
     "run": RunRecord,
+    "phase": PhaseRecord,
     "turn": TurnRecord,
     "end": EndRecord,
     "verdict": VerdictRecord,
