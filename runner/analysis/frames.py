@@ -43,7 +43,7 @@ RUN_FIELDS = (
 JOINED = "scenario seed repeat_index status winner loser outcome_reason outcome_turn".split()
 TURN_FIELDS = (
     "index round speaker model scripted content ttft_ms latency_ms prompt_tokens "
-    "completion_tokens done_reason attempts started_at ended_at"
+    "completion_tokens done_reason attempts started_at ended_at phase"
 ).split()
 TURN_COLUMNS = ["conversation_id", *JOINED, *TURN_FIELDS, "persona", "seed_turn"]
 
@@ -153,6 +153,8 @@ def _agent_rows(t: Transcript) -> Iterator[dict[str, Any]]:
 def _turn_rows(t: Transcript, joined: dict[str, Any]) -> Iterator[dict[str, Any]]:
     personas = {a.name: a.persona for a in t.run.agents} if t.run else {}
     for turn in t.turns:
+        if turn.role == "moderator":
+            continue  # the moderator is not a debater: its lines are no agent's turns
         yield {
             **joined,
             **{name: getattr(turn, name) for name in TURN_FIELDS},

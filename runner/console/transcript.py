@@ -44,6 +44,9 @@ def show_transcript(out: Console, transcript: Transcript) -> None:
         )
         if agent.persona:
             out.print(safe(f"    persona: {agent.persona}", "dim italic"), soft_wrap=False)
+    if run.moderator is not None:
+        how = f"  {run.moderator.model}" if run.moderator.model else "  reads its lines"
+        out.print(Text.assemble(safe("  " + run.moderator.name, "bold"), safe(how + ", moderator")))
     out.print()
     phases = {phase.first_turn: phase for phase in transcript.phases}
     for turn in transcript.turns:
@@ -72,7 +75,8 @@ def phase_heading(phase: PhaseRecord) -> Text:
 
 def _turn_line(turn: TurnRecord, names: Sequence[str]) -> Text:
     style = speaker_style(names, turn.speaker)
-    facts = ["scripted"] if turn.scripted else []
+    facts = ["moderator"] if turn.role == "moderator" else []
+    facts += ["scripted"] if turn.scripted else []
     if turn.completion_tokens is not None:
         facts.append(f"{turn.completion_tokens} tokens")
     if turn.latency_ms is not None:

@@ -26,6 +26,9 @@ from runner.play.recorder import Recorder, now_iso
 from runner.play.rules import Referee
 from runner.play.seat import Cue, Seat, Table, speak_together
 from runner.play.turns import turn_order
+from runner.scenario.debate import Moderator
+from runner.scenario.phases import Phase
+from runner.scenario.schema import substitute
 from runner.scenario.snapshot import ResolvedScenario
 from runner.settings import RunSettings
 from runner.transcript import (
@@ -130,6 +133,7 @@ class Conversation:
         self.observer = observer or Observer()
         self.agents = list(self.scenario.agents)
         self.seats = {a.name: Seat(a, plan.models[a.name], plan.seed) for a in self.agents}
+        self.chair = _chair(self.scenario, plan)
         self.table = Table(self.conversation_id, self.scenario, self.observer)
         self.referee = Referee(self.scenario.end, [a.name for a in self.agents])
         self.order = turn_order(self.scenario.order, plan.seed)
@@ -158,7 +162,7 @@ class Conversation:
         assert self.recorder is not None
         record = self.recorder.turn(record)
         self.observer.turn_finished(TurnFinished(record))
-        if record.scripted:
+        if record.scripted or record.role == "moderator":
             return None  # a scripted line is the scenario speaking, not the agent conceding
         return self.referee.judge(record.speaker, record.content, record.index, self.turns)
 
@@ -212,6 +216,8 @@ class Conversation:
                 started_at=now_iso(),
             )  # fmt: skip
             self.observer.phase_started(PhaseStarted(self.recorder.phase(record)))
+            if self.chair is not None:
+                await self._moderate(round_no, p, self.chair.announcement(phase))
             script = phase.script or {}
             for _ in range(phase.turns):
                 round_no += 1
@@ -219,7 +225,7 @@ class Conversation:
                     seat = self.seats[name]
                     if not seat.can_speak():
                         continue  # at its own turn limit: the phase goes on without it
-                    if len(self.turns) >= self.scenario.max_turns:
+                    if self._debated() >= self.scenario.max_turns:
                         return Outcome(reason="max_turns", turn=len(self.turns) - 1)
                     cue = Cue(p, phase.instruction, phase.budget, script.get(name))
                     history = self.order.history(self.turns, seat.agent)
@@ -227,7 +233,25 @@ class Conversation:
                     outcome = self._commit(turn)
                     if outcome is not None:
                         return outcome
+        if self.chair is not None and self.chair.moderator.closing:
+            await self._moderate(round_no, len(self.scenario.phases) - 1, self.chair.closing())
         return Outcome(reason="phases", turn=len(self.turns) - 1)
+
+    def _debated(self) -> int:
+        """Turns the debaters took: the moderator's lines are not turns of the debate."""
+        return sum(1 for turn in self.turns if turn.role != "moderator")
+
+    async def _moderate(self, round_no: int, phase: int, text: str) -> None:
+        """The moderator says ``text``: verbatim, or in its model's words."""
+        assert self.chair is not None
+        seat = self.chair.seat
+        if seat.model is None:
+            cue = Cue(phase, line=text)
+        else:
+            cue = Cue(phase, instruction=f"{CHAIR_INSTRUCTION} {text}")
+        history = self.order.history(self.turns, seat.agent)
+        turn = await seat.speak(round_no, history, self.table, cue)
+        self._commit(turn.model_copy(update={"role": "moderator"}))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -239,10 +263,12 @@ class Conversation:
         it where the file still takes it, because every other conversation would fail too.
         """
         agents = [seat.info() for seat in self.seats.values()]
+        chair = self.chair.seat.info() if self.chair is not None else None
         first = self.seats[self.agents[0].name].model
+        assert first is not None  # a debater always has its model
         record = run_record(
             self.plan, agents, first, self.settings,
-            run_id=self.run_id, conversation_id=self.conversation_id,
+            run_id=self.run_id, conversation_id=self.conversation_id, moderator=chair,
         )  # fmt: skip
         self.recorder = Recorder(self.settings.out_dir, record, self.plan.stem)
         # Each conversation is its own task with its own context: every log line inside it,
@@ -299,6 +325,44 @@ class Conversation:
         return result
 
 
+CHAIR_INSTRUCTION = (
+    "You chair this debate. In one or two sentences of your own, tell the room what comes "
+    "next; do not argue either side. What comes next:"
+)
+
+
+class Chair:
+    """The moderator at the table: its seat, and the lines it is to say."""
+
+    def __init__(self, moderator: Moderator, seat: Seat) -> None:
+        self.moderator = moderator
+        self.seat = seat
+
+    def announcement(self, phase: Phase) -> str:
+        values = {
+            "phase": phase.name,
+            "speakers": _listing(phase.speakers),
+            "instruction": phase.instruction or "",
+            "turns": phase.turns,
+        }
+        return substitute(self.moderator.announce, values)[0].strip()
+
+    def closing(self) -> str:
+        return substitute(self.moderator.closing or "", {})[0]
+
+
+def _listing(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _chair(scenario: ResolvedScenario, plan: Plan) -> Chair | None:
+    moderator = scenario.moderator
+    if moderator is None:
+        return None
+    agent = moderator.agent or Agent(name=moderator.name, model="")
+    return Chair(moderator, Seat(agent, plan.models.get(moderator.name), plan.seed))
+
+
 def run_record(
     plan: Plan,
     agents: list[AgentInfo],
@@ -307,6 +371,7 @@ def run_record(
     *,
     run_id: str,
     conversation_id: str,
+    moderator: AgentInfo | None = None,
 ) -> RunRecord:
     """The run line: the resolved scenario, seeds, agents and engines of one conversation."""
     scenario, timeouts = plan.scenario, settings.timeouts
@@ -329,6 +394,7 @@ def run_record(
         vars=scenario.vars,
         overrides=scenario.overrides.recorded(),
         agents=agents,
+        moderator=moderator,
         resolved=scenario.snapshot(),
         backend=first.choice.name,
         backend_reason=first.choice.reason,

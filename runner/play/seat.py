@@ -41,7 +41,8 @@ class Table:
 class Seat:
     """An agent in one conversation: its model, its seeded config, its turn count."""
 
-    def __init__(self, agent: Agent, model: Model, run_seed: int) -> None:
+    def __init__(self, agent: Agent, model: Model | None, run_seed: int) -> None:
+        """``model`` is None for a seat that only reads lines (a scripted moderator)."""
         self.agent = agent
         self.model = model
         # An explicit seed is kept as written; otherwise each agent gets its own seed
@@ -86,6 +87,8 @@ class Seat:
         return ChatRequest(self.agent.model, messages, config, session=session, extends=extends)
 
     def info(self) -> AgentInfo:
+        if self.model is None:
+            return AgentInfo(name=self.agent.name, model="", persona=self.agent.persona)
         backend, model = self.model.backend, self.model.info
         return AgentInfo(
             name=self.agent.name,
@@ -115,11 +118,12 @@ class Seat:
             observer.delta(TextDelta(cid, agent.name, line))
             record = _scripted_turn(agent, round_no, line)
         else:
+            assert self.model is not None, "a seat without a model only reads lines"
             scenario = table.scenario
             window = scenario.history if isinstance(scenario.history, int) else None
             request = self.request(
                 history,
-                label_others=len(scenario.agents) > 2,
+                label_others=scenario.labelled,
                 window=window,
                 kickoff=scenario.kickoff,
                 session=f"{cid}/{agent.name}",

@@ -61,13 +61,13 @@ class RunPlan:
     async def bind(self, pool: BackendPool) -> None:
         """Give every agent of every scenario its model."""
         for part in self.parts:
-            for agent in part.scenario.agents:
+            for agent in part.scenario.voices:
                 part.models[agent.name] = await pool.bind(part.scenario, agent)
 
     def uses(self) -> Iterable[checks.Use]:
         """(model, scenario file, agent name) for every agent of every scenario."""
         for part in self.parts:
-            for agent in part.scenario.agents:
+            for agent in part.scenario.voices:
                 yield part.models[agent.name], part.scenario.source, agent.name
 
     def models(self) -> list[Model]:
@@ -79,7 +79,7 @@ def _warn_unsent(run: RunPlan) -> None:
     """Options an engine cannot send: said once per run and engine, not once per request."""
     unsent: list[tuple[Backend, set[str]]] = []
     for part in run.parts:
-        for agent in part.scenario.agents:
+        for agent in part.scenario.voices:
             backend = part.models[agent.name].backend
             found = next((u for u in unsent if u[0] is backend), None)
             if found is None:

@@ -22,6 +22,7 @@ from agents.agent import Agent
 from agents.backends import Requested
 from agents.backends.config import GenerateConfig
 from agents.errors import ConfigError
+from runner.scenario.debate import ANNOUNCE_FIELDS, MODERATOR_OPTIONS, Moderator, ModeratorSpec
 from runner.scenario.ending import EndRule, Stalemate, _Strict
 from runner.scenario.limits import MAX_AGENTS, MAX_NAME, MAX_REPEAT, MAX_TURNS
 from runner.scenario.phases import Budget, Phase, Phases
@@ -114,6 +115,9 @@ class Scenario(_Strict):
         description="stages played in order, each with its speakers, turns, instruction and "
         "budget; without phases the agents take turns by order until max_turns",
     )
+    moderator: ModeratorSpec | None = Field(
+        None, description="chairs a phased debate: announces each phase; never a debater"
+    )
 
 
 def json_schema() -> dict[str, Any]:
@@ -147,6 +151,14 @@ def _check_phases(scenario: Scenario, names: list[str]) -> list[tuple[Loc, str]]
         problems.append(
             (("order",), "phases set who speaks when: remove order, or list speakers per phase")
         )
+    moderator = scenario.moderator
+    if moderator is not None and not scenario.phases:
+        problems.append((("moderator",), "a moderator announces phases: add phases"))
+    if moderator is not None and moderator.name in names:
+        problems.append(
+            (("moderator", "name"), f"{moderator.name!r} is an agent; the moderator needs a name "
+             "of its own")
+        )  # fmt: skip
     listed = ", ".join(names)
     for p, phase in enumerate(scenario.phases):
         for k, speaker in enumerate(phase.speakers):
@@ -237,6 +249,9 @@ def placeholders(scenario: Scenario) -> set[str]:
     texts += [t for a in scenario.agents for t in (a.persona, a.opening) if t]
     texts += [p.instruction for p in scenario.phases if p.instruction]
     texts += [line for p in scenario.phases for line in (p.script or {}).values()]
+    if scenario.moderator is not None:
+        m = scenario.moderator
+        texts += [t for t in (m.persona, m.announce, m.closing) if t]
     return {m.group(1) for text in texts for m in PLACEHOLDER.finditer(text) if m.group(1)}
 
 
@@ -298,6 +313,7 @@ def resolve(
     description = sub(scenario.description, ("description",)) or ""
     kickoff = sub(scenario.kickoff, ("kickoff",)) or ""
     phases = tuple(_phase(phase, p, sub) for p, phase in enumerate(scenario.phases))
+    moderator = _moderator(scenario.moderator, sub)
     if sub.problems:
         raise ConfigError(sub.problems)
     recorded = Overrides(
@@ -325,7 +341,28 @@ def resolve(
         api_key_env=scenario.api_key_env,
         overrides=recorded,
         phases=phases,
+        moderator=moderator,
     ).hashed()
+
+
+def _moderator(spec: ModeratorSpec | None, sub: _Substitution) -> Moderator | None:
+    """The moderator with variables filled in; the phase fields stay for each phase."""
+    if spec is None:
+        return None
+    later = _Substitution(
+        {**sub.variables, **{key: f"{{{key}}}" for key in ANNOUNCE_FIELDS}}, sub.positions
+    )
+    announce = later(spec.announce, ("moderator", "announce")) or ""
+    closing = later(spec.closing, ("moderator", "closing"))
+    sub.problems += later.problems
+    return Moderator(
+        name=spec.name,
+        model=spec.model,
+        persona=sub(spec.persona, ("moderator", "persona")) or "",
+        announce=announce,
+        closing=closing,
+        options=MODERATOR_OPTIONS.merged(spec.options),
+    )
 
 
 def _phase(phase: Phase, p: int, sub: _Substitution) -> Phase:
@@ -364,6 +401,7 @@ SCHEMA = Schema(
         "stalemate": Stalemate,
         "phases": Phase,
         "budget": Budget,
+        "moderator": ModeratorSpec,
     },
     unknown_key_hint=_options_hint,
     too_short={("agents",): "a scenario needs at least two agents"},
@@ -373,6 +411,7 @@ SCHEMA = Schema(
         "stalemate": "a mapping of stalemate settings (repeats, similarity)",
         "vars": "a mapping of names to values",
         "budget": "a mapping of tokens and/or words",
+        "moderator": "a mapping of moderator settings (name, model, announce, ...)",
         "script": "a mapping of speaker names to lines",
     },
 )

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from agents.agent import Agent
 from agents.backends import Requested
 from agents.errors import ConfigError
+from runner.scenario.debate import Moderator
 from runner.scenario.ending import EndRule
 from runner.scenario.phases import Phase
 
@@ -74,10 +75,22 @@ class ResolvedScenario:
     # Where ``backend`` came from, for the run line's reason.
     backend_set_by: str = "backend in the file"
     phases: tuple[Phase, ...] = ()
+    moderator: Moderator | None = None
+
+    @property
+    def voices(self) -> tuple[Agent, ...]:
+        """Every agent a model speaks for: the debaters, then a model-backed moderator."""
+        extra = [a for a in (self.moderator.agent if self.moderator else None,) if a]
+        return (*self.agents, *extra)
+
+    @property
+    def labelled(self) -> bool:
+        """Whether a speaker's turns name the others: more than two voices in the room."""
+        return len(self.agents) + (self.moderator is not None) > 2
 
     @property
     def models(self) -> list[str]:
-        return sorted({agent.model for agent in self.agents})
+        return sorted({agent.model for agent in self.voices})
 
     def content(self) -> dict[str, Any]:
         """What the scenario makes happen, JSON-ready: hashed into ``hash``. Options and
@@ -115,7 +128,7 @@ def _replace(scenario: ResolvedScenario, **changes: Any) -> ResolvedScenario:
 
 
 # Debate fields: absent from the hash of a scenario that does not use them.
-OPTIONAL = ("phases",)
+OPTIONAL = ("phases", "moderator")
 
 SNAPSHOT: TypeAdapter[ResolvedScenario] = TypeAdapter(ResolvedScenario)
 FIELDS = frozenset(f.name for f in fields(ResolvedScenario))

@@ -106,8 +106,19 @@ def game_scenario(tournament: Tournament, game: Game) -> ResolvedScenario:
         else rule
         for rule in scenario.end
     )
+    phases = tuple(
+        phase.model_copy(
+            update={
+                "speakers": [renamed[s] for s in phase.speakers],
+                "script": {renamed[s]: line for s, line in phase.script.items()}
+                if phase.script
+                else None,
+            }
+        )
+        for phase in scenario.phases
+    )
     # The scenario's own hash is kept: every game of the tournament is "the same scenario".
-    return replace(scenario, agents=tuple(agents), end=end, repeat=1, seed=game.seed)
+    return replace(scenario, agents=tuple(agents), end=end, phases=phases, repeat=1, seed=game.seed)
 
 
 def seat_names(tournament: Tournament, game: Game) -> dict[str, str]:
@@ -116,13 +127,15 @@ def seat_names(tournament: Tournament, game: Game) -> dict[str, str]:
 
 
 def models(tournament: Tournament, game: Game) -> frozenset[str]:
-    return frozenset(tournament.entrant(name).model for name in game.seats)
+    """The models a game needs loaded: its entrants', and a model-backed moderator's."""
+    seated = {tournament.entrant(name).model for name in game.seats}
+    return frozenset(seated | set(tournament.scenario_models()))
 
 
 def first_model(tournament: Tournament, game: Game) -> str | None:
     """The model of a game's first generated turn, where the speaking order fixes it."""
     scenario = game_scenario(tournament, game)
-    if scenario.order != "round_robin":
-        return None
+    if scenario.order != "round_robin" or scenario.phases:
+        return None  # a phased debate's first request may be the chair's
     unscripted = [a for a in scenario.agents if a.opening is None]
     return (unscripted or list(scenario.agents))[0].model

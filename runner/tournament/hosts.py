@@ -73,13 +73,19 @@ class Hosts:
 
     def models(self) -> list[str]:
         names = {e.model for e in self.tournament.entrants}
+        names.update(self.tournament.scenario_models())
         if self.tournament.judge is not None:
             names.add(self.tournament.judge.model)
         return sorted(names)
 
     def _role(self, model: str) -> str:
-        """ "judge" for the judge's model when no entrant plays it, else "entrant"."""
+        """ "judge" for the judge's model when no entrant plays it, "scenario" for one only
+        the scenario brings (a moderator's), else "entrant"."""
         judge = self.tournament.judge
+        if model in self.tournament.scenario_models() and all(
+            e.model != model for e in self.tournament.entrants
+        ):
+            return "scenario"
         if (
             judge is not None
             and judge.model == model

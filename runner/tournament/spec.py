@@ -200,6 +200,11 @@ class Tournament:
         first, second = self.scenario.agents
         return first.name, second.name
 
+    def scenario_models(self) -> list[str]:
+        """Models the scenario itself brings, whoever is seated: a moderator's."""
+        seats = {a.name for a in self.scenario.agents}
+        return sorted({a.model for a in self.scenario.voices if a.name not in seats})
+
     def entrant(self, name: str) -> Entrant:
         return next(e for e in self.entrants if e.name == name)
 

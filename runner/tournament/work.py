@@ -56,7 +56,7 @@ class Workshop:
             repeat_index=game.number,
             seed=game.seed,
             base_seed=self.tournament.seed,
-            models={a.name: host.models[a.model] for a in scenario.agents},
+            models={a.name: host.models[a.model] for a in scenario.voices},
             stem=ledger.transcript_stem(game),
             labels={
                 "tournament": self.tournament.name,

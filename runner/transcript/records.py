@@ -83,6 +83,9 @@ class RunRecord(Record):
         "max_turns, repeat, seed",
     )
     agents: list[AgentInfo]
+    moderator: AgentInfo | None = Field(
+        None, description="the moderator of a phased debate (model empty: it reads its lines)"
+    )
     resolved: dict[str, Any] | None = Field(
         None,
         description="the resolved scenario whole, as sparring rerun validates it back "
@@ -137,6 +140,9 @@ class TurnRecord(Record):
     )
     host: str | None = Field(None, description="the host that answered, if not the run's")
     phase: int | None = Field(None, description="index of its phase; null without phases")
+    role: str | None = Field(
+        None, description="moderator for the moderator's lines; null for a debater's turn"
+    )
     budget: dict[str, int] | None = Field(
         None, description="the phase's budget for this speech: tokens and/or words"
     )
