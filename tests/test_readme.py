@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from agents.backends.config import GenerateConfig
-from runner.scenario.debate import ModeratorSpec
+from runner.scenario.debate import ModeratorSpec, MotionsFile, Sides
 from runner.scenario.phases import Budget, Phase
 from runner.scenario.schema import AgentSpec, Defaults, EndRule, Scenario
 from runner.tournament.spec import EntrantSpec, JudgeSpec, TournamentSpec
@@ -89,7 +89,10 @@ def test_transcript_reference_names_every_field(
 
 @pytest.mark.parametrize(
     "model",
-    [Scenario, AgentSpec, Defaults, EndRule, GenerateConfig, Phase, Budget, ModeratorSpec],
+    [
+        *(Scenario, AgentSpec, Defaults, EndRule, GenerateConfig),
+        *(Phase, Budget, ModeratorSpec, MotionsFile, Sides),
+    ],
 )
 def test_scenario_reference_names_every_field(model: type[BaseModel]) -> None:
     text = section(page("scenarios.md"), "Scenario reference")

@@ -22,6 +22,7 @@ from runner.play.events import (
     PhaseStarted,
     TurnFinished,
 )
+from runner.play.motion import draw_motion, staged
 from runner.play.recorder import Recorder, now_iso
 from runner.play.rules import Referee
 from runner.play.seat import Cue, Seat, Table, speak_together
@@ -61,6 +62,8 @@ class Plan:
     # (tournament, tournament_hash, game_id) for the run line.
     stem: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    # The motion debated, when the scenario has motions; None: drawn from ``seed``.
+    motion: str | None = None
 
 
 @dataclass(slots=True)
@@ -126,7 +129,11 @@ class Conversation:
         nothing runs: its transcript is a temporary file, its outcome made up)."""
         self.plan = plan
         self.announce = announce
+        self.motion: str | None = None
         self.scenario = plan.scenario
+        if plan.scenario.motions:
+            self.motion = plan.motion or draw_motion(plan.scenario.motions, plan.seed)
+            self.scenario = staged(plan.scenario, self.motion)
         self.settings = settings
         self.run_id = run_id
         self.conversation_id = secrets.token_hex(6)
@@ -160,6 +167,9 @@ class Conversation:
     def _commit(self, record: TurnRecord) -> Outcome | None:
         """Write a finished turn, tell the observers, and judge it."""
         assert self.recorder is not None
+        sides = self.scenario.sides
+        if record.role is None and sides is not None:
+            record = record.model_copy(update={"role": sides.of(record.speaker)})
         record = self.recorder.turn(record)
         self.observer.turn_finished(TurnFinished(record))
         if record.scripted or record.role == "moderator":
@@ -212,7 +222,7 @@ class Conversation:
             budget = phase.budget.model_dump(exclude_none=True) if phase.budget else None
             record = PhaseRecord(
                 index=p, name=phase.name, speakers=list(phase.speakers), turns=phase.turns,
-                instruction=phase.instruction, budget=budget, first_turn=0,
+                instruction=_instruction(phase, None), budget=budget, first_turn=0,
                 started_at=now_iso(),
             )  # fmt: skip
             self.observer.phase_started(PhaseStarted(self.recorder.phase(record)))
@@ -227,7 +237,9 @@ class Conversation:
                         continue  # at its own turn limit: the phase goes on without it
                     if self._debated() >= self.scenario.max_turns:
                         return Outcome(reason="max_turns", turn=len(self.turns) - 1)
-                    cue = Cue(p, phase.instruction, phase.budget, script.get(name))
+                    side = self.scenario.sides.of(name) if self.scenario.sides else None
+                    instruction = _instruction(phase, side)
+                    cue = Cue(p, instruction, phase.budget, script.get(name))
                     history = self.order.history(self.turns, seat.agent)
                     turn = await seat.speak(round_no, history, self.table, cue)
                     outcome = self._commit(turn)
@@ -269,6 +281,7 @@ class Conversation:
         record = run_record(
             self.plan, agents, first, self.settings,
             run_id=self.run_id, conversation_id=self.conversation_id, moderator=chair,
+            motion=self.motion, description=self.scenario.description,
         )  # fmt: skip
         self.recorder = Recorder(self.settings.out_dir, record, self.plan.stem)
         # Each conversation is its own task with its own context: every log line inside it,
@@ -351,6 +364,13 @@ class Chair:
         return substitute(self.moderator.closing or "", {})[0]
 
 
+def _instruction(phase: Phase, side: str | None) -> str | None:
+    """The phase's instruction for a speaker on ``side`` (None: as the phase shows it)."""
+    if phase.instruction is None:
+        return None
+    return substitute(phase.instruction, {"side": side or "{side}"})[0]
+
+
 def _listing(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
@@ -372,6 +392,8 @@ def run_record(
     run_id: str,
     conversation_id: str,
     moderator: AgentInfo | None = None,
+    motion: str | None = None,
+    description: str | None = None,
 ) -> RunRecord:
     """The run line: the resolved scenario, seeds, agents and engines of one conversation."""
     scenario, timeouts = plan.scenario, settings.timeouts
@@ -379,7 +401,9 @@ def run_record(
         run_id=run_id,
         conversation_id=conversation_id,
         scenario=scenario.name,
-        description=scenario.description,
+        description=description if description is not None else scenario.description,
+        motion=motion,
+        sides=scenario.sides.model_dump() if scenario.sides else None,
         source=scenario.source,
         scenario_hash=scenario.hash,
         repeat_index=plan.repeat_index,

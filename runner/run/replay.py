@@ -130,7 +130,8 @@ def plan_of(run: RunRecord, scenario: ResolvedScenario) -> Plan:
         if value is not None
     }
     seed_base = base if base is not None else run.seed
-    return Plan(scenario, run.repeat_index, run.seed, seed_base, labels=labels)
+    # The motion it debated (a tournament game draws per pairing, not from its own seed).
+    return Plan(scenario, run.repeat_index, run.seed, seed_base, labels=labels, motion=run.motion)
 
 
 def load_run(path: str | Path) -> RunRecord:

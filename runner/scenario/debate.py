@@ -3,14 +3,17 @@ and as a resolved scenario carries it."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Literal
 
+import yaml
 from pydantic import Field
 
 from agents.agent import Agent
 from agents.backends.config import GenerateConfig
 from runner.scenario.ending import _Strict
 from runner.scenario.limits import MAX_NAME
+from runner.scenario.source import MAX_BYTES
 
 DEFAULT_ANNOUNCE = "{phase}. {speakers}, the floor is yours."
 # What a phase's announcement may name; filled in as each phase starts.
@@ -58,3 +61,72 @@ class Moderator(_Strict):
         if self.model is None:
             return None
         return Agent(name=self.name, model=self.model, persona=self.persona, options=self.options)
+
+
+# ---------------------------------------------------------------------------- motions, sides
+
+Side = Literal["proposition", "opposition"]
+SIDES: tuple[Side, Side] = ("proposition", "opposition")
+MAX_MOTIONS = 10_000
+MAX_MOTION = 1_000  # characters in one motion
+Motion = Annotated[str, Field(min_length=1, max_length=MAX_MOTION)]
+
+
+class MotionsFile(_Strict):
+    """Motions kept in a file of their own."""
+
+    file: Annotated[str, Field(min_length=1)] = Field(
+        description="relative to the scenario: one motion per line (blank lines and lines "
+        "starting with # skipped), or a YAML or JSON list (.yaml, .yml, .json)"
+    )
+
+
+class Sides(_Strict):
+    """Which agent argues which side: sides are roles, so a tournament's seat swap swaps them."""
+
+    proposition: str = Field(description="the agent arguing for the motion")
+    opposition: str = Field(description="the agent arguing against it")
+
+    def of(self, agent: str) -> Side | None:
+        return (
+            "proposition"
+            if agent == self.proposition
+            else ("opposition" if agent == self.opposition else None)
+        )
+
+
+def read_motions(path: Path) -> list[str]:
+    """The motions in ``path``; raises ValueError saying what is wrong with the file."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ValueError(f"no such file: {path}") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_BYTES:
+        raise ValueError(f"{path} is larger than {MAX_BYTES // 1024} KiB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not UTF-8 text (byte {exc.start})") from None
+    if path.suffix.lower() in (".yaml", ".yml", ".json"):
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if data is None:
+            data = []
+        if not isinstance(data, list) or not all(isinstance(m, str) for m in data):
+            raise ValueError(f"{path} must hold a list of motions (text)")
+        motions = [m.strip() for m in data if m.strip()]
+    else:
+        lines = (line.strip() for line in text.splitlines())
+        motions = [line for line in lines if line and not line.startswith("#")]
+    if not motions:
+        raise ValueError(f"{path} holds no motions")
+    if len(motions) > MAX_MOTIONS:
+        raise ValueError(f"{path} holds more than {MAX_MOTIONS} motions")
+    long = next((m for m in motions if len(m) > MAX_MOTION), None)
+    if long is not None:
+        raise ValueError(f"{path}: a motion longer than {MAX_MOTION} characters: {long[:40]!r}...")
+    return motions

@@ -22,7 +22,18 @@ from agents.agent import Agent
 from agents.backends import Requested
 from agents.backends.config import GenerateConfig
 from agents.errors import ConfigError
-from runner.scenario.debate import ANNOUNCE_FIELDS, MODERATOR_OPTIONS, Moderator, ModeratorSpec
+from runner.scenario.debate import (
+    ANNOUNCE_FIELDS,
+    MAX_MOTIONS,
+    MODERATOR_OPTIONS,
+    SIDES,
+    Moderator,
+    ModeratorSpec,
+    Motion,
+    MotionsFile,
+    Sides,
+    read_motions,
+)
 from runner.scenario.ending import EndRule, Stalemate, _Strict
 from runner.scenario.limits import MAX_AGENTS, MAX_NAME, MAX_REPEAT, MAX_TURNS
 from runner.scenario.phases import Budget, Phase, Phases
@@ -118,6 +129,18 @@ class Scenario(_Strict):
     moderator: ModeratorSpec | None = Field(
         None, description="chairs a phased debate: announces each phase; never a debater"
     )
+    motions: (
+        Annotated[list[Motion], Field(min_length=1, max_length=MAX_MOTIONS)] | MotionsFile | None
+    ) = Field(
+        None,
+        description="what is debated: each conversation (each tournament pairing's game) "
+        "draws one, seeded, as {motion}; a list, or {file: PATH}",
+    )
+    sides: Sides | None = Field(
+        None,
+        description="which agent argues which side; phases may name sides as speakers, and "
+        "{side} in personas and instructions is the speaker's",
+    )
 
 
 def json_schema() -> dict[str, Any]:
@@ -159,18 +182,35 @@ def _check_phases(scenario: Scenario, names: list[str]) -> list[tuple[Loc, str]]
             (("moderator", "name"), f"{moderator.name!r} is an agent; the moderator needs a name "
              "of its own")
         )  # fmt: skip
-    listed = ", ".join(names)
+    sides = scenario.sides
+    if sides is not None:
+        for side in SIDES:
+            agent = getattr(sides, side)
+            if agent not in names:
+                problems.append(
+                    (("sides", side), f"unknown agent {agent!r}{suggestion(agent, names)}; "
+                     f"agents: {', '.join(names)}")
+                )  # fmt: skip
+        if sides.proposition == sides.opposition:
+            problems.append((("sides", "opposition"), "one agent cannot argue both sides"))
+    speakable = [*names, *(SIDES if sides else ())]
+    listed = ", ".join(names) + (" (or a side: proposition, opposition)" if sides else "")
     for p, phase in enumerate(scenario.phases):
+        # Sides as their agents, to find one agent listed twice (sides both one agent: said).
+        usable = sides if sides and sides.proposition != sides.opposition else None
+        resolved = [getattr(usable, s) if usable and s in SIDES else s for s in phase.speakers]
         for k, speaker in enumerate(phase.speakers):
-            if speaker not in names:
+            if speaker not in speakable:
                 problems.append(
                     (("phases", p, "speakers", k), f"unknown speaker {speaker!r}"
-                     f"{suggestion(speaker, names)}; agents: {listed}")
+                     f"{suggestion(speaker, speakable)}; agents: {listed}")
                 )  # fmt: skip
-            elif speaker in phase.speakers[:k]:
+            elif resolved[k] in resolved[:k]:
                 problems.append((("phases", p, "speakers", k), f"{speaker!r} is listed twice"))
         for speaker in phase.script or {}:
-            if speaker not in phase.speakers:
+            if speaker not in phase.speakers and not (
+                sides and speaker in SIDES and getattr(sides, speaker) in resolved
+            ):
                 problems.append(
                     (("phases", p, "script", speaker), f"{speaker!r} does not speak in this "
                      f"phase; its speakers: {', '.join(phase.speakers)}")
@@ -184,11 +224,14 @@ def _check_phases(scenario: Scenario, names: list[str]) -> list[tuple[Loc, str]]
 PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def substitute(text: str, variables: dict[str, Any]) -> tuple[str, list[str]]:
+def substitute(
+    text: str, variables: dict[str, Any], *, keep_escapes: bool = False
+) -> tuple[str, list[str]]:
     """Replace ``{name}`` with its value (``{{``/``}}`` are literal braces).
 
     Returns the new text and the names that were not defined. Plain text replacement:
-    values are never evaluated.
+    values are never evaluated. ``keep_escapes`` leaves ``{{``/``}}`` for a later pass
+    (placeholders filled per conversation or per speaker).
     """
     missing: list[str] = []
 
@@ -196,10 +239,8 @@ def substitute(text: str, variables: dict[str, Any]) -> tuple[str, list[str]]:
 
     def repl(match: re.Match[str]) -> str:
         token = match.group(0)
-        if token == "{{":
-            return "{"
-        if token == "}}":
-            return "}"
+        if token in ("{{", "}}"):
+            return token if keep_escapes else token[0]
         key = match.group(1)
         if key not in variables:
             missing.append(key)
@@ -209,19 +250,32 @@ def substitute(text: str, variables: dict[str, Any]) -> tuple[str, list[str]]:
     return PLACEHOLDER.sub(repl, text), missing
 
 
+# Placeholders filled later than the file's variables: not listed among "vars defined".
+LATE = frozenset({"motion", "side", *ANNOUNCE_FIELDS})
+
+
 class _Substitution:
     """Fills ``{name}`` placeholders, collecting an error line for each undefined one."""
 
-    def __init__(self, variables: dict[str, Any], positions: PositionMap) -> None:
+    def __init__(
+        self, variables: dict[str, Any], positions: PositionMap, *, keep_escapes: bool = False
+    ) -> None:
         self.variables = variables
         self.positions = positions
+        self.keep_escapes = keep_escapes
         self.problems: list[str] = []
+
+    def with_values(self, values: dict[str, Any], *, keep_escapes: bool) -> _Substitution:
+        """The same substitution with more values, its problems reported here."""
+        other = _Substitution({**self.variables, **values}, self.positions)
+        other.keep_escapes, other.problems = keep_escapes, self.problems
+        return other
 
     def __call__(self, text: str | None, loc: Loc) -> str | None:
         if text is None:
             return None
-        result, missing = substitute(text, self.variables)
-        defined = ", ".join(sorted(self.variables)) or "none"
+        result, missing = substitute(text, self.variables, keep_escapes=self.keep_escapes)
+        defined = ", ".join(sorted(k for k in self.variables if k not in LATE)) or "none"
         for key in missing:
             message = f"undefined placeholder {{{key}}} (vars defined: {defined})"
             self.problems.append(self.positions.describe(loc, message))
@@ -230,6 +284,7 @@ class _Substitution:
 
 def _agent(scenario: Scenario, i: int, sub: _Substitution, model: str | None) -> Agent:
     spec, defaults = scenario.agents[i], scenario.defaults
+    sub = sub.with_values(_side_values(scenario.sides, spec.name), keep_escapes=sub.keep_escapes)
     own_persona = spec.persona is not None
     persona_loc: Loc = ("agents", i, "persona") if own_persona else ("defaults", "persona")
     return Agent(
@@ -305,14 +360,21 @@ def resolve(
     models = models or {}
     _check_overrides(scenario, source, vars or {}, models)
     variables: dict[str, Any] = {**scenario.vars, **(vars or {})}
-    sub = _Substitution(variables, positions or PositionMap(source))
+    positions = positions or PositionMap(source)
+    motions = _motions(scenario, source, positions)
+    # {motion} is each conversation's own: filled in as it starts, escapes kept till then.
+    sub = _Substitution(
+        {**variables, **({"motion": "{motion}"} if motions else {})},
+        positions,
+        keep_escapes=bool(motions),
+    )
     agents = [
         _agent(scenario, i, sub, models.get(spec.name) or models.get(None))
         for i, spec in enumerate(scenario.agents)
     ]
     description = sub(scenario.description, ("description",)) or ""
     kickoff = sub(scenario.kickoff, ("kickoff",)) or ""
-    phases = tuple(_phase(phase, p, sub) for p, phase in enumerate(scenario.phases))
+    phases = tuple(_phase(phase, p, sub, scenario.sides) for p, phase in enumerate(scenario.phases))
     moderator = _moderator(scenario.moderator, sub)
     if sub.problems:
         raise ConfigError(sub.problems)
@@ -342,19 +404,34 @@ def resolve(
         overrides=recorded,
         phases=phases,
         moderator=moderator,
+        motions=motions,
+        sides=scenario.sides,
     ).hashed()
+
+
+def _motions(scenario: Scenario, source: str, positions: PositionMap) -> tuple[str, ...]:
+    """The motions listed, or read from their file (relative to the scenario's)."""
+    motions = scenario.motions
+    if motions is None:
+        return ()
+    if isinstance(motions, list):
+        return tuple(m.strip() for m in motions)
+    path = Path(motions.file).expanduser()
+    if not path.is_absolute() and not source.startswith("<"):
+        path = Path(source).parent / path
+    try:
+        return tuple(read_motions(path))
+    except ValueError as exc:
+        raise ConfigError(positions.describe(("motions", "file"), str(exc))) from None
 
 
 def _moderator(spec: ModeratorSpec | None, sub: _Substitution) -> Moderator | None:
     """The moderator with variables filled in; the phase fields stay for each phase."""
     if spec is None:
         return None
-    later = _Substitution(
-        {**sub.variables, **{key: f"{{{key}}}" for key in ANNOUNCE_FIELDS}}, sub.positions
-    )
+    later = sub.with_values({key: f"{{{key}}}" for key in ANNOUNCE_FIELDS}, keep_escapes=True)
     announce = later(spec.announce, ("moderator", "announce")) or ""
     closing = later(spec.closing, ("moderator", "closing"))
-    sub.problems += later.problems
     return Moderator(
         name=spec.name,
         model=spec.model,
@@ -365,13 +442,26 @@ def _moderator(spec: ModeratorSpec | None, sub: _Substitution) -> Moderator | No
     )
 
 
-def _phase(phase: Phase, p: int, sub: _Substitution) -> Phase:
-    instruction = sub(phase.instruction, ("phases", p, "instruction"))
-    script = {
-        speaker: sub(line, ("phases", p, "script", speaker)) or ""
-        for speaker, line in (phase.script or {}).items()
-    }
-    return phase.model_copy(update={"instruction": instruction, "script": script or None})
+def _phase(phase: Phase, p: int, sub: _Substitution, sides: Sides | None) -> Phase:
+    """The phase with sides named as their agents and variables filled in; ``{side}`` in
+    the instruction is filled per speaker, as each speaks."""
+    named = dict(sides.model_dump()) if sides else {}
+    speakers = [named.get(s, s) for s in phase.speakers]
+    late = sub.with_values({"side": "{side}"} if sides else {}, keep_escapes=True)
+    instruction = late(phase.instruction, ("phases", p, "instruction"))
+    script = {}
+    for speaker, line in (phase.script or {}).items():
+        agent = named.get(speaker, speaker)
+        own = sub.with_values(_side_values(sides, agent), keep_escapes=sub.keep_escapes)
+        script[agent] = own(line, ("phases", p, "script", speaker)) or ""
+    return phase.model_copy(
+        update={"speakers": speakers, "instruction": instruction, "script": script or None}
+    )
+
+
+def _side_values(sides: Sides | None, agent: str) -> dict[str, str]:
+    side = sides.of(agent) if sides else None
+    return {"side": side} if side else {}
 
 
 def _turn_limit(scenario: Scenario) -> int:
@@ -402,6 +492,7 @@ SCHEMA = Schema(
         "phases": Phase,
         "budget": Budget,
         "moderator": ModeratorSpec,
+        "sides": Sides,
     },
     unknown_key_hint=_options_hint,
     too_short={("agents",): "a scenario needs at least two agents"},
@@ -412,6 +503,7 @@ SCHEMA = Schema(
         "vars": "a mapping of names to values",
         "budget": "a mapping of tokens and/or words",
         "moderator": "a mapping of moderator settings (name, model, announce, ...)",
+        "sides": "a mapping of sides to agents (proposition, opposition)",
         "script": "a mapping of speaker names to lines",
     },
 )

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from agents.agent import Agent
 from agents.backends import Requested
 from agents.errors import ConfigError
-from runner.scenario.debate import Moderator
+from runner.scenario.debate import Moderator, Sides
 from runner.scenario.ending import EndRule
 from runner.scenario.phases import Phase
 
@@ -76,6 +76,8 @@ class ResolvedScenario:
     backend_set_by: str = "backend in the file"
     phases: tuple[Phase, ...] = ()
     moderator: Moderator | None = None
+    motions: tuple[str, ...] = ()
+    sides: Sides | None = None
 
     @property
     def voices(self) -> tuple[Agent, ...]:
@@ -128,7 +130,7 @@ def _replace(scenario: ResolvedScenario, **changes: Any) -> ResolvedScenario:
 
 
 # Debate fields: absent from the hash of a scenario that does not use them.
-OPTIONAL = ("phases", "moderator")
+OPTIONAL = ("phases", "moderator", "motions", "sides")
 
 SNAPSHOT: TypeAdapter[ResolvedScenario] = TypeAdapter(ResolvedScenario)
 FIELDS = frozenset(f.name for f in fields(ResolvedScenario))

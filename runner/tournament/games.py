@@ -10,7 +10,9 @@ from dataclasses import dataclass, replace
 
 from agents.agent import Agent
 from agents.errors import ConfigError
+from runner.play.motion import draw_motion
 from runner.play.seeds import derive_seed
+from runner.scenario.debate import Sides
 from runner.scenario.schema import ResolvedScenario, substitute
 from runner.tournament.spec import Entrant, Tournament
 
@@ -117,8 +119,28 @@ def game_scenario(tournament: Tournament, game: Game) -> ResolvedScenario:
         )
         for phase in scenario.phases
     )
+    sides = scenario.sides
+    if sides is not None:  # sides go with the seats: swapping seats swaps sides
+        sides = Sides(proposition=renamed[sides.proposition], opposition=renamed[sides.opposition])
     # The scenario's own hash is kept: every game of the tournament is "the same scenario".
-    return replace(scenario, agents=tuple(agents), end=end, phases=phases, repeat=1, seed=game.seed)
+    return replace(
+        scenario,
+        agents=tuple(agents),
+        end=end,
+        phases=phases,
+        sides=sides,
+        repeat=1,
+        seed=game.seed,
+    )
+
+
+def game_motion(tournament: Tournament, game: Game) -> str | None:
+    """The motion of a game: drawn per pairing and game number, so both seat orders of a
+    pairing debate the same motion, each side argued once by each entrant."""
+    motions = tournament.scenario.motions
+    if not motions:
+        return None
+    return draw_motion(motions, derive_seed(tournament.seed, *game.pairing, game.number))
 
 
 def seat_names(tournament: Tournament, game: Game) -> dict[str, str]:

@@ -10,7 +10,7 @@ from runner.play.conversation import Conversation, Plan, Result
 from runner.play.events import Observer, Observers
 from runner.scenario.schema import ResolvedScenario
 from runner.settings import RunSettings
-from runner.tournament.games import Game, all_games, game_scenario, models
+from runner.tournament.games import Game, all_games, game_motion, game_scenario, models
 from runner.tournament.hosts import Host
 from runner.tournament.judge import judge_game
 from runner.tournament.ledger import Ledger
@@ -58,6 +58,7 @@ class Workshop:
             base_seed=self.tournament.seed,
             models={a.name: host.models[a.model] for a in scenario.voices},
             stem=ledger.transcript_stem(game),
+            motion=game_motion(self.tournament, game),
             labels={
                 "tournament": self.tournament.name,
                 "tournament_hash": self.tournament.hash,

@@ -83,6 +83,10 @@ class RunRecord(Record):
         "max_turns, repeat, seed",
     )
     agents: list[AgentInfo]
+    motion: str | None = Field(None, description="the motion debated, drawn from motions")
+    sides: dict[str, str] | None = Field(
+        None, description="side (proposition, opposition) -> the agent arguing it"
+    )
     moderator: AgentInfo | None = Field(
         None, description="the moderator of a phased debate (model empty: it reads its lines)"
     )
@@ -141,7 +145,9 @@ class TurnRecord(Record):
     host: str | None = Field(None, description="the host that answered, if not the run's")
     phase: int | None = Field(None, description="index of its phase; null without phases")
     role: str | None = Field(
-        None, description="moderator for the moderator's lines; null for a debater's turn"
+        None,
+        description="the speaker's side (proposition, opposition), or moderator for the "
+        "moderator's lines; null without sides",
     )
     budget: dict[str, int] | None = Field(
         None, description="the phase's budget for this speech: tokens and/or words"

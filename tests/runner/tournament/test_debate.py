@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runner.tournament.games import all_games, game_scenario, models
+from runner.tournament.games import all_games, game_motion, game_scenario, models
 from runner.tournament.play import play
 from runner.tournament.spec import load_tournament
 from runner.transcript import read_transcript
@@ -18,8 +18,10 @@ agents:
   - {name: first, model: placeholder}
   - {name: second, model: placeholder}
 moderator: {name: Chair, model: m9}
+motions: [tea beats coffee, cats beat dogs, rain beats sun]
+sides: {proposition: first, opposition: second}
 phases:
-  - {name: Openings, speakers: [first, second], budget: {tokens: 8}}
+  - {name: Openings, speakers: [proposition, opposition], budget: {tokens: 8}}
   - {name: Closing, speakers: [second, first], script: {first: "I rest."}}
 seed: 3
 """
@@ -28,6 +30,7 @@ CUP = """\
 name: cup
 scenario: duel.yaml
 entrants: [m1, m2]
+games: 2
 seed: 5
 """
 
@@ -54,7 +57,7 @@ async def test_a_phased_tournament_plays_with_the_scenarios_moderator(tmp_path: 
     async with FakeOllama(["m1", "m2", "m9"]) as fake:
         await play(t, settings(out, fake.url))
     lines = results(out)
-    assert len(lines) == 2 and all(r["status"] == "success" for r in lines)
+    assert len(lines) == 4 and all(r["status"] == "success" for r in lines)
     for r in lines:
         transcript = read_transcript(out / r["transcript"])
         assert transcript.run is not None and transcript.run.moderator is not None
@@ -64,3 +67,35 @@ async def test_a_phased_tournament_plays_with_the_scenarios_moderator(tmp_path: 
         seats = list(r["seats"].values())
         assert debaters == [seats[0], seats[1], seats[1], seats[0]]
         assert [p.name for p in transcript.phases] == ["Openings", "Closing"]
+
+
+def test_sides_swap_with_the_seats_and_both_orders_debate_the_same_motion(
+    tmp_path: Path,
+) -> None:
+    t = load_tournament(write(tmp_path))
+    games = all_games(t)
+    by_number: dict[int, list[tuple[str, str | None, str | None]]] = {}
+    for game in games:
+        scenario = game_scenario(t, game)
+        assert scenario.sides is not None
+        assert (scenario.sides.proposition, scenario.sides.opposition) == game.seats
+        by_number.setdefault(game.number, []).append(
+            (scenario.sides.proposition, game_motion(t, game), game.pairing[0])
+        )
+    for played in by_number.values():
+        (a, motion_a, _), (b, motion_b, _) = played
+        assert {a, b} == {"m1", "m2"}  # each entrant proposes once
+        assert motion_a == motion_b  # on the same motion
+
+
+async def test_each_game_records_its_motion_and_its_sides(tmp_path: Path) -> None:
+    t = load_tournament(write(tmp_path / "t"))
+    out = tmp_path / "out"
+    async with FakeOllama(["m1", "m2", "m9"]) as fake:
+        await play(t, settings(out, fake.url))
+    for r in results(out):
+        run = read_transcript(out / r["transcript"]).run
+        assert run is not None and run.motion in t.scenario.motions
+        game = next(g for g in all_games(t) if g.id == r["game_id"])
+        assert run.motion == game_motion(t, game)
+        assert run.sides == {"proposition": game.seats[0], "opposition": game.seats[1]}
