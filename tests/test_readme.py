@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from agents.backends.config import GenerateConfig
-from runner.scenario.debate import ModeratorSpec, MotionsFile, Sides
+from runner.scenario.debate import JurorSpec, JurySpec, ModeratorSpec, MotionsFile, Sides
 from runner.scenario.phases import Budget, Phase
 from runner.scenario.schema import AgentSpec, Defaults, EndRule, Scenario
 from runner.tournament.spec import EntrantSpec, JudgeSpec, TournamentSpec
@@ -24,6 +24,7 @@ from runner.transcript import (
     TimeoutsInfo,
     Totals,
     TurnRecord,
+    VoteRecord,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,6 +75,7 @@ def table(text: str, record: str) -> dict[str, str]:
         ("run", RunRecord, {"agents": AgentInfo, "timeouts": TimeoutsInfo}),
         ("turn", TurnRecord, {}),
         ("phase", PhaseRecord, {}),
+        ("vote", VoteRecord, {}),
         ("end", EndRecord, {"outcome": Outcome, "totals": Totals, "error": ErrorInfo}),
     ],
 )
@@ -91,7 +93,7 @@ def test_transcript_reference_names_every_field(
     "model",
     [
         *(Scenario, AgentSpec, Defaults, EndRule, GenerateConfig),
-        *(Phase, Budget, ModeratorSpec, MotionsFile, Sides),
+        *(Phase, Budget, ModeratorSpec, MotionsFile, Sides, JurySpec, JurorSpec),
     ],
 )
 def test_scenario_reference_names_every_field(model: type[BaseModel]) -> None:

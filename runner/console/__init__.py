@@ -59,6 +59,9 @@ def empty_note(record: TurnRecord) -> str:
     return f"empty reply: the model stopped before any text, done_reason {record.done_reason}"
 
 
+JURY_RULES = {"moved": "votes moved", "after": "the vote after the debate"}
+
+
 def describe_outcome(outcome: Outcome, status: str) -> str:
     if status in ("error", "cancelled"):
         return status
@@ -69,9 +72,13 @@ def describe_outcome(outcome: Outcome, status: str) -> str:
         if outcome.loser:
             parts.append(f"{outcome.loser} loses")
         turn = outcome.turn
+        if outcome.reason == "jury":
+            return ", ".join(parts) + f" (the jury, by {JURY_RULES.get(outcome.rule or '', '')})"
         return ", ".join(parts) + (f" (turn {turn}: {outcome.rule})" if turn is not None else "")
     if outcome.reason == "end_rule":
         return f"draw ({outcome.rule})"
+    if outcome.reason == "jury":
+        return f"draw (the jury, by {JURY_RULES.get(outcome.rule or '', '')})"
     return {
         "max_turns": "turn limit reached",
         "agent_turn_limits": "every agent at its limit",

@@ -54,7 +54,28 @@ def show_transcript(out: Console, transcript: Transcript) -> None:
             out.print(phase_heading(phase))
         out.print(_turn_line(turn, names))
     out.print()
+    if transcript.votes:
+        _show_votes(out, transcript)
+        out.print()
     _show_end(out, transcript, transcript.end)
+
+
+def _show_votes(out: Console, transcript: Transcript) -> None:
+    """Each judge's votes per stage (both orders), then the jury's tally."""
+    by_judge: dict[tuple[str, str], dict[str, list[str]]] = {}
+    for vote in transcript.votes:
+        cast = by_judge.setdefault((vote.judge, vote.model), {})
+        cast.setdefault(vote.stage, []).append(vote.vote or "no vote")
+    out.print(Text("jury", style="bold"))
+    for (judge, model), stages in by_judge.items():
+        flagged = any(v.self_judged for v in transcript.votes if v.judge == judge)
+        said = "; ".join(f"{stage}: {'/'.join(votes)}" for stage, votes in stages.items())
+        note = "  (a debater's model)" if flagged else ""
+        out.print(safe(f"  {judge} ({model}): {said}{note}"))
+    tallies = transcript.end.outcome.votes if transcript.end else None
+    for stage, counts in (tallies or {}).items():
+        listed = ", ".join(f"{n} {what}" for what, n in counts.items())
+        out.print(safe(f"  {stage}: {listed}", "dim"))
 
 
 def phase_heading(phase: PhaseRecord) -> Text:

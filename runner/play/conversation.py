@@ -15,19 +15,21 @@ from agents.agent import Agent
 from agents.errors import BackendError
 from runner import __version__
 from runner.model.handle import Model
+from runner.play import jury as voting
 from runner.play.events import (
     ConversationFinished,
     ConversationStarted,
     Observer,
     PhaseStarted,
     TurnFinished,
+    VoteCast,
 )
 from runner.play.motion import draw_motion, staged
 from runner.play.recorder import Recorder, now_iso
 from runner.play.rules import Referee
 from runner.play.seat import Cue, Seat, Table, speak_together
 from runner.play.turns import turn_order
-from runner.scenario.debate import Moderator
+from runner.scenario.debate import Moderator, Stage
 from runner.scenario.phases import Phase
 from runner.scenario.schema import substitute
 from runner.scenario.snapshot import ResolvedScenario
@@ -249,6 +251,35 @@ class Conversation:
             await self._moderate(round_no, len(self.scenario.phases) - 1, self.chair.closing())
         return Outcome(reason="phases", turn=len(self.turns) - 1)
 
+    async def _vote(self, stage: Stage) -> None:
+        """Every judge votes at ``stage``, in both presentation orders, one record each."""
+        jury, sides = self.scenario.jury, self.scenario.sides
+        if jury is None or sides is None or stage not in jury.stages:
+            return
+        assert self.recorder is not None
+        motion = self.motion or self.scenario.description
+        debaters = {a.model for a in self.agents}
+        for juror in jury.jurors:
+            for order in voting.ORDERS:
+                messages = voting.prompt(stage, order, motion, jury, self.turns, sides)
+                record = await voting.cast(
+                    self.plan.models[juror.name], juror, jury, stage, order, messages,
+                    seed=self.plan.seed, self_judged=juror.model in debaters,
+                )  # fmt: skip
+                self.observer.vote_cast(VoteCast(self.recorder.vote(record)))
+
+    async def _judged(self, outcome: Outcome) -> Outcome:
+        """After the debate the jury votes; it decides a debate no end rule decided."""
+        jury, sides = self.scenario.jury, self.scenario.sides
+        if jury is None or sides is None:
+            return outcome
+        await self._vote("after")
+        assert self.recorder is not None
+        decision = voting.verdict(jury, self.recorder.votes, sides, len(self.turns) - 1)
+        if outcome.reason == "end_rule":
+            return outcome.model_copy(update={"votes": decision.votes})
+        return decision
+
     def _debated(self) -> int:
         """Turns the debaters took: the moderator's lines are not turns of the debate."""
         return sum(1 for turn in self.turns if turn.role != "moderator")
@@ -296,7 +327,9 @@ class Conversation:
         failed_attempts = 0
         status: Status = "success"
         try:
+            await self._vote("before")
             outcome = await self._play()
+            outcome = await self._judged(outcome)
         except asyncio.CancelledError:
             with contextlib.suppress(TranscriptWriteError):  # the file stays valid, unfinished
                 self._finish("cancelled", Outcome(reason="cancelled", turn=len(self.turns) - 1))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner.transcript import EndRecord, PhaseRecord, RunRecord, TurnRecord
+from runner.transcript import EndRecord, PhaseRecord, RunRecord, TurnRecord, VoteRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +58,11 @@ class TurnFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class VoteCast:
+    record: VoteRecord
+
+
+@dataclass(frozen=True, slots=True)
 class ConversationFinished:
     run: RunRecord
     end: EndRecord
@@ -77,6 +82,7 @@ class Observer:
     def delta(self, event: TextDelta) -> None: ...
     def retrying(self, event: Retrying) -> None: ...
     def turn_finished(self, event: TurnFinished) -> None: ...
+    def vote_cast(self, event: VoteCast) -> None: ...
     def conversation_finished(self, event: ConversationFinished) -> None: ...
 
 
@@ -109,6 +115,10 @@ class Observers(Observer):
     def turn_finished(self, event: TurnFinished) -> None:
         for o in self.observers:
             o.turn_finished(event)
+
+    def vote_cast(self, event: VoteCast) -> None:
+        for o in self.observers:
+            o.vote_cast(event)
 
     def conversation_finished(self, event: ConversationFinished) -> None:
         for o in self.observers:

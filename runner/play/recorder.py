@@ -16,6 +16,7 @@ from runner.transcript import (
     Totals,
     TranscriptWriter,
     TurnRecord,
+    VoteRecord,
     slug,
 )
 
@@ -70,6 +71,7 @@ class Recorder:
     def __init__(self, out_dir: Path, run: RunRecord, stem: str | None = None) -> None:
         self.run = run
         self.turns: list[TurnRecord] = []
+        self.votes: list[VoteRecord] = []
         self._started = time.monotonic()
         stem = stem or file_stem(run.scenario, run.repeat_index, run.conversation_id)
         self._writer = TranscriptWriter.create(out_dir, stem)
@@ -91,6 +93,13 @@ class Recorder:
             update={"conversation_id": self.run.conversation_id, "first_turn": len(self.turns)}
         )
         self._writer.write(stamped)
+        return stamped
+
+    def vote(self, record: VoteRecord) -> VoteRecord:
+        """Write one judge's vote, stamped with the conversation's id."""
+        stamped = record.model_copy(update={"conversation_id": self.run.conversation_id})
+        self._writer.write(stamped)
+        self.votes.append(stamped)
         return stamped
 
     def end(

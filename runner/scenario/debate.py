@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from agents.agent import Agent
 from agents.backends.config import GenerateConfig
@@ -130,3 +130,74 @@ def read_motions(path: Path) -> list[str]:
     if long is not None:
         raise ValueError(f"{path}: a motion longer than {MAX_MOTION} characters: {long[:40]!r}...")
     return motions
+
+
+# ---------------------------------------------------------------------------- jury
+
+Stage = Literal["before", "after"]
+JURY_OPTIONS = GenerateConfig(temperature=0.0, num_predict=160)
+DEFAULT_JURY_RUBRIC = (
+    "Judge the arguments, not the speakers' confidence or length: which side made the "
+    "clearer, better-supported case?"
+)
+MAX_JUDGES = 16
+
+
+def _judge_shorthand(value: object) -> object:
+    """``- smollm2:135m`` means a judge with that model."""
+    return {"model": value} if isinstance(value, str) else value
+
+
+class JurorSpec(_Strict):
+    """One member of the jury."""
+
+    model: Annotated[str, Field(min_length=1)] = Field(description="the judge's model")
+    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME)] | None = Field(
+        None, description="its label in transcripts (default juror-1, juror-2, ...)"
+    )
+
+
+class JurySpec(_Strict):
+    """Judge models voting on the motion: after the debate and, optionally, before it."""
+
+    judges: Annotated[
+        list[
+            Annotated[
+                JurorSpec,
+                BeforeValidator(_judge_shorthand, json_schema_input_type=str | JurorSpec),
+            ]
+        ],
+        Field(min_length=1, max_length=MAX_JUDGES),
+    ] = Field(description="models (or {model, name}); one vote each per stage")
+    vote: Annotated[list[Stage], Field(min_length=1, max_length=2)] = Field(
+        ["after"], description="when the jury votes: after, and before (the Oxford format)"
+    )
+    decide: Literal["moved", "after"] | None = Field(
+        None,
+        description="moved: the side that gained more votes wins (needs a before vote); "
+        "after: the majority after the debate; default moved when voting before, else after",
+    )
+    rubric: str = Field(DEFAULT_JURY_RUBRIC, description="what the judges weigh after the debate")
+    options: GenerateConfig = Field(
+        GenerateConfig(),
+        description="the judges' generation options, merged over temperature 0 and num_predict 160",
+    )
+
+
+class Juror(_Strict):
+    name: str
+    model: str
+
+
+class Jury(_Strict):
+    """A resolved jury."""
+
+    jurors: tuple[Juror, ...]
+    stages: tuple[Stage, ...]
+    decide: Literal["moved", "after"]
+    rubric: str
+    options: GenerateConfig
+
+    def agents(self) -> list[Agent]:
+        """Each juror as a seat the run binds a model to."""
+        return [Agent(name=j.name, model=j.model, options=self.options) for j in self.jurors]

@@ -24,9 +24,14 @@ from agents.backends.config import GenerateConfig
 from agents.errors import ConfigError
 from runner.scenario.debate import (
     ANNOUNCE_FIELDS,
+    JURY_OPTIONS,
     MAX_MOTIONS,
     MODERATOR_OPTIONS,
     SIDES,
+    Juror,
+    JurorSpec,
+    Jury,
+    JurySpec,
     Moderator,
     ModeratorSpec,
     Motion,
@@ -141,6 +146,9 @@ class Scenario(_Strict):
         description="which agent argues which side; phases may name sides as speakers, and "
         "{side} in personas and instructions is the speaker's",
     )
+    jury: JurySpec | None = Field(
+        None, description="judge models voting on the motion after (and before) the debate"
+    )
 
 
 def json_schema() -> dict[str, Any]:
@@ -168,6 +176,54 @@ def cross_check(scenario: Scenario) -> list[tuple[Loc, str]]:
     return problems
 
 
+def _check_jury(scenario: Scenario, names: list[str]) -> list[tuple[Loc, str]]:
+    jury = scenario.jury
+    if jury is None:
+        return []
+    problems: list[tuple[Loc, str]] = []
+    if scenario.sides is None:
+        problems.append((("jury",), "a jury votes for a side: add sides (proposition, opposition)"))
+    if scenario.motions is None and not scenario.description.strip():
+        problems.append(
+            (("jury",), "a jury votes on a motion: add motions (or a description stating it)")
+        )
+    if jury.decide == "moved" and "before" not in jury.vote:
+        problems.append(
+            (("jury", "decide"), "moved compares votes before and after: add before to vote")
+        )
+    if len(set(jury.vote)) < len(jury.vote):
+        problems.append((("jury", "vote"), "each stage once: before, after"))
+    taken = set(names) | {scenario.moderator.name if scenario.moderator else ""}
+    for j, juror in enumerate(_jurors(jury)):
+        if juror.name in taken:
+            problems.append(
+                (("jury", "judges", j), f"{juror.name!r} is taken (an agent, the moderator or "
+                 "another judge): give the judge a name of its own")
+            )  # fmt: skip
+        taken.add(juror.name)
+    return problems
+
+
+def _jurors(jury: JurySpec) -> list[Juror]:
+    return [
+        Juror(name=spec.name or f"juror-{j + 1}", model=spec.model)
+        for j, spec in enumerate(jury.judges)
+    ]
+
+
+def _jury(spec: JurySpec | None) -> Jury | None:
+    if spec is None:
+        return None
+    stages = tuple(stage for stage in ("before", "after") if stage in spec.vote)
+    return Jury(
+        jurors=tuple(_jurors(spec)),
+        stages=stages,
+        decide=spec.decide or ("moved" if "before" in stages else "after"),
+        rubric=spec.rubric.strip(),
+        options=JURY_OPTIONS.merged(spec.options),
+    )
+
+
 def _check_phases(scenario: Scenario, names: list[str]) -> list[tuple[Loc, str]]:
     problems: list[tuple[Loc, str]] = []
     if scenario.phases and "order" in scenario.model_fields_set:
@@ -193,6 +249,7 @@ def _check_phases(scenario: Scenario, names: list[str]) -> list[tuple[Loc, str]]
                 )  # fmt: skip
         if sides.proposition == sides.opposition:
             problems.append((("sides", "opposition"), "one agent cannot argue both sides"))
+    problems += _check_jury(scenario, names)
     speakable = [*names, *(SIDES if sides else ())]
     listed = ", ".join(names) + (" (or a side: proposition, opposition)" if sides else "")
     for p, phase in enumerate(scenario.phases):
@@ -406,6 +463,7 @@ def resolve(
         moderator=moderator,
         motions=motions,
         sides=scenario.sides,
+        jury=_jury(scenario.jury),
     ).hashed()
 
 
@@ -493,9 +551,14 @@ SCHEMA = Schema(
         "budget": Budget,
         "moderator": ModeratorSpec,
         "sides": Sides,
+        "jury": JurySpec,
+        "judges": JurorSpec,
     },
     unknown_key_hint=_options_hint,
-    too_short={("agents",): "a scenario needs at least two agents"},
+    too_short={
+        ("agents",): "a scenario needs at least two agents",
+        ("jury", "judges"): "a jury needs at least one judge model",
+    },
     mappings={
         "options": "a mapping of options",
         "defaults": "a mapping of defaults (model, persona, options, ...)",
@@ -504,6 +567,7 @@ SCHEMA = Schema(
         "budget": "a mapping of tokens and/or words",
         "moderator": "a mapping of moderator settings (name, model, announce, ...)",
         "sides": "a mapping of sides to agents (proposition, opposition)",
+        "jury": "a mapping of jury settings (judges, vote, decide, ...)",
         "script": "a mapping of speaker names to lines",
     },
 )

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from agents.agent import Agent
 from agents.backends import Requested
 from agents.errors import ConfigError
-from runner.scenario.debate import Moderator, Sides
+from runner.scenario.debate import Jury, Moderator, Sides
 from runner.scenario.ending import EndRule
 from runner.scenario.phases import Phase
 
@@ -78,12 +78,14 @@ class ResolvedScenario:
     moderator: Moderator | None = None
     motions: tuple[str, ...] = ()
     sides: Sides | None = None
+    jury: Jury | None = None
 
     @property
     def voices(self) -> tuple[Agent, ...]:
-        """Every agent a model speaks for: the debaters, then a model-backed moderator."""
+        """Every agent a model speaks for: the debaters, a model-backed moderator, the jury."""
         extra = [a for a in (self.moderator.agent if self.moderator else None,) if a]
-        return (*self.agents, *extra)
+        jurors = self.jury.agents() if self.jury else []
+        return (*self.agents, *extra, *jurors)
 
     @property
     def labelled(self) -> bool:
@@ -130,7 +132,7 @@ def _replace(scenario: ResolvedScenario, **changes: Any) -> ResolvedScenario:
 
 
 # Debate fields: absent from the hash of a scenario that does not use them.
-OPTIONAL = ("phases", "moderator", "motions", "sides")
+OPTIONAL = ("phases", "moderator", "motions", "sides", "jury")
 
 SNAPSHOT: TypeAdapter[ResolvedScenario] = TypeAdapter(ResolvedScenario)
 FIELDS = frozenset(f.name for f in fields(ResolvedScenario))

@@ -44,7 +44,7 @@ DEFINITION, RESULTS, GAMES, ASIDE, LOCK = (
     TOURNAMENT_ASIDE,
     ".lock",
 )
-DecidedBy = Literal["end_rule", "judge", "max_turns", "error"]
+DecidedBy = Literal["end_rule", "jury", "judge", "max_turns", "error"]
 
 
 class LedgerError(SparringError):
@@ -107,6 +107,8 @@ def result_from(
         decided, winner, loser = "error", None, None
     elif outcome.reason == "end_rule":
         decided, draw = "end_rule", winner is None and loser is None
+    elif outcome.reason == "jury":  # the scenario's own jury voted the debate
+        decided, draw = "jury", winner is None
     else:
         decided, draw = "max_turns", True
     verdicts = transcript.verdicts or None

@@ -18,6 +18,7 @@ from runner.transcript.records import (
     Totals,
     TurnRecord,
     VerdictRecord,
+    VoteRecord,
     json_schema,
 )
 from runner.transcript.writer import (
@@ -47,6 +48,7 @@ __all__ = [
     "TranscriptWriter",
     "TurnRecord",
     "VerdictRecord",
+    "VoteRecord",
     "ensure_writable",
     "iter_transcripts",
     "json_schema",

@@ -27,6 +27,7 @@ from runner.transcript.records import (
     RunRecord,
     TurnRecord,
     VerdictRecord,
+    VoteRecord,
 )
 from runner.transcript.writer import TranscriptError
 
@@ -43,6 +44,7 @@ class Transcript:
     writing: bool = False  # a writer holds the file's lock: the conversation is running
     verdicts: list[VerdictRecord] = field(default_factory=list)  # a judge's, after the end
     phases: list[PhaseRecord] = field(default_factory=list)  # a phased scenario's stages
+    votes: list[VoteRecord] = field(default_factory=list)  # a jury's, before and after
     other: list[dict[str, Any]] = field(default_factory=list)  # records of unknown types
 
     @property
@@ -118,12 +120,17 @@ def _add(transcript: Transcript, number: int, data: Any) -> None:
         if transcript.run is None:
             transcript.run = _run_record(path, number, data)
             return
-        if kind in ("phase", "turn", "end", "verdict") and data.get("conversation_id") is None:
+        if (
+            kind in ("phase", "turn", "vote", "end", "verdict")
+            and data.get("conversation_id") is None
+        ):
             data = {**data, "conversation_id": transcript.run.conversation_id}
         if kind == "turn":
             transcript.turns.append(TurnRecord.model_validate(data))
         elif kind == "end":
             transcript.end = EndRecord.model_validate(data)
+        elif kind == "vote":
+            transcript.votes.append(VoteRecord.model_validate(data))
         elif kind == "phase":
             transcript.phases.append(PhaseRecord.model_validate(data))
         elif kind == "verdict":

@@ -181,12 +181,17 @@ class Outcome(Record):
     winner: str | None = None
     loser: str | None = None
     reason: str = Field(
-        description="end_rule, max_turns, agent_turn_limits, phases (all played), error or "
-        "cancelled"
+        description="end_rule, max_turns, agent_turn_limits, phases (all played), jury, error "
+        "or cancelled"
     )
     rule: str | None = Field(None, description="the rule that fired")
     turn: int | None = Field(None, description="index of the deciding or last turn")
     matched: str | None = Field(None, description="the sentence that fired the rule")
+    votes: dict[str, dict[str, int]] | None = Field(
+        None,
+        description="a jury's tally per stage (before, after): for, against, undecided, "
+        "each judge counted once (its two orders agreeing, else undecided)",
+    )
 
 
 class Totals(Record):
@@ -256,13 +261,43 @@ class VerdictRecord(Record):
     at: str = Field("", description="UTC, ISO 8601")
 
 
+class VoteRecord(Record):
+    """One judge's vote on the motion in one presentation order, before or after the
+    debate, written as it is cast."""
+
+    type: Literal["vote"] = "vote"
+    conversation_id: str | None = Field(None, description="as on the run line")
+    judge: str = Field(description="the judge's name in the jury")
+    model: str = Field(description="the judge's model")
+    stage: Literal["before", "after"] = Field(description="before or after the debate")
+    order: Literal["as_seated", "swapped"] = Field(
+        description="as_seated: the proposition is presented first (Speaker 1, and for "
+        "before against); swapped: the opposition is"
+    )
+    vote: Literal["for", "against", "undecided"] | None = Field(
+        None, description="on the motion; null: no valid vote"
+    )
+    side: str | None = Field(None, description="the side the vote favours, if any")
+    reason: str | None = None
+    self_judged: bool = Field(False, description="the judge's model is a debater's")
+    raw: str = Field("", description="the judge's reply, exactly")
+    seed: int | None = None
+    attempts: int = 1
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    error: str | None = Field(None, description="why there is no valid vote")
+    at: str = Field("", description="UTC, ISO 8601")
+
+
 AnyRecord = Annotated[
-    RunRecord | PhaseRecord | TurnRecord | EndRecord | VerdictRecord, Field(discriminator="type")
+    RunRecord | PhaseRecord | TurnRecord | VoteRecord | EndRecord | VerdictRecord,
+    Field(discriminator="type"),
 ]
 RECORD_TYPES: dict[str, type[Record]] = {
     "run": RunRecord,
     "phase": PhaseRecord,
     "turn": TurnRecord,
+    "vote": VoteRecord,
     "end": EndRecord,
     "verdict": VerdictRecord,
 }

@@ -99,3 +99,24 @@ async def test_each_game_records_its_motion_and_its_sides(tmp_path: Path) -> Non
         game = next(g for g in all_games(t) if g.id == r["game_id"])
         assert run.motion == game_motion(t, game)
         assert run.sides == {"proposition": game.seats[0], "opposition": game.seats[1]}
+
+
+async def test_a_jury_decides_the_games_no_end_rule_decides(tmp_path: Path) -> None:
+    folder = tmp_path / "t"
+    write(folder)
+    scenario = folder / "duel.yaml"
+    jury = "jury: {judges: [m9, m1], vote: [before, after]}\n"
+    scenario.write_text(scenario.read_text() + jury, encoding="utf-8")
+    t = load_tournament(folder / "cup.yaml")
+    assert set(t.scenario_models()) == {"m1", "m9"}  # the judges' models come with it
+    out = tmp_path / "out"
+    async with FakeOllama(["m1", "m2", "m9"]) as fake:
+        await play(t, settings(out, fake.url))
+    for r in results(out):
+        transcript = read_transcript(out / r["transcript"])
+        assert len(transcript.votes) == 8  # two judges, two stages, two orders
+        assert r["decided_by"] == "jury" and transcript.end is not None
+        assert transcript.end.outcome.reason == "jury"
+        assert r["winner"] == transcript.end.outcome.winner
+        flagged = {v.judge: v.self_judged for v in transcript.votes}
+        assert flagged == {"juror-1": False, "juror-2": True}  # m1 debates in every game
