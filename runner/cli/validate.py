@@ -48,7 +48,16 @@ def _validated(file: str) -> str:
         return f"tournament {t.name}: {entrants}; {len(all_games(t))} games of {t.scenario.name}"
     s = load_scenario(file)
     agents = ", ".join(f"{a.name} ({a.model})" for a in s.agents)
-    return f"{s.name}: {agents}; {s.order}, max {s.max_turns} turns"
+    if not s.phases:
+        return f"{s.name}: {agents}; {s.order}, max {s.max_turns} turns"
+    parts = [f"{len(s.phases)} phases", f"max {s.max_turns} turns"]
+    if s.motions:
+        parts.append(f"{len(s.motions)} motion{'s' if len(s.motions) > 1 else ''}")
+    if s.moderator:
+        parts.append(f"moderator {s.moderator.name}")
+    if s.jury:
+        parts.append(f"a jury of {len(s.jury.jurors)} voting {' and '.join(s.jury.stages)}")
+    return f"{s.name}: {agents}; {', '.join(parts)}"
 
 
 def _is_tournament(file: str) -> bool:

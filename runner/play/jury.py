@@ -31,7 +31,7 @@ VOTE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "vote": {"enum": ["for", "against", "undecided"]},
-        "reason": {"type": "string", "maxLength": 300},
+        "reason": {"type": "string", "maxLength": 200},
     },
     "required": ["vote", "reason"],
     "additionalProperties": False,
@@ -119,7 +119,9 @@ async def cast(
     record = VoteRecord(**base, error="not asked")
     for attempt in range(1, SCHEMA_ATTEMPTS + 1):
         request_seed = derive_seed(seed, "vote", juror.name, stage, order, attempt)
-        config = jury.options.model_copy(update={"seed": request_seed, "json_schema": VOTE_SCHEMA})
+        config = jury.options_of(juror).model_copy(
+            update={"seed": request_seed, "json_schema": VOTE_SCHEMA}
+        )
         asked = {**base, "seed": request_seed, "attempts": attempt, "at": now_iso()}
         try:
             result = await model.generate(ChatRequest(juror.model, messages, config))

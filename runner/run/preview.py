@@ -73,6 +73,10 @@ class StandIn:
         return 64  # nothing is sent anywhere
 
     async def chat(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
+        if request.session is None:  # a judge's vote: no agent's turn, so not shown
+            yield Delta('{"vote": "undecided", "reason": "not asked: a preview"}')
+            yield Final(done_reason="stop")
+            return
         # Sessions are "<conversation id>/<agent name>"; the id is hex, names may hold "/".
         agent = (request.session or "/?").split("/", 1)[1]
         if agent not in self._seen:

@@ -155,6 +155,9 @@ class JurorSpec(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=MAX_NAME)] | None = Field(
         None, description="its label in transcripts (default juror-1, juror-2, ...)"
     )
+    options: GenerateConfig = Field(
+        GenerateConfig(), description="merged over the jury's options, for this judge only"
+    )
 
 
 class JurySpec(_Strict):
@@ -187,6 +190,7 @@ class JurySpec(_Strict):
 class Juror(_Strict):
     name: str
     model: str
+    options: GenerateConfig = GenerateConfig()  # its own, merged over the jury's
 
 
 class Jury(_Strict):
@@ -200,4 +204,10 @@ class Jury(_Strict):
 
     def agents(self) -> list[Agent]:
         """Each juror as a seat the run binds a model to."""
-        return [Agent(name=j.name, model=j.model, options=self.options) for j in self.jurors]
+        return [
+            Agent(name=j.name, model=j.model, options=self.options.merged(j.options))
+            for j in self.jurors
+        ]
+
+    def options_of(self, juror: Juror) -> GenerateConfig:
+        return self.options.merged(juror.options)

@@ -206,7 +206,7 @@ def _check_jury(scenario: Scenario, names: list[str]) -> list[tuple[Loc, str]]:
 
 def _jurors(jury: JurySpec) -> list[Juror]:
     return [
-        Juror(name=spec.name or f"juror-{j + 1}", model=spec.model)
+        Juror(name=spec.name or f"juror-{j + 1}", model=spec.model, options=spec.options)
         for j, spec in enumerate(jury.judges)
     ]
 
@@ -419,6 +419,10 @@ def resolve(
     variables: dict[str, Any] = {**scenario.vars, **(vars or {})}
     positions = positions or PositionMap(source)
     motions = _motions(scenario, source, positions)
+    plain = _Substitution(variables, positions)  # motions may use the file's variables
+    motions = tuple(plain(m, ("motions", i)) or "" for i, m in enumerate(motions))
+    if plain.problems:
+        raise ConfigError(plain.problems)
     # {motion} is each conversation's own: filled in as it starts, escapes kept till then.
     sub = _Substitution(
         {**variables, **({"motion": "{motion}"} if motions else {})},

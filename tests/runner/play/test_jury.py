@@ -226,3 +226,11 @@ async def test_show_prints_each_judges_votes_and_the_tally(tmp_path: Path) -> No
         "after: 3 for, 0 against, 0 undecided",
     ]
     assert "success: Ada wins, Max loses (the jury, by votes moved)" in lines
+
+
+async def test_a_judge_may_have_options_of_its_own(tmp_path: Path) -> None:
+    jury = {"judges": ["j1", {"model": "j2", "options": {"temperature": 0.9}}]}
+    engine = backend({"j1": judge("for", "for"), "j2": judge("for", "for")})
+    await play(tmp_path, {**OXFORD, "jury": jury}, engine)
+    temperatures = {r.model: r.config.temperature for r in engine.requests if r.model[0] == "j"}
+    assert temperatures == {"j1": 0.0, "j2": 0.9}

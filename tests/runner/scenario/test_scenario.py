@@ -57,6 +57,7 @@ def test_every_shipped_scenario_is_valid(path: Path) -> None:
 def test_shipped_scenarios_include_the_required_ones() -> None:
     names = {p.stem for p in SCENARIOS}
     assert {"i-lost", "quickstart", "debate", "panel", "self-debate"} <= names
+    assert {"oxford", "policy-debate"} <= names  # the debate formats
     orders = {load_scenario(p).order for p in SCENARIOS}
     assert {"round_robin", "simultaneous"} <= orders
 
