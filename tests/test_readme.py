@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from agents.backends.config import GenerateConfig
 from runner.scenario.debate import JurorSpec, JurySpec, ModeratorSpec, MotionsFile, Sides
 from runner.scenario.phases import Budget, Phase
-from runner.scenario.schema import AgentSpec, Defaults, EndRule, Scenario
+from runner.scenario.schema import AgentSpec, Defaults, EndRule, Scenario, load_scenario
 from runner.tournament.spec import EntrantSpec, JudgeSpec, TournamentSpec
 from runner.transcript import (
     AgentInfo,
@@ -160,3 +160,15 @@ def test_leaderboard_reference_names_every_csv_column() -> None:
     text = section(page("tournaments.md"), "Tournaments: `sparring tournament run`")
     [documented] = re.findall(r"`--format csv` columns: `([a-z_,]+)`", text)
     assert documented.split(",") == list(ENTRANT_FIELDS)
+
+
+def test_the_debate_formats_example_is_a_complete_valid_debate(tmp_path: Path) -> None:
+    text = section(page("scenarios.md"), "Debate formats")
+    start = text.index("```yaml\n") + len("```yaml\n")
+    example = text[start : text.index("```", start)]
+    path = tmp_path / "my-oxford.yaml"
+    path.write_text(example, encoding="utf-8")
+    scenario = load_scenario(path)
+    assert scenario.phases and scenario.moderator and scenario.motions and scenario.sides
+    assert scenario.jury is not None and scenario.jury.stages == ("before", "after")
+    assert len(scenario.jury.jurors) == 3

@@ -301,6 +301,8 @@ def leaderboard_table(out: Console, board: Leaderboard) -> None:
     fits = fits_text(board)
     if fits:
         out.print(safe(fits))
+    if board.sides is not None:
+        _sides(out, board)
     if board.excluded:
         out.print(safe(f"not counted: {', '.join(f'{n} {k}' for k, n in board.excluded.items())}"))
     out.print(
@@ -310,6 +312,28 @@ def leaderboard_table(out: Console, board: Leaderboard) -> None:
             style="dim",
         )
     )
+
+
+def _sides(out: Console, board: Leaderboard) -> None:
+    """The side advantage, then the results per motion."""
+    sides = board.sides
+    assert sides is not None
+    rates = "; ".join(
+        f"{side} won {sides[side]['wins']} ({sides[side]['win_rate']:.0%}, "
+        f"{sides[side]['ci_low']:.0%} - {sides[side]['ci_high']:.0%})"
+        for side in ("proposition", "opposition")
+    )
+    out.print(safe(f"sides: of {sides['games']} games, {rates}; {sides['draws']} drawn"))
+    if board.motions:
+        table = Table(title="by motion", title_justify="left", show_edge=False)
+        for column in ("motion", "games", "proposition", "opposition", "draws"):
+            table.add_column(column, justify="left" if column == "motion" else "right")
+        for row in board.motions:
+            table.add_row(
+                safe(row["motion"]), str(row["games"]), str(row["proposition"]),
+                str(row["opposition"]), str(row["draws"]),
+            )  # fmt: skip
+        out.print(table)
 
 
 def leaderboard_text(board: Leaderboard, fmt: str) -> str:

@@ -69,6 +69,10 @@ class ResultRecord(BaseModel):
     draw: bool = False
     decided_by: DecidedBy
     judge: list[VerdictRecord] | None = None
+    motion: str | None = Field(None, description="the motion debated, if the scenario has motions")
+    sides: dict[str, str] | None = Field(
+        None, description="side (proposition, opposition) -> entrant, if the scenario has sides"
+    )
     transcript: str = Field(description="path relative to the tournament folder")
     turns: int = 0
     prompt_tokens: int | None = None
@@ -131,6 +135,8 @@ def result_from(
         draw=draw,
         decided_by=decided,
         judge=verdicts,
+        motion=transcript.run.motion if transcript.run else None,
+        sides=transcript.run.sides if transcript.run else None,
         transcript=str(transcript.path.relative_to(folder)),
         turns=end.turns,
         prompt_tokens=totals.prompt_tokens,

@@ -112,6 +112,9 @@ class Leaderboard:
     excluded: dict[str, int] = field(default_factory=dict)  # games not counted, by reason
     reply_tokens: dict[str, float] = field(default_factory=dict)  # mean per reply, by entrant
     judges: dict[str, Any] | None = None  # the judges' reliability, for a judged tournament
+    # A debate's sides: win rate per side with its interval, and results per motion.
+    sides: dict[str, Any] | None = None
+    motions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def method(self) -> str:
@@ -151,6 +154,8 @@ class Leaderboard:
                 for k, v in self.first_seat_score.items()
             },
             "pairwise": self.pairwise,
+            "side_advantage": self.sides,
+            "motions": self.motions,
             "games": self.games,
             "excluded": self.excluded,
             "draws": self.draws,

@@ -13,6 +13,7 @@ from runner.tournament.capacity import Capacity, read_learned
 from runner.tournament.ledger import LOCK, ResultRecord, read_results
 from runner.tournament.ratings import ROUNDS, Decided, Draws, Leaderboard, leaderboard
 from runner.tournament.schedule import load_lower_bound, pairing_block_loads, turn_lower_bound
+from runner.tournament.sides import per_motion, side_advantage
 
 
 @dataclass(slots=True)
@@ -233,6 +234,8 @@ def folder_leaderboard(
                 lost[s.name].own,
                 lost[s.name].refused,
             )
+    board.sides = side_advantage(results)
+    board.motions = per_motion(results)
     return board
 
 

@@ -4,6 +4,7 @@ entrants into their seats, and the moderator is the scenario's, never an entrant
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from runner.tournament.games import all_games, game_motion, game_scenario, models
 from runner.tournament.play import play
@@ -120,3 +121,56 @@ async def test_a_jury_decides_the_games_no_end_rule_decides(tmp_path: Path) -> N
         assert r["winner"] == transcript.end.outcome.winner
         flagged = {v.judge: v.self_judged for v in transcript.votes}
         assert flagged == {"juror-1": False, "juror-2": True}  # m1 debates in every game
+
+
+def result(winner: str | None, motion: str, proposition: str, opposition: str) -> Any:
+    from runner.tournament.ledger import ResultRecord
+
+    return ResultRecord(
+        game_id=f"g{winner}{motion}{proposition}", tournament_hash="h", pairing=["a", "b"],
+        seats={"first": proposition, "second": opposition}, seed=1, status="success",
+        winner=winner, draw=winner is None, decided_by="jury", transcript="t.jsonl",
+        motion=motion, sides={"proposition": proposition, "opposition": opposition},
+    )  # fmt: skip
+
+
+def test_the_side_advantage_is_each_sides_win_rate_with_a_wilson_interval() -> None:
+    from scipy import stats
+
+    from runner.tournament.sides import per_motion, side_advantage
+
+    results = [
+        result("a", "tea", "a", "b"), result("b", "tea", "b", "a"),
+        result("a", "cats", "a", "b"), result(None, "cats", "b", "a"),
+        result("b", "tea", "a", "b"),
+    ]  # fmt: skip
+    sides = side_advantage(results)
+    assert sides is not None and (sides["games"], sides["draws"]) == (5, 1)
+    wilson = stats.binomtest(3, 5).proportion_ci(0.95, method="wilson")
+    assert sides["proposition"] == {
+        "wins": 3, "win_rate": 0.6,
+        "ci_low": round(wilson.low, 3), "ci_high": round(wilson.high, 3),
+    }  # fmt: skip
+    assert sides["opposition"]["wins"] == 1 and sides["opposition"]["ci_low"] < 0.2
+    assert per_motion(results) == [
+        {"motion": "tea", "games": 3, "proposition": 2, "opposition": 1, "draws": 0},
+        {"motion": "cats", "games": 2, "proposition": 1, "opposition": 0, "draws": 1},
+    ]
+
+
+async def test_the_leaderboard_reports_sides_and_motions_from_the_cli(tmp_path: Path) -> None:
+    import json
+
+    from tests.cli import sparring
+
+    t = load_tournament(write(tmp_path / "t"))
+    out = tmp_path / "out"
+    async with FakeOllama(["m1", "m2", "m9"]) as fake:
+        await play(t, settings(out, fake.url))
+    shown = sparring("leaderboard", out)
+    assert shown.returncode == 0, shown.stderr
+    assert "sides: of 4 games, proposition won" in shown.stdout and "by motion" in shown.stdout
+    data = json.loads(sparring("leaderboard", out, "--format", "json").stdout)
+    assert data["side_advantage"]["games"] == 4
+    assert sum(row["games"] for row in data["motions"]) == 4
+    assert {row["motion"] for row in data["motions"]} <= set(t.scenario.motions)
