@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from runner.analysis.metrics import Analysis
 
 FORMATS = ("html", "json", "csv")
-BY = ("model", "agent", "persona")
+BY = ("model", "agent", "persona", "side")
 DEFAULT_HTML = Path("report.html")
 
 

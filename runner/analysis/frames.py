@@ -33,7 +33,7 @@ CONVERSATION_COLUMNS = (
     "completion_tokens retries error_kind error_message"
 ).split()
 AGENT_COLUMNS = (
-    "conversation_id scenario agent position model persona opening temperature backend"
+    "conversation_id scenario agent position model persona opening temperature backend side"
 ).split()
 RUN_FIELDS = (
     "conversation_id run_id scenario description scenario_hash seed base_seed repeat_index "
@@ -43,7 +43,7 @@ RUN_FIELDS = (
 JOINED = "scenario seed repeat_index status winner loser outcome_reason outcome_turn".split()
 TURN_FIELDS = (
     "index round speaker model scripted content ttft_ms latency_ms prompt_tokens "
-    "completion_tokens done_reason attempts started_at ended_at phase"
+    "completion_tokens done_reason attempts started_at ended_at phase role"
 ).split()
 TURN_COLUMNS = ["conversation_id", *JOINED, *TURN_FIELDS, "persona", "seed_turn"]
 
@@ -136,6 +136,7 @@ def _conversation_row(t: Transcript) -> dict[str, Any]:
 
 def _agent_rows(t: Transcript) -> Iterator[dict[str, Any]]:
     assert t.run is not None
+    sides = {agent: side for side, agent in (t.run.sides or {}).items()}
     for position, agent in enumerate(t.run.agents):
         yield {
             "conversation_id": t.run.conversation_id,
@@ -147,6 +148,7 @@ def _agent_rows(t: Transcript) -> Iterator[dict[str, Any]]:
             "opening": agent.opening,
             "temperature": agent.options.get("temperature"),
             "backend": agent.backend,
+            "side": sides.get(agent.name),
         }
 
 

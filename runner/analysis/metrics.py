@@ -20,8 +20,8 @@ from runner.analysis.features import lexical_diversity, text_features, words
 from runner.analysis.frames import Frames
 from runner.analysis.intervals import RESAMPLES, SEED, Estimate, ratio_estimate
 
-By = Literal["model", "agent", "persona"]
-BY_CHOICES: tuple[By, ...] = ("model", "agent", "persona")
+By = Literal["model", "agent", "persona", "side"]
+BY_CHOICES: tuple[By, ...] = ("model", "agent", "persona", "side")
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +221,9 @@ def group_keys(agents: pd.DataFrame, by: By) -> tuple[pd.Series, list[dict[str, 
     elif by == "model":
         labels = agents["model"].astype(str)
         keys = [{"model": m} for m in labels]
+    elif by == "side":  # a debate's proposition and opposition, whoever argued them
+        labels = agents["side"].fillna("no side").astype(str)
+        keys = [{"side": side} for side in labels]
     else:
         personas = agents["persona"].fillna("").astype(str)
         labels = pd.Series(
