@@ -6,14 +6,17 @@ from rich.console import Console
 from rich.text import Text
 
 from runner.console import empty, empty_note, run_header, safe, speaker_style
+from runner.console.transcript import phase_heading
 from runner.play.events import (
     ConversationFinished,
     ConversationStarted,
     Observer,
+    PhaseStarted,
     Retrying,
     TextDelta,
     TurnFinished,
     TurnStarted,
+    VoteCast,
 )
 from runner.transcript.records import EndRecord
 
@@ -29,6 +32,7 @@ class LiveObserver(Observer):
         self.console = out
         self.streaming = True
         self.names: list[str] = []
+        self.moderator: str | None = None
         self._open_line = False
         self._fresh = True
 
@@ -36,6 +40,7 @@ class LiveObserver(Observer):
         run = event.run
         self.streaming = run.order != "simultaneous"
         self.names = [a.name for a in run.agents]
+        self.moderator = run.moderator.name if run.moderator else None
         self.console.print(run_header(run, str(event.path)))
         for agent in run.agents:
             style = speaker_style(self.names, agent.name)
@@ -45,11 +50,27 @@ class LiveObserver(Observer):
         self.console.print()
 
     def _header(self, speaker: str, model: str, scripted: bool) -> Text:
+        facts = [model] if model else []
+        facts += ["moderator"] if speaker == self.moderator else []
+        facts += ["scripted"] if scripted else []
         return Text.assemble(
             safe(speaker, f"bold {speaker_style(self.names, speaker)}"),
-            safe(f" ({model}{', scripted' if scripted else ''})", "dim"),
+            safe(f" ({', '.join(facts)})", "dim"),
             ": ",
         )
+
+    def phase_started(self, event: PhaseStarted) -> None:
+        self.console.print(phase_heading(event.record))
+
+    def vote_cast(self, event: VoteCast) -> None:
+        vote = event.record
+        said = vote.vote or f"no vote ({vote.error})"
+        reason = f": {vote.reason}" if vote.reason else ""
+        flag = ", a debater's model" if vote.self_judged else ""
+        self.console.print(
+            safe(f"  vote {vote.stage}, {vote.order}: {vote.judge} ({vote.model}{flag}) "
+                 f"{said}{reason}", "dim")
+        )  # fmt: skip
 
     def turn_started(self, event: TurnStarted) -> None:
         if self.streaming:

@@ -234,3 +234,28 @@ async def test_a_judge_may_have_options_of_its_own(tmp_path: Path) -> None:
     await play(tmp_path, {**OXFORD, "jury": jury}, engine)
     temperatures = {r.model: r.config.temperature for r in engine.requests if r.model[0] == "j"}
     assert temperatures == {"j1": 0.0, "j2": 0.9}
+
+
+async def test_the_live_view_shows_phases_the_chair_and_each_vote(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from runner.console.live import LiveObserver
+
+    data = {**OXFORD, "moderator": {"name": "Chair", "announce": "{phase} begins."}}
+    judges = {m: judge("against", "for") for m in ("j1", "j2", "j3")}
+    buffer = io.StringIO()
+    live = LiveObserver(Console(file=buffer, width=200))
+    run = RunPlan([scenario_from_data(data)])
+    settings = RunSettings(out_dir=tmp_path, retry=RetryPolicy(attempts=1, base=0.001))
+    await run.bind(BackendPool.fixed(backend(judges), settings))
+    await Conversation(next(iter(run)), settings, run_id="r", observer=live).run()
+    lines = [line.strip() for line in buffer.getvalue().splitlines()]
+    votes = [line for line in lines if line.startswith("vote ")]
+    assert len(votes) == 12
+    assert votes[0] == "vote before, as_seated: juror-1 (j1) against: because"
+    heading = next(i for i, line in enumerate(lines) if line.startswith("── Speeches"))
+    assert lines[heading + 1] == "Chair (moderator, scripted): Speeches begins."
+    assert lines[heading + 2].startswith("Ada (ma): ")
+    assert votes[-1] == "vote after, swapped: Third (j3) for: because"
