@@ -43,11 +43,19 @@ class Workshop:
         if "keep_alive" not in host.backend.supported_options:
             return scenario
         # Hold the block's models between requests; the scheduler unloads them itself.
+        held = {"keep_alive": KEEP_ALIVE}
         agents = tuple(
-            replace(a, options=a.options.model_copy(update={"keep_alive": KEEP_ALIVE}))
-            for a in scenario.agents
+            replace(a, options=a.options.model_copy(update=held)) for a in scenario.agents
         )
-        return replace(scenario, agents=agents)
+        # A debate's chair and jury speak with the block's models held too.
+        moderator, jury = scenario.moderator, scenario.jury
+        if moderator is not None:
+            moderator = moderator.model_copy(
+                update={"options": moderator.options.model_copy(update=held)}
+            )
+        if jury is not None:
+            jury = jury.model_copy(update={"options": jury.options.model_copy(update=held)})
+        return replace(scenario, agents=agents, moderator=moderator, jury=jury)
 
     def plan(self, game: Game, host: Host, ledger: Ledger) -> Plan:
         scenario = self.scenario(game, host)
@@ -85,7 +93,8 @@ class Workshop:
         for game in all_games(self.tournament):
             if model in models(self.tournament, game):
                 scenario = self.scenario(game, host)
-                config = next(a.options for a in scenario.agents if a.model == model)
+                # A model only the scenario brings (the chair's, a judge's) is a voice's.
+                config = next(a.options for a in scenario.voices if a.model == model)
                 break
         if config is None and judge is not None and judge.model == model:
             config = judge.options.model_copy(update={"keep_alive": KEEP_ALIVE})
