@@ -20,7 +20,8 @@ def shortened(name: str, folder: Path) -> Path:
     data: dict[str, Any] = yaml.safe_load((ROOT / "scenarios" / name).read_text())
     for phase in data["phases"]:
         phase["budget"] = {"tokens": 6, "words": 4}
-    data["jury"]["options"] = {"num_predict": 60}
+    # Room for the longest reason the schema allows (200 characters) and the JSON around it.
+    data["jury"]["options"] = {"num_predict": 120}
     path = folder / name
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
