@@ -68,7 +68,9 @@ def test_the_oxford_debate_plays_with_its_chair_and_jury(tmp_path: Path) -> None
 @pytest.mark.realmodel
 def test_the_policy_debate_plays_its_cross_examination(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = offline("run", shortened("policy-debate.yaml", tmp_path), "--out", out, "--quiet")
+    # Twelve speeches and two votes on two models: longer than offline()'s minute on a busy machine.
+    scenario = shortened("policy-debate.yaml", tmp_path)
+    result = sparring("run", scenario, "--out", out, "--quiet", timeout=400, OLLAMA_HOST=NOWHERE)
     assert result.returncode == 0, result.stderr
     (path,) = sorted(out.glob("*.jsonl"))
     transcript = read_transcript(path)
