@@ -28,11 +28,12 @@ def shortened(name: str, folder: Path) -> Path:
 
 
 @pytest.mark.realmodel
+@pytest.mark.timeout(600)  # the suite's five minutes are for one conversation, this is a debate
 def test_the_oxford_debate_plays_with_its_chair_and_jury(tmp_path: Path) -> None:
     out = tmp_path / "out"
     scenario = shortened("oxford.yaml", tmp_path)
     # Twelve votes and six speeches on two models: longer than offline()'s minute.
-    result = sparring("run", scenario, "--out", out, "--quiet", timeout=400, OLLAMA_HOST=NOWHERE)
+    result = sparring("run", scenario, "--out", out, "--quiet", timeout=500, OLLAMA_HOST=NOWHERE)
     assert result.returncode == 0, result.stderr
     (path,) = sorted(out.glob("*.jsonl"))
     transcript = read_transcript(path)
@@ -66,11 +67,12 @@ def test_the_oxford_debate_plays_with_its_chair_and_jury(tmp_path: Path) -> None
 
 
 @pytest.mark.realmodel
+@pytest.mark.timeout(600)
 def test_the_policy_debate_plays_its_cross_examination(tmp_path: Path) -> None:
     out = tmp_path / "out"
     # Twelve speeches and two votes on two models: longer than offline()'s minute on a busy machine.
     scenario = shortened("policy-debate.yaml", tmp_path)
-    result = sparring("run", scenario, "--out", out, "--quiet", timeout=400, OLLAMA_HOST=NOWHERE)
+    result = sparring("run", scenario, "--out", out, "--quiet", timeout=500, OLLAMA_HOST=NOWHERE)
     assert result.returncode == 0, result.stderr
     (path,) = sorted(out.glob("*.jsonl"))
     transcript = read_transcript(path)
