@@ -10,14 +10,13 @@ two orders agree, and is undecided otherwise. Each vote is its own transcript re
 
 from __future__ import annotations
 
-import json
+import typing
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from agents.backends.base import ChatRequest, Message
-from agents.errors import BackendError
 from runner.model.handle import Model
-from runner.play.recorder import now_iso
+from runner.play import choice
 from runner.play.seeds import derive_seed
 from runner.scenario.debate import Juror, Jury, Sides, Stage
 from runner.transcript import Outcome, TurnRecord, VoteRecord
@@ -25,7 +24,6 @@ from runner.transcript import Outcome, TurnRecord, VoteRecord
 Order = Literal["as_seated", "swapped"]
 ORDERS: tuple[Order, Order] = ("as_seated", "swapped")
 Vote = Literal["for", "against", "undecided"]
-SCHEMA_ATTEMPTS = 3
 
 VOTE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -85,20 +83,6 @@ def prompt(
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def parse(raw: str) -> tuple[Vote, str] | None:
-    """(vote, reason) from a reply that follows the schema, else None."""
-    try:
-        data = json.loads(raw, strict=False)  # a raw newline in the reason is no fault
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    vote, reason = data.get("vote"), data.get("reason")
-    if vote not in ("for", "against", "undecided") or not isinstance(reason, str):
-        return None
-    return vote, reason.strip()
-
-
 async def cast(
     model: Model,
     juror: Juror,
@@ -110,34 +94,29 @@ async def cast(
     seed: int,
     self_judged: bool,
 ) -> VoteRecord:
-    """Ask until a reply follows the schema (SCHEMA_ATTEMPTS at most); record what came.
-    A server's failure (after the model's own retries) is a vote not cast, not a crash."""
-    base: dict[str, Any] = {
-        "judge": juror.name, "model": juror.model, "stage": stage, "order": order,
-        "self_judged": self_judged,
-    }  # fmt: skip
-    record = VoteRecord(**base, error="not asked")
-    for attempt in range(1, SCHEMA_ATTEMPTS + 1):
-        request_seed = derive_seed(seed, "vote", juror.name, stage, order, attempt)
-        config = jury.options_of(juror).model_copy(
-            update={"seed": request_seed, "json_schema": VOTE_SCHEMA}
-        )
-        asked = {**base, "seed": request_seed, "attempts": attempt, "at": now_iso()}
-        try:
-            result = await model.generate(ChatRequest(juror.model, messages, config))
-        except BackendError as exc:
-            return VoteRecord(**asked, error=f"{exc.kind}: {exc.message}")
-        asked |= {
-            "raw": result.text,
-            "prompt_tokens": result.final.prompt_tokens,
-            "completion_tokens": result.final.completion_tokens,
-        }
-        parsed = parse(result.text)
-        if parsed is not None:
-            vote, reason = parsed
-            return VoteRecord(**asked, vote=vote, side=SIDE_OF_VOTE.get(vote), reason=reason)
-        record = VoteRecord(**asked, error="the reply did not follow the vote schema")
-    return record
+    """Ask until a reply follows the schema (:func:`runner.play.choice.ask`); record what
+    came. A server's failure (after the model's own retries) is a vote not cast, not a crash."""
+    config = jury.options_of(juror).model_copy(update={"json_schema": VOTE_SCHEMA})
+    answer = await choice.ask(
+        model,
+        ChatRequest(juror.model, messages, config),
+        key="vote",
+        seed_of=lambda attempt: derive_seed(seed, "vote", juror.name, stage, order, attempt),
+        what="vote",
+    )
+    vote = typing.cast(Vote | None, answer.choice)  # one of the schema's, or none
+    return VoteRecord(
+        judge=juror.name,
+        model=juror.model,
+        stage=stage,
+        order=order,
+        self_judged=self_judged,
+        **answer.fields,
+        vote=vote,
+        side=SIDE_OF_VOTE.get(vote or ""),
+        reason=answer.reason,
+        error=answer.error,
+    )
 
 
 def tally(votes: Sequence[VoteRecord], stage: Stage) -> dict[str, int]:

@@ -9,26 +9,26 @@ to the game's transcript after its end line.
 
 from __future__ import annotations
 
-import json
+import typing
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from agents.backends.base import ChatRequest, Message
-from agents.errors import BackendError
 from runner.model.handle import Model
-from runner.play.recorder import now_iso
+from runner.play import choice
 from runner.play.seeds import derive_seed
 from runner.tournament.spec import Judge
 from runner.transcript import Transcript, VerdictRecord
 
 Order = Literal["as_seated", "swapped"]
 ORDERS: tuple[Order, Order] = ("as_seated", "swapped")
-SCHEMA_ATTEMPTS = 3  # replies that do not follow the schema are asked for again this often
+Winner = Literal["first", "second", "draw"]
+WINNERS: tuple[Winner, ...] = ("first", "second", "draw")
 
 VERDICT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "winner": {"enum": ["first", "second", "draw"]},
+        "winner": {"enum": list(WINNERS)},
         "reason": {"type": "string", "maxLength": 300},
     },
     "required": ["winner", "reason"],
@@ -66,20 +66,9 @@ def prompt(transcript: Transcript, judge: Judge, order: Order) -> list[Message]:
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def parse(raw: str) -> tuple[Literal["first", "second", "draw"], str] | None:
+def parse(raw: str) -> tuple[Winner, str] | None:
     """(winner, reason) from a reply that follows the schema, else None."""
-    try:
-        # strict=False: a raw newline inside the reason (small models write them, and
-        # llama.cpp's grammar lets them through) does not make a verdict invalid.
-        data = json.loads(raw, strict=False)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    winner, reason = data.get("winner"), data.get("reason")
-    if winner not in ("first", "second", "draw") or not isinstance(reason, str):
-        return None
-    return winner, reason.strip()
+    return typing.cast("tuple[Winner, str] | None", choice.parse(raw, "winner", WINNERS))
 
 
 async def judge_game(
@@ -98,34 +87,27 @@ async def judge_game(
 async def _verdict(
     model: Model, judge: Judge, transcript: Transcript, order: Order, seed: int
 ) -> VerdictRecord:
-    """Ask until a reply follows the schema (SCHEMA_ATTEMPTS at most); record what came."""
+    """Ask until a reply follows the schema (:func:`runner.play.choice.ask`); record what came."""
     assert transcript.run is not None
     speakers = {label: name for name, label in labels(transcript, order).items()}
     messages = prompt(transcript, judge, order)
-    base = {"conversation_id": transcript.run.conversation_id, "judge_model": judge.model}
-    record = VerdictRecord(**base, order=order, error="not asked")
-    for attempt in range(1, SCHEMA_ATTEMPTS + 1):
-        request_seed = derive_seed(seed, "judge", order, attempt)
-        config = judge.options.model_copy(
-            update={"seed": request_seed, "json_schema": VERDICT_SCHEMA}
-        )
-        request = ChatRequest(judge.model, messages, config)
-        asked = {**base, "order": order, "seed": request_seed, "attempts": attempt, "at": now_iso()}
-        try:
-            result = await model.generate(request)
-        except BackendError as exc:
-            return VerdictRecord(**asked, error=f"{exc.kind}: {exc.message}")
-        asked |= {
-            "raw": result.text,
-            "prompt_tokens": result.final.prompt_tokens,
-            "completion_tokens": result.final.completion_tokens,
-        }
-        parsed = parse(result.text)
-        if parsed is not None:
-            winner, reason = parsed
-            label = {"first": "Speaker 1", "second": "Speaker 2"}.get(winner)
-            return VerdictRecord(
-                **asked, winner=winner, speaker=speakers.get(label or ""), reason=reason
-            )
-        record = VerdictRecord(**asked, error="the reply did not follow the verdict schema")
-    return record
+    config = judge.options.model_copy(update={"json_schema": VERDICT_SCHEMA})
+    answer = await choice.ask(
+        model,
+        ChatRequest(judge.model, messages, config),
+        key="winner",
+        seed_of=lambda attempt: derive_seed(seed, "judge", order, attempt),
+        what="verdict",
+    )
+    winner = typing.cast("Winner | None", answer.choice)  # one of the schema's, or none
+    label = {"first": "Speaker 1", "second": "Speaker 2"}.get(winner or "")
+    return VerdictRecord(
+        conversation_id=transcript.run.conversation_id,
+        judge_model=judge.model,
+        order=order,
+        **answer.fields,
+        winner=winner,
+        speaker=speakers.get(label or ""),
+        reason=answer.reason,
+        error=answer.error,
+    )
