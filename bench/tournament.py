@@ -12,9 +12,9 @@ servers holding 1, 2 and 3 models (``--holds``), the same round robin is played 
 For each: wall time (as a ratio to the scheduler's), model loads the server performed
 against the lower bound, and slot utilisation while work remained: the slot-seconds spent
 generating divided by slots x wall time. Aims: loads at most the lower bound plus one.
-A server holding one model loads one for every turn; its lower bound (every load serving
-turns of as many pairings as there are other models) is given beside the bound of playing
-a pairing at a time, which is what the scheduler does.
+A server holding one model loads one for every turn; its lower bound comes from the turns
+played (runner.tournament.schedule.turn_lower_bound), and the scheduler plays every game at
+once with their turns a model at a time, round after round of the models.
 
 Run: .venv/bin/python bench/tournament.py [--models N] [--holds 1 2 3] [--load-delay S]
 """
@@ -42,12 +42,9 @@ from runner.settings import RunSettings  # noqa: E402
 from runner.tournament.games import all_games, game_scenario  # noqa: E402
 from runner.tournament.ledger import RESULTS, read_results  # noqa: E402
 from runner.tournament.play import PlaySettings, play  # noqa: E402
-from runner.tournament.schedule import (  # noqa: E402
-    load_lower_bound,
-    pairing_block_loads,
-    turn_lower_bound,
-)
+from runner.tournament.schedule import load_lower_bound, turn_lower_bound  # noqa: E402
 from runner.tournament.spec import Tournament, load_tournament  # noqa: E402
+from runner.tournament.standings import entrant_models, played_turns  # noqa: E402
 from runner.transcript import iter_transcripts  # noqa: E402
 from tests.fakes.ollama_server import FakeOllama  # noqa: E402
 
@@ -110,7 +107,7 @@ class Measured:
     loads: int
     used: float  # slot utilisation
     learned: str = ""  # what the scheduler says the server holds
-    turns: list[tuple[frozenset[str], int]] = field(default_factory=list)  # per game
+    turns: list[tuple[frozenset[str], str | None, int]] = field(default_factory=list)
 
 
 async def measure(
@@ -145,13 +142,13 @@ async def measure(
     return Measured(wall, loads, busy / (args.slots * wall), learned, turns)
 
 
-def game_turns(out: Path) -> list[tuple[frozenset[str], int]]:
-    """Each game's two models and generated turns, from the tournament's results."""
+def game_turns(out: Path) -> list[tuple[frozenset[str], str | None, int]]:
+    """Each game's two models, the model of its first reply and its generated turns, from
+    the tournament's results."""
     if not (out / RESULTS).exists():
         return []
     definition, results = read_results(out)
-    model = {e["name"]: e["model"] for e in definition["definition"]["entrants"]}
-    return [(frozenset(model[n] for n in r.pairing), sum(r.replies.values())) for r in results]
+    return played_turns(results, entrant_models(definition))
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -176,10 +173,7 @@ async def main(args: argparse.Namespace) -> None:
             said = f"lower bound on loads {bound}"
         else:
             bound = turn_lower_bound(scheduler.turns)
-            said = (
-                f"lower bound on loads {bound} (from the turns played); playing a pairing at "
-                f"a time needs about {pairing_block_loads(scheduler.turns)}"
-            )
+            said = f"lower bound on loads {bound} (from the turns played)"
         print(f"server holds {holds} model(s): {said}")
         print(f"  learned: {scheduler.learned}")
         for name, m in measured.items():

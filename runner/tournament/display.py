@@ -427,11 +427,6 @@ def _server_lines(out: Console, status: Status) -> None:
             holds = server.capacity.holds or server.capacity.at_least
             bound = f" (lower bound {server.lower_bound} on a server holding {holds}"
             if server.bound_from_turns:
-                # No order the scheduler plays reaches it: say what its order needs beside it.
-                bound += (
-                    f", from the turns played so far; about {server.pairing_blocks} playing a "
-                    "pairing at a time, as sparring does)"
-                )
-            else:
-                bound += ")"
+                bound += ", from the turns played so far"
+            bound += ")"
         out.print(safe(f"    model loads: {server.capacity.loads}{bound}"))

@@ -152,12 +152,3 @@ def models(tournament: Tournament, game: Game) -> frozenset[str]:
     """The models a game needs loaded: its entrants', and a model-backed moderator's."""
     seated = {tournament.entrant(name).model for name in game.seats}
     return frozenset(seated | set(tournament.scenario_models()))
-
-
-def first_model(tournament: Tournament, game: Game) -> str | None:
-    """The model of a game's first generated turn, where the speaking order fixes it."""
-    scenario = game_scenario(tournament, game)
-    if scenario.order != "round_robin" or scenario.phases or scenario.jury:
-        return None  # a debate's first request may be the chair's or a judge's
-    unscripted = [a for a in scenario.agents if a.opening is None]
-    return (unscripted or list(scenario.agents))[0].model

@@ -81,6 +81,7 @@ class ResultRecord(BaseModel):
     duration_s: float | None = None
     loads: int = Field(0, description="model loads the server reported during the game")
     replies: dict[str, int] = Field(default_factory=dict, description="generated turns per entrant")
+    first_reply: str | None = Field(None, description="who generated the game's first turn")
     reply_tokens: dict[str, int] = Field(
         default_factory=dict, description="completion tokens per entrant, where reported"
     )
@@ -145,6 +146,7 @@ def result_from(
         duration_s=end.duration_s,
         loads=loads_in(transcript),
         replies=_count_by_speaker(transcript, lambda t: 1),
+        first_reply=next((t.speaker for t in transcript.turns if not t.scripted), None),
         reply_tokens=_count_by_speaker(transcript, lambda t: t.completion_tokens or 0),
         error=end.error.message if end.error else None,
         error_kind=end.error.kind if end.error else None,

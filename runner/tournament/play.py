@@ -29,19 +29,24 @@ from agents.backends.base import LoadedModel, ShowsLoaded
 from agents.errors import BackendError, BackendUnavailable
 from runner.model.pool import BackendPool
 from runner.play.conversation import Result
-from runner.play.events import Observer, TurnFinished, TurnStarted
+from runner.play.events import Observer, TurnFinished
 from runner.run.orchestrator import cancel_all
 from runner.settings import RunSettings
 from runner.tournament.capacity import Capacity, read_learned, write_learned
-from runner.tournament.games import Game, first_model, models
+from runner.tournament.games import Game, models
 from runner.tournament.hosts import DEFAULT_MAX_LOADED, Host, Hosts
 from runner.tournament.ledger import GAMES, LOAD_MS, Ledger, ResultRecord, result_from
 from runner.tournament.schedule import Scheduler, Work
 from runner.tournament.spec import Tournament
+from runner.tournament.turns import TurnGate
 from runner.tournament.work import EXPENDABLE_KEEP_ALIVE, Judging, Workshop
 from runner.transcript import read_transcript
 
 log = structlog.get_logger("sparring.tournament")
+
+# Games in play at once on a server holding one model: their turns wait for their model,
+# a transcript open each, and every load serves a turn of each game waiting for it.
+SWAPPING_GAMES = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +105,14 @@ class Play:
         self.outcome = Outcome()
         self.capacities: dict[str, Capacity] = {}  # host name -> what its server holds
         self.relist: set[str] = set()  # hosts whose server reloaded a model behind our back
-        self.wake = asyncio.Event()  # set when games may start before any task ends
+        self.gates: dict[str, TurnGate] = {}  # host name -> the order of its turns
 
     async def connect(self) -> None:
         await self.hosts.connect(self.settings.run.hosts or self.tournament.hosts)
+        for host in self.hosts:
+            # A server holding one model gets its games' requests a model at a time.
+            gate = self.gates[host.name] = TurnGate()
+            host.models = {name: replace(m, gate=gate) for name, m in host.models.items()}
         self._capacities()
 
     def _override(self) -> tuple[int | None, str | None]:
@@ -154,8 +163,7 @@ class Play:
         )
         for game in ledger.pending(self.settings.retry_errors):
             if game.id not in judging:
-                first = first_model(self.tournament, game)
-                scheduler.add(Work(game, models(self.tournament, game), first=first))
+                scheduler.add(Work(game, models(self.tournament, game)))
         for game, transcript in reconciled.to_judge:
             self._add_judging(scheduler, game, transcript.path)
         for host in self.hosts:
@@ -193,7 +201,6 @@ class Play:
     ) -> None:
         probes: set[asyncio.Task[None]] = set()
         servers: dict[asyncio.Task[None], Host] = {}  # a load or a listing, one per host
-        waker: asyncio.Task[Any] | None = None
         try:
             while True:
                 self._fill(ledger, scheduler, running)
@@ -204,15 +211,8 @@ class Play:
                     if len(scheduler):
                         raise RuntimeError("tournament scheduler stalled with work left")
                     return
-                waker = waker or asyncio.create_task(self.wake.wait())
-                finished, _ = await asyncio.wait(
-                    waiting | {waker}, return_when=asyncio.FIRST_COMPLETED
-                )
+                finished, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 for task in finished:
-                    if task is waker:
-                        self.wake.clear()
-                        waker = None
-                        continue
                     if task in probes:
                         probes.discard(task)
                         continue
@@ -222,6 +222,7 @@ class Play:
                         continue
                     host, work = running.pop(task)
                     host.live -= 1
+                    self.gates[host.name].leave()
                     scheduler.finished(host.name, work)
                     probe = await self._finished(ledger, scheduler, host, work, task)
                     if probe is not None:
@@ -229,7 +230,7 @@ class Play:
                     if self.outcome.stopped:
                         return
         finally:
-            await cancel_all([*servers, *([waker] if waker else [])])
+            await cancel_all(list(servers))
 
     def _fill(
         self,
@@ -238,8 +239,10 @@ class Play:
         running: dict[asyncio.Task[Any], tuple[Host, Work[Game | Judging]]],
     ) -> None:
         for host in self.hosts:
-            while not host.paused and host.live < host.cap:
+            gate = self.gates[host.name]
+            while not host.paused and host.live < self._cap(scheduler, host):
                 work = scheduler.next(host.name)
+                gate.set_active(scheduler.hosts[host.name].swapping)
                 if work is None:
                     break
                 item = work.item
@@ -251,6 +254,13 @@ class Play:
                 task = asyncio.ensure_future(coro)
                 running[task] = (host, work)
                 host.live += 1
+                gate.enter()
+
+    @staticmethod
+    def _cap(scheduler: Scheduler[Game | Judging], host: Host) -> int:
+        """Games in play at once on ``host``: its connections', or on a server that swaps
+        models per turn, as many as wait their model's turn (each load serves them all)."""
+        return max(host.cap, SWAPPING_GAMES) if scheduler.hosts[host.name].swapping else host.cap
 
     # -- what the servers hold -----------------------------------------------------------
 
@@ -420,10 +430,6 @@ class _Replies(Observer):
 
     def __init__(self, play: Play, scheduler: Scheduler[Game | Judging], host: Host) -> None:
         self.play, self.scheduler, self.host = play, scheduler, host
-
-    def turn_started(self, event: TurnStarted) -> None:
-        if not event.scripted and self.scheduler.turn(self.host.name, event.model):
-            self.play.wake.set()
 
     def turn_finished(self, event: TurnFinished) -> None:
         record = event.record

@@ -18,10 +18,11 @@ lists (:meth:`Scheduler.loaded`); elsewhere a model counts as loaded once chosen
 first request loads it. While the caller is still learning how many models a server
 holds (``held``: the most it has been seen to hold; ``capacity`` then one more), room is
 made only while nothing runs there, so that if the server evicts to make room, no running
-game loses a model. A server that holds fewer models than a game
-needs (one) swaps models on every turn: its games run a pairing at a time, all of a
-pairing's games at once and in step (a game starts when the others turn to the model of its
-first request), so each swap serves a turn of every one of them.
+game loses a model. A server that holds fewer models than a game needs (one) swaps models
+on every turn: its games are all handed out at once (``swapping``), for the caller to
+order their turns a model at a time (:mod:`runner.tournament.turns`), so that each swap
+serves a turn of every game waiting for that model; its judgings wait until those games
+have finished, and then run as a block of their own.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ class Work(Generic[T]):
     item: T
     models: frozenset[str]
     judging: bool = False
-    first: str | None = None  # the model of its first request, where known
 
 
 @dataclass(slots=True)
@@ -55,7 +55,6 @@ class Residency:
     in_flight: str | None = None  # the one the caller is loading now
     loading_for: frozenset[str] = frozenset()  # the models of the work they are loaded for
     swapping: bool = False  # a block of games whose models the server cannot hold together
-    current: str | None = None  # swapping: the model the block's games are on now
     busy: Counter[str] = field(default_factory=Counter)
     loads: list[str] = field(default_factory=list)  # every model chosen to load, in order
     last_used: dict[str, int] = field(default_factory=dict)
@@ -98,6 +97,8 @@ class Scheduler(Generic[T]):
         if not queue:
             return None
         here = self.hosts[host]
+        if here.swapping and queue is self.judgings and here.running:
+            return None  # the judge's block waits for the games the server swaps models for
         work = self._runnable(queue, here)
         if work is None and not here.loading and self._make_room(host, queue):
             if not here.preload:
@@ -123,17 +124,7 @@ class Scheduler(Generic[T]):
 
     @staticmethod
     def _runnable(queue: list[Work[T]], here: Residency) -> Work[T] | None:
-        fits = [w for w in queue if w.models <= here.resident]
-        if not here.swapping or not fits:
-            return fits[0] if fits else None
-        # The server swaps models per turn and serves requests in order: a game starts in
-        # step with the running ones (its first request for the model they are turning
-        # to), so that every swap serves a turn of each of them.
-        if here.running:
-            return next((w for w in fits if w.first in (None, here.current)), None)
-        work = next((w for w in fits if w.first == here.current), fits[0])
-        here.current = work.first
-        return work
+        return next((w for w in queue if w.models <= here.resident), None)
 
     def _elsewhere(self, host: str, models: frozenset[str]) -> bool:
         return any(models <= r.resident for h, r in self.hosts.items() if h != host)
@@ -182,33 +173,24 @@ class Scheduler(Generic[T]):
         return True
 
     def _swap_block(self, host: str, sets: Counter[frozenset[str]]) -> bool:
-        """On a server that cannot hold a game's models together, start the next pairing's
-        block (once the last one has finished): the server loads a model per turn."""
+        """On a server that cannot hold a game's models together, hand out every game it
+        is to play at once (once its last work has finished): the server loads a model per
+        turn, and the caller orders the turns a model at a time."""
         here = self.hosts[host]
         if here.running or here.loading:
             return False
         candidates = [s for s in sets if len(self.hosts) == 1 or not self._elsewhere(host, s)]
         if not candidates:
             return False
-        # A pairing sharing a model with the last block may start without a swap.
-        block = max(candidates, key=lambda s: (len(s & here.resident), sets[s], sorted(s)))
+        block = set().union(*candidates)
         for victim in sorted(here.resident - block):
             self.evicted.append((host, victim))
         here.loads.extend(sorted(block - here.resident))
-        here.resident = set(block)
+        here.resident = block
         here.swapping = True
         return True
 
     # -- what the caller learns ----------------------------------------------------------
-
-    def turn(self, host: str, model: str) -> bool:
-        """A game on ``host`` asks ``model`` for a turn; True when, in a block the server
-        swaps models for, queued games may now start in step (hand out work again)."""
-        here = self.hosts[host]
-        if not here.swapping:
-            return False
-        here.current = model
-        return any(w.first == model and w.models <= here.resident for w in self._queue())
 
     def start_load(self, host: str) -> str | None:
         """The next model the caller should load on ``host`` (one at a time), or None."""
@@ -288,36 +270,65 @@ def load_lower_bound(model_sets: Iterable[frozenset[str]], capacity: int) -> int
     return bound
 
 
-def turn_lower_bound(games: Iterable[tuple[frozenset[str], int]]) -> int:
-    """Fewest loads any order of these games (their models, their generated turns) can
-    need on a server that holds one model at once.
+def turn_lower_bound(games: Iterable[tuple[frozenset[str], str | None, int]]) -> int:
+    """Fewest loads any order of these games can need on a server that holds one model at
+    once; a game is its models, the model of its first generated turn (None: not known),
+    and its generated turns.
 
     A game's turns alternate between its two models, so the server's loads, restricted to
-    one pairing's two models, must alternate at least as often as the pairing's longest
-    game has turns. A load of model m changes, for each other model x, whether m or x came
-    last: at most ``models - 1`` pairings gain an alternation per load, the first load
-    none. Reaching this needs every load to serve turns of that many pairings at once.
+    one pairing's two models, must hold each of its games' turns in order: as many runs of
+    one model as the pairing's longest game has turns, and one more when its two seat
+    orders both open games that long (one opens on each model). Two bounds follow. A load
+    of model m starts a run in each pairing of m's whose last load was not m: at most as
+    many runs per load as the model with the most pairings has pairings. And a pairing of
+    models loaded s and t times has at most ``min(s + t, 2 min(s, t) + 1)`` runs, so each
+    model is loaded at least half its pairings' runs (less one, rounded up), and where two
+    models' least loads fall short of their pairing's runs by one, one of them is loaded
+    once more: as many more loads as the fewest models that cover those pairings.
     """
-    longest: dict[frozenset[str], int] = {}
+    longest: dict[frozenset[str], dict[str | None, int]] = {}
     everything: set[str] = set()
-    for pair, turns in games:
+    for pair, first, turns in games:
         everything |= pair
-        if len(pair) == 2:
-            longest[pair] = max(longest.get(pair, 0), turns)
-    bound = len(everything)
-    if longest:
-        paired = {m for p in longest for m in p}
-        alternations = sum(max(0, t - 1) for t in longest.values())
-        bound = max(bound, *longest.values(), 1 + math.ceil(alternations / (len(paired) - 1)))
-    return bound
+        if len(pair) == 2 and turns > 0:
+            opened = longest.setdefault(pair, {})
+            opened[first] = max(opened.get(first, 0), turns)
+    if not longest:
+        return len(everything)
+    runs: dict[frozenset[str], int] = {}
+    for pair, opened in longest.items():
+        known = [opened.get(m, 0) for m in sorted(pair)]
+        most = max(opened.values())
+        both = known[0] == known[1] == most  # each seat order opens a longest game
+        runs[pair] = most + (1 if both else 0)
+    degree = Counter(m for pair in runs for m in pair)
+    per_load = math.ceil(sum(runs.values()) / max(degree.values()))
+    least = dict.fromkeys(everything, 1)
+    for pair, r in runs.items():
+        for m in pair:
+            least[m] = max(least[m], math.ceil((r - 1) / 2))
+    short = [tuple(sorted(p)) for p, r in runs.items() if sum(least[m] for m in p) < r]
+    return max(per_load, max(runs.values()), sum(least.values()) + _cover(short))
 
 
-def pairing_block_loads(games: Iterable[tuple[frozenset[str], int]]) -> int:
-    """Loads of playing these games (their models, their generated turns) a pairing at a
-    time on a server that holds one model, as the scheduler does: one per turn of each
-    pairing's longest game, one more as its two seat orders open on different models."""
-    longest: dict[frozenset[str], int] = {}
-    for pair, turns in games:
-        if len(pair) == 2:
-            longest[pair] = max(longest.get(pair, 0), turns)
-    return sum(turns + 1 for turns in longest.values())
+def _cover(edges: list[tuple[str, ...]], exact_up_to: int = 14) -> int:
+    """The fewest vertices touching every edge (with more vertices than ``exact_up_to``,
+    a matching's size: no more than that, and a bound all the same)."""
+    if len({v for e in edges for v in e}) > exact_up_to:
+        matched: set[str] = set()
+        size = 0
+        for a, b in edges:
+            if a not in matched and b not in matched:
+                matched |= {a, b}
+                size += 1
+        return size
+    if not edges:
+        return 0
+    degree = Counter(v for e in edges for v in e)
+    v = max(degree, key=lambda m: (degree[m], m))
+    neighbours = {u for e in edges if v in e for u in e if u != v}
+    take_v = 1 + _cover([e for e in edges if v not in e], exact_up_to)
+    if degree[v] == 1:
+        return take_v  # the edges are apart: a vertex of each
+    rest = [e for e in edges if not (set(e) & (neighbours | {v}))]
+    return min(take_v, len(neighbours) + _cover(rest, exact_up_to))

@@ -12,7 +12,7 @@ from runner import files
 from runner.tournament.capacity import Capacity, read_learned
 from runner.tournament.ledger import LOCK, ResultRecord, read_results
 from runner.tournament.ratings import ROUNDS, Decided, Draws, Leaderboard, leaderboard
-from runner.tournament.schedule import load_lower_bound, pairing_block_loads, turn_lower_bound
+from runner.tournament.schedule import load_lower_bound, turn_lower_bound
 from runner.tournament.sides import per_motion, side_advantage
 
 
@@ -24,7 +24,6 @@ class Server:
     says: str  # what it holds, and how that was learned, in a line
     lower_bound: int | None  # fewest loads of the whole tournament on one such server
     bound_from_turns: bool = False  # a server holding one model: from the turns played
-    pairing_blocks: int | None = None  # and the loads of playing a pairing at a time
 
     def to_dict(self) -> dict[str, Any]:
         learned = self.capacity.to_dict()
@@ -34,7 +33,6 @@ class Server:
             **learned,
             "lower_bound": self.lower_bound,
             "lower_bound_from_turns": self.bound_from_turns,
-            "pairing_at_a_time_loads": self.pairing_blocks,
         }
 
 
@@ -151,19 +149,30 @@ def servers(folder: Path, definition: dict[str, Any], results: list[ResultRecord
         holds = capacity.holds
         if holds is None and capacity.at_least >= count:
             holds = capacity.at_least  # all of them fit at once
-        bound, from_turns, blocks = None, False, None
+        bound, from_turns = None, False
         if holds is not None and holds >= 2:
             bound = load_lower_bound(sets, holds)
         elif holds == 1:
-            turns = [
-                (frozenset(entrants[n] for n in r.seats.values()), sum(r.replies.values()))
-                for r in results
-            ]
-            bound, from_turns, blocks = turn_lower_bound(turns), True, pairing_block_loads(turns)
+            bound, from_turns = turn_lower_bound(played_turns(results, entrants)), True
         if bound is not None and judge:
             bound += 1
-        found.append(Server(capacity, capacity.describe(count), bound, from_turns, blocks))
+        found.append(Server(capacity, capacity.describe(count), bound, from_turns))
     return found
+
+
+def played_turns(
+    results: list[ResultRecord], entrants: dict[str, str]
+) -> list[tuple[frozenset[str], str | None, int]]:
+    """Each game's models, the model of its first generated turn (None: not known, or not
+    an entrant's), and its generated turns: what the bound on a one-model server reads."""
+    return [
+        (
+            frozenset(entrants[n] for n in r.seats.values()),
+            entrants.get(r.first_reply or ""),
+            sum(r.replies.values()),
+        )
+        for r in results
+    ]
 
 
 def decided(results: list[ResultRecord], seats: list[str]) -> tuple[list[Decided], dict[str, int]]:

@@ -19,11 +19,11 @@ from runner.settings import RunSettings
 from runner.tournament import standings
 from runner.tournament.games import all_games, models
 from runner.tournament.ledger import RESULTS, read_results
-from runner.tournament.play import Outcome, PlaySettings, TournamentObserver, play
+from runner.tournament.play import PlaySettings, TournamentObserver, play
 from runner.tournament.ratings import leaderboard
 from runner.tournament.schedule import load_lower_bound, turn_lower_bound
-from runner.tournament.spec import Tournament, load_tournament
-from runner.tournament.standings import decided
+from runner.tournament.spec import load_tournament
+from runner.tournament.standings import decided, entrant_models, played_turns
 from runner.transcript import read_transcript
 from tests.fakes.ollama_server import SERVER_BUSY_MESSAGE, Drop, Error, FakeOllama, MidStreamError
 from tests.runner.tournament.helpers import write_tournament
@@ -100,17 +100,6 @@ async def test_max_loaded_overrides_learning_and_blocks_meet_the_lower_bound(
     assert server.describe() == "kept at most 3 models loaded (--max-loaded)"
 
 
-def block_bound(outcome: Outcome, t: Tournament) -> int:
-    """The loads of playing each pairing's games at once on a server holding one model: a
-    load per turn of the pairing's longest game, and one more as its two seat orders open
-    on different models."""
-    longest: dict[frozenset[str], int] = {}
-    for r in outcome.recorded:
-        pair = frozenset(t.entrant(n).model for n in r.pairing)
-        longest[pair] = max(longest.get(pair, 0), sum(r.replies.values()))
-    return sum(turns + 1 for turns in longest.values())
-
-
 @pytest.mark.parametrize("holds", [1, 2, 3])
 async def test_with_default_flags_it_learns_what_the_server_holds(
     holds: int, tmp_path: Path
@@ -138,21 +127,13 @@ async def test_with_default_flags_it_learns_what_the_server_holds(
             server.describe(),
         )
     else:
-        # A server holding one model loads one for every turn. The lower bound over every
-        # order (turn_lower_bound) needs each load to serve turns of three pairings at once,
-        # games of all pairings in flight with their turns in a cycle of models; playing a
-        # pairing at a time, sparring holds the loads at the bound of that order instead.
-        turns = [
-            (frozenset(t.entrant(n).model for n in r.pairing), sum(r.replies.values()))
-            for r in outcome.recorded
-        ]
-        assert loads <= block_bound(outcome, t) + 1
-        assert turn_lower_bound(turns) < block_bound(outcome, t)
-        [said] = standings.status(out).servers  # status gives both, and says which is whose
-        assert (said.lower_bound, said.pairing_blocks) == (
-            turn_lower_bound(turns),
-            block_bound(outcome, t),
-        )
+        # A server holding one model loads one for every turn: the gate plays the games'
+        # turns a model at a time, every load serving each game waiting for its model.
+        definition, played = read_results(out)
+        bound = turn_lower_bound(played_turns(played, entrant_models(definition)))
+        [said] = standings.status(out).servers  # status gives the bound, from the turns
+        assert said.lower_bound == bound and said.bound_from_turns
+        assert loads <= bound + 1
 
 
 async def test_what_was_learned_is_kept_and_a_resumed_run_starts_from_it(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ from runner.tournament.schedule import (
     Scheduler,
     Work,
     load_lower_bound,
-    pairing_block_loads,
     turn_lower_bound,
 )
 
@@ -161,47 +160,56 @@ def test_while_learning_room_is_made_only_while_nothing_runs() -> None:
     assert scheduler.expendable("s") == ["b"]  # were it to evict, b: ac does not need it
 
 
-def test_a_server_holding_one_model_plays_a_pairing_at_a_time_all_at_once() -> None:
+def test_a_server_holding_one_model_gets_every_game_at_once_and_judgings_after() -> None:
     scheduler: Scheduler[object] = Scheduler(["s"], 1)
     for work in round_robin(["a", "b", "c"], games=3):
         scheduler.add(work)  # type: ignore[arg-type]
-    blocks: list[frozenset[str]] = []
-    while len(scheduler):
-        started = []
-        while (work := scheduler.next("s")) is not None:
-            started.append(work)
-        assert started and len({w.models for w in started}) == 1  # one pairing, all of it
-        blocks.append(started[0].models)
-        for work in started:
-            scheduler.finished("s", work)
-    assert len(blocks) == len(set(blocks)) == 3  # each pairing once
-    assert all(len(a & b) == 1 for a, b in itertools.pairwise(blocks))  # sharing a model
+    started = []
+    while (work := scheduler.next("s")) is not None:
+        started.append(work)
+    assert len(started) == 9  # every pairing's games: the caller orders their turns
+    assert scheduler.hosts["s"].swapping and scheduler.hosts["s"].resident == {"a", "b", "c"}
+    scheduler.add(Work("judged", frozenset({"j"}), judging=True))
+    for work in started[:-1]:
+        scheduler.finished("s", work)
+    assert scheduler.next("s") is None  # the judge waits for the last game
+    scheduler.finished("s", started[-1])
+    judging = scheduler.next("s")
+    assert judging is not None and judging.item == "judged"
+    assert not scheduler.hosts["s"].swapping and scheduler.hosts["s"].resident == {"j"}
 
 
 def test_the_lower_bound_on_a_server_holding_one_model() -> None:
     ab, ac, bc = (frozenset(p) for p in ("ab", "ac", "bc"))
-    assert turn_lower_bound([(ab, 6), (ab, 4)]) == 6  # one pairing: a load per turn
-    # Three pairings of 6 turns: 15 alternations, at most 2 per load after the first.
-    assert turn_lower_bound([(ab, 6), (ac, 6), (bc, 6)]) == 1 + 8
-    assert turn_lower_bound([(frozenset("a"), 9)]) == 1  # one model on both seats
+    # One pairing: a load per turn, and one more when each seat order opens a longest game.
+    assert turn_lower_bound([(ab, "a", 6), (ab, "b", 4)]) == 6
+    assert turn_lower_bound([(ab, "a", 6), (ab, "b", 6)]) == 7
+    assert turn_lower_bound([(ab, None, 6), (ab, None, 6)]) == 6  # who opened not known
+    # Three pairings, both seat orders of 6 turns: 7 runs each, at most 2 per load.
+    games = [(p, first, 6) for p in (ab, ac, bc) for first in sorted(p)]
+    assert turn_lower_bound(games) == 11
+    # Four models: 42 runs at most 3 per load make 14, but a pairing loaded s and t times
+    # has at most 2 min(s, t) + 1 runs: every model 3 times, and all but one a fourth.
+    four = [(frozenset(p), p[i], 6) for p in itertools.combinations("abcd", 2) for i in (0, 1)]
+    assert turn_lower_bound(four) == 4 * 3 + 3
+    assert turn_lower_bound([(frozenset("a"), "a", 9)]) == 1  # one model on both seats
 
 
-def test_the_loads_of_a_pairing_at_a_time_on_a_server_holding_one_model() -> None:
-    ab, bc = frozenset("ab"), frozenset("bc")
-    # Its longest game's turns, and one more: the swapped seat order opens on the other model.
-    assert pairing_block_loads([(ab, 6), (ab, 4), (bc, 3)]) == 7 + 4
-    assert pairing_block_loads([(frozenset("a"), 9)]) == 0  # no pairing swaps models
-
-
-def test_on_a_server_holding_one_model_games_start_in_step() -> None:
-    scheduler: Scheduler[object] = Scheduler(["s"], 1)
-    ab = frozenset({"a", "b"})
-    for item, first in (("a opens", "b"), ("a opens again", "b"), ("b opens", "a")):
-        scheduler.add(Work(item, ab, first=first))
-    started = [scheduler.next("s"), scheduler.next("s"), scheduler.next("s")]
-    assert [w.item if w else None for w in started] == ["a opens", "a opens again", None]
-    assert scheduler.turn("s", "b") is False  # the running games are on b
-    assert scheduler.next("s") is None
-    assert scheduler.turn("s", "a") is True  # they turn to a: "b opens" asks a first
-    later = scheduler.next("s")
-    assert later is not None and later.item == "b opens"
+def test_the_lower_bound_on_a_server_holding_one_model_is_met_by_rounds_of_the_models() -> None:
+    """Round after round of the models, each load serving a turn of every game waiting for
+    its model: the loads such an order makes, against the bound, for a round robin."""
+    for count, turns in ((3, 6), (4, 8), (5, 8), (5, 5)):
+        models = [chr(ord("a") + i) for i in range(count)]
+        games = [
+            [first, second] * turns
+            for x, y in itertools.combinations(models, 2)
+            for first, second in ((x, y), (y, x))
+        ]
+        games = [g[:turns] for g in games]
+        loads, at = 0, [0] * len(games)
+        while any(i < len(g) for i, g in zip(at, games, strict=True)):
+            model = models[loads % count]
+            loads += 1
+            at = [i + (i < len(g) and g[i] == model) for i, g in zip(at, games, strict=True)]
+        bound = turn_lower_bound([(frozenset(g), g[0], len(g)) for g in games])
+        assert loads == bound, (count, turns, loads, bound)
