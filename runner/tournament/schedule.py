@@ -139,7 +139,11 @@ class Scheduler(Generic[T]):
         capacity = here.capacity
         sets = Counter(w.models for w in queue)
         if all(len(models) > capacity for models in sets):
-            return self._swap_block(host, sets)
+            if here.held is None:
+                return self._swap_block(host, sets)
+            # Learning: try to hold a whole game's models (a debate's chair and jury too);
+            # what the server evicts while they load tells whether it can.
+            capacity = min(len(models) for models in sets)
         needed = Counter(m for w in queue for m in w.models)
         best: tuple[tuple[float, int, int], frozenset[str], set[str], list[str]] | None = None
         for models, count in sets.items():

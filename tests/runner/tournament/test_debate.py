@@ -6,12 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from runner.tournament.games import all_games, game_motion, game_scenario, models
 from runner.tournament.play import play
 from runner.tournament.spec import load_tournament
 from runner.transcript import read_transcript
 from tests.fakes.ollama_server import FakeOllama
-from tests.runner.tournament.test_play import results, settings
+from tests.runner.tournament.test_play import LOAD_S, results, settings
 
 DEBATE = """\
 name: duel
@@ -174,3 +176,34 @@ async def test_the_leaderboard_reports_sides_and_motions_from_the_cli(tmp_path: 
     assert data["side_advantage"]["games"] == 4
     assert sum(row["games"] for row in data["motions"]) == 4
     assert {row["motion"] for row in data["motions"]} <= set(t.scenario.motions)
+
+
+@pytest.mark.parametrize("holds", [1, 3])
+async def test_a_debate_with_a_chair_and_a_jury_learns_what_the_server_holds(
+    holds: int, tmp_path: Path
+) -> None:
+    folder = tmp_path / "t"
+    write(folder)
+    scenario = folder / "duel.yaml"
+    jury = "jury: {judges: [m9, m1], vote: [before, after]}\n"
+    scenario.write_text(scenario.read_text() + jury, encoding="utf-8")
+    t = load_tournament(folder / "cup.yaml")
+    out = tmp_path / "out"
+    async with FakeOllama(["m1", "m2", "m9"], max_loaded=holds, load_delay=LOAD_S) as fake:
+        outcome = await play(t, settings(out, fake.url))
+        residency = fake.residency
+    [server] = outcome.servers
+    # A game needs three models (two debaters, the chair and a judge on m9): they are
+    # loaded together first, and the server's evictions, or none, tell what it holds.
+    assert (server.holds or server.at_least) == holds
+    played = results(out)
+    assert len(played) == len(all_games(t)) and {r["decided_by"] for r in played} == {"jury"}
+    loads = sum(residency.loads.values())
+    if holds == 3:
+        assert loads == 3  # each model once
+    else:
+        # The chair's, debaters' and judges' turns go a model at a time: each load serves
+        # the requests of every game then waiting for its model.
+        transcripts = [read_transcript(out / r["transcript"]) for r in played]
+        requests = sum(len(x.votes) + sum(not u.scripted for u in x.turns) for x in transcripts)
+        assert loads * 2 <= requests, (loads, requests)
