@@ -15,6 +15,7 @@ playing it again. Results lines are written whole, flushed and fsync'd.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -82,6 +83,9 @@ class ResultRecord(BaseModel):
     loads: int = Field(0, description="model loads the server reported during the game")
     replies: dict[str, int] = Field(default_factory=dict, description="generated turns per entrant")
     first_reply: str | None = Field(None, description="who generated the game's first turn")
+    alternates: bool | None = Field(
+        None, description="its generated turns alternate between its entrants' two models"
+    )
     reply_tokens: dict[str, int] = Field(
         default_factory=dict, description="completion tokens per entrant, where reported"
     )
@@ -147,12 +151,22 @@ def result_from(
         loads=loads_in(transcript),
         replies=_count_by_speaker(transcript, lambda t: 1),
         first_reply=next((t.speaker for t in transcript.turns if not t.scripted), None),
+        alternates=alternates(transcript, set(game.seats)),
         reply_tokens=_count_by_speaker(transcript, lambda t: t.completion_tokens or 0),
         error=end.error.message if end.error else None,
         error_kind=end.error.kind if end.error else None,
         error_model=end.error.model if end.error else None,
         finished_at=now_iso(),
     )
+
+
+def alternates(transcript: Transcript, entrants: set[str]) -> bool:
+    """Whether a game's requests went to its two entrants' models in turn and nothing else
+    asked a model (no chair, no jury): what the bound for a one-model server assumes."""
+    generated = [t for t in transcript.turns if not t.scripted]
+    if transcript.votes or any(t.speaker not in entrants for t in generated):
+        return False
+    return all(a.model != b.model for a, b in itertools.pairwise(generated))
 
 
 def _count_by_speaker(transcript: Transcript, value: Callable[[TurnRecord], int]) -> dict[str, int]:

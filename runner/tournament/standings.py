@@ -163,15 +163,18 @@ def servers(folder: Path, definition: dict[str, Any], results: list[ResultRecord
 def played_turns(
     results: list[ResultRecord], entrants: dict[str, str]
 ) -> list[tuple[frozenset[str], str | None, int]]:
-    """Each game's models, the model of its first generated turn (None: not known, or not
-    an entrant's), and its generated turns: what the bound on a one-model server reads."""
+    """Each game's models, the model of its first generated turn (None: not known), and its
+    generated turns, for the games whose turns alternate between their two models (older
+    ledgers do not say: their games count as alternating, who opened not known): what the
+    bound on a one-model server reads. Other games leave it a bound on fewer games."""
     return [
         (
             frozenset(entrants[n] for n in r.seats.values()),
-            entrants.get(r.first_reply or ""),
+            entrants.get(r.first_reply or "") if r.alternates else None,
             sum(r.replies.values()),
         )
         for r in results
+        if r.alternates is not False
     ]
 
 

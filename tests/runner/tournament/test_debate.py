@@ -198,6 +198,7 @@ async def test_a_debate_with_a_chair_and_a_jury_learns_what_the_server_holds(
     assert (server.holds or server.at_least) == holds
     played = results(out)
     assert len(played) == len(all_games(t)) and {r["decided_by"] for r in played} == {"jury"}
+    assert {r["alternates"] for r in played} == {False}  # the chair speaks between turns
     loads = sum(residency.loads.values())
     if holds == 3:
         assert loads == 3  # each model once

@@ -130,6 +130,7 @@ async def test_with_default_flags_it_learns_what_the_server_holds(
         # A server holding one model loads one for every turn: the gate plays the games'
         # turns a model at a time, every load serving each game waiting for its model.
         definition, played = read_results(out)
+        assert {r.alternates for r in played} == {True}  # a duel's turns alternate
         bound = turn_lower_bound(played_turns(played, entrant_models(definition)))
         [said] = standings.status(out).servers  # status gives the bound, from the turns
         assert said.lower_bound == bound and said.bound_from_turns
