@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from runner.analysis.metrics import Analysis
 
 FORMATS = ("html", "json", "csv")
-BY = ("model", "agent", "persona", "side")
+BY = ("model", "agent", "persona", "side", "phase")
 DEFAULT_HTML = Path("report.html")
 
 
@@ -59,7 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--format", choices=FORMATS, default="html", help="output format (default html)"
     )
     parser.add_argument(
-        "--by", choices=BY, default="model", help="group by model (default), agent, or persona"
+        "--by",
+        choices=BY,
+        default="model",
+        help="group by model (default), agent, persona, a debate's side, or its phase",
     )
     parser.add_argument(
         "--max-sentences",

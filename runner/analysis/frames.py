@@ -45,7 +45,8 @@ TURN_FIELDS = (
     "index round speaker model scripted content ttft_ms latency_ms prompt_tokens "
     "completion_tokens done_reason attempts started_at ended_at phase role"
 ).split()
-TURN_COLUMNS = ["conversation_id", *JOINED, *TURN_FIELDS, "persona", "seed_turn"]
+# phase_name: the name of the turn's phase (its phase record's), null without phases.
+TURN_COLUMNS = ["conversation_id", *JOINED, *TURN_FIELDS, "phase_name", "persona", "seed_turn"]
 
 
 @dataclass(slots=True)
@@ -154,12 +155,16 @@ def _agent_rows(t: Transcript) -> Iterator[dict[str, Any]]:
 
 def _turn_rows(t: Transcript, joined: dict[str, Any]) -> Iterator[dict[str, Any]]:
     personas = {a.name: a.persona for a in t.run.agents} if t.run else {}
+    phases = {phase.index: phase.name for phase in t.phases}
     for turn in t.turns:
         if turn.role == "moderator":
             continue  # the moderator is not a debater: its lines are no agent's turns
         yield {
             **joined,
             **{name: getattr(turn, name) for name in TURN_FIELDS},
+            "phase_name": None
+            if turn.phase is None
+            else phases.get(turn.phase, f"phase {turn.phase + 1}"),
             "persona": personas.get(turn.speaker),
             "seed_turn": turn.seed,
         }

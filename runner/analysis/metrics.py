@@ -1,10 +1,12 @@
-"""Metrics per group (model, agent, or model and persona), each with a bootstrap interval.
+"""Metrics per group (model, agent, model and persona, side or phase), each with a
+bootstrap interval.
 
 Every metric is a ratio of sums over conversations: for each conversation and group a
 numerator and a denominator (a rate's events and opportunities, a mean's total and
 count), so each gets the same cluster-bootstrap interval (:mod:`runner.analysis.intervals`).
 Turn metrics look at generated turns only: a scripted opening is the scenario's words,
-not the model's.
+not the model's. Grouped by phase, a group is a phase's speeches (every speaker's turns in
+it), so only the turn metrics have values: a phase neither wins nor ends in an error.
 """
 
 from __future__ import annotations
@@ -20,8 +22,12 @@ from runner.analysis.features import lexical_diversity, text_features, words
 from runner.analysis.frames import Frames
 from runner.analysis.intervals import RESAMPLES, SEED, Estimate, ratio_estimate
 
-By = Literal["model", "agent", "persona", "side"]
-BY_CHOICES: tuple[By, ...] = ("model", "agent", "persona", "side")
+By = Literal["model", "agent", "persona", "side", "phase"]
+BY_CHOICES: tuple[By, ...] = ("model", "agent", "persona", "side", "phase")
+NO_SIDE = "no side"  # the group of agents without a side (no sides in the scenario)
+NO_PHASE = "no phase"  # the group of turns outside any phase (a scenario without phases)
+# Metrics that belong to a speaker's whole conversation, not to its turns: no phase has them.
+OUTCOME_METRICS = "win_rate loss_rate draw_rate concession_rate turns_to_concede error_rate".split()
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +220,10 @@ def analyse(
 
 
 def group_keys(agents: pd.DataFrame, by: By) -> tuple[pd.Series, list[dict[str, str]]]:
-    """Each agent row's group label, and the fields that make the group."""
+    """Each agent row's group label, and the fields that make the group (not for
+    ``phase``: an agent speaks in several phases, see :func:`phase_labels`)."""
+    if by == "phase":
+        raise ValueError("phase groups are made of turns, not agents: use phase_labels")
     if by == "agent":
         labels = agents["agent"].astype(str)
         keys = [{"agent": a} for a in labels]
@@ -222,7 +231,7 @@ def group_keys(agents: pd.DataFrame, by: By) -> tuple[pd.Series, list[dict[str, 
         labels = agents["model"].astype(str)
         keys = [{"model": m} for m in labels]
     elif by == "side":  # a debate's proposition and opposition, whoever argued them
-        labels = agents["side"].fillna("no side").astype(str)
+        labels = agents["side"].fillna(NO_SIDE).astype(str)
         keys = [{"side": side} for side in labels]
     else:
         personas = agents["persona"].fillna("").astype(str)
@@ -256,9 +265,34 @@ def _disambiguate(labels: pd.Series, identity: pd.Series) -> pd.Series:
     )
 
 
+def phase_labels(turns: pd.DataFrame) -> pd.Series:
+    """Each turn's phase name, ``no phase`` for a turn outside any phase."""
+    return turns["phase_name"].astype(object).where(turns["phase_name"].notna(), NO_PHASE)
+
+
+def turn_groups(frames: Frames, by: By) -> pd.Series:
+    """Each turn's group label (None for a speaker not among the conversation's agents)."""
+    turns = frames.turns
+    if by == "phase":
+        return phase_labels(turns)
+    agents = frames.agents
+    labels, _ = group_keys(agents, by)
+    lookup = dict(
+        zip(zip(agents["conversation_id"], agents["agent"], strict=True), labels, strict=True)
+    )
+    return pd.Series(
+        [lookup.get(k) for k in zip(turns["conversation_id"], turns["speaker"], strict=True)],
+        index=turns.index,
+        dtype=object,
+    )
+
+
 def unit_table(frames: Frames, features: pd.DataFrame, by: By) -> pd.DataFrame:
-    """One row per agent per conversation: its group, and each metric's numerator and
-    denominator (columns ``<metric>__num`` and ``<metric>__den``)."""
+    """One row per agent per conversation (by phase: per agent, conversation and phase):
+    its group, and each metric's numerator and denominator (columns ``<metric>__num`` and
+    ``<metric>__den``)."""
+    if by == "phase":
+        return _phase_units(frames, features)
     agents = frames.agents
     labels, keys = group_keys(agents, by)
     units = pd.DataFrame(
@@ -281,12 +315,39 @@ def unit_table(frames: Frames, features: pd.DataFrame, by: By) -> pd.DataFrame:
     return units
 
 
-def _turn_sums(turns: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
-    """Per conversation and speaker: each turn metric's numerator and denominator."""
+def _phase_units(frames: Frames, features: pd.DataFrame) -> pd.DataFrame:
+    """One row per conversation, speaker and phase it spoke in; groups in phase order."""
+    turns = frames.turns
+    labels = phase_labels(turns)
+    units = _turn_sums(turns, features, labels)
+    units = units.rename(columns={"part": "group"})
+    scenarios = frames.conversations.set_index("conversation_id")["scenario"]
+    units["scenario"] = units["conversation_id"].map(scenarios)
+    units["key"] = [{"phase": str(label)} for label in units["group"]]
+    # Phases listed as they are played: by their first index anywhere, "no phase" last.
+    index = turns["phase"].astype(float).fillna(np.inf)
+    rank = index.groupby(labels).min()
+    units["rank"] = units["group"].map(rank)
+    for name in OUTCOME_METRICS:
+        units[f"{name}__num"] = 0.0
+        units[f"{name}__den"] = 0.0
+    units["turns"] = units["turns"].fillna(0).astype(int)
+    return units
+
+
+def _turn_sums(
+    turns: pd.DataFrame, features: pd.DataFrame, part: pd.Series | None = None
+) -> pd.DataFrame:
+    """Per conversation and speaker (and ``part`` of its turns, when given: a column
+    ``part``): each turn metric's numerator and denominator."""
     generated = ~turns["scripted"].to_numpy(dtype=bool)
     t = features[generated].copy()
     t["conversation_id"] = turns["conversation_id"][generated]
     t["agent"] = turns["speaker"][generated]
+    keys = ["conversation_id", "agent"]
+    if part is not None:
+        t["part"] = part[generated]
+        keys.append("part")
     tokens = turns["completion_tokens"][generated].astype(float)
     latency_s = turns["latency_ms"][generated].astype(float) / 1000.0
     both = tokens.notna() & latency_s.notna() & (latency_s > 0)
@@ -310,28 +371,23 @@ def _turn_sums(turns: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
         ),
         "tokens_per_s": (tokens.where(both), latency_s.where(both)),
     }
-    table = pd.DataFrame({"conversation_id": t["conversation_id"], "agent": t["agent"]})
+    table = pd.DataFrame({key: t[key] for key in keys})
     for name, (num, den) in columns.items():
         table[f"{name}__num"] = pd.Series(num, index=t.index).astype(float).fillna(0.0)
         table[f"{name}__den"] = pd.Series(den, index=t.index).astype(float).fillna(0.0)
     table["turns"] = 1
-    sums = table.groupby(["conversation_id", "agent"], sort=False).sum().reset_index()
-    diversity = _diversity(turns[generated])
-    sums = sums.merge(diversity, how="left", on=["conversation_id", "agent"])
+    sums = table.groupby(keys, sort=False).sum().reset_index()
+    diversity = _diversity(t.assign(content=turns["content"][generated]), keys)
+    sums = sums.merge(diversity, how="left", on=keys)
     return sums
 
 
-def _diversity(generated: pd.DataFrame) -> pd.DataFrame:
+def _diversity(generated: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     rows = []
-    for (cid, agent), contents in generated.groupby(["conversation_id", "speaker"], sort=False)[
-        "content"
-    ]:
+    for group, contents in generated.groupby(keys, sort=False)["content"]:
         value = lexical_diversity([w for text in contents for w in words(text)])
-        rows.append((cid, agent, 0.0 if np.isnan(value) else value, float(not np.isnan(value))))
-    return pd.DataFrame(
-        rows,
-        columns=["conversation_id", "agent", "lexical_diversity__num", "lexical_diversity__den"],
-    )
+        rows.append((*group, 0.0 if np.isnan(value) else value, float(not np.isnan(value))))
+    return pd.DataFrame(rows, columns=[*keys, "lexical_diversity__num", "lexical_diversity__den"])
 
 
 def _concessions(turns: pd.DataFrame) -> pd.DataFrame:
@@ -383,7 +439,8 @@ def group_results(
     resamples: int = RESAMPLES,
     progress: Step | None = None,
 ) -> list[GroupResult]:
-    """Each group's metrics, groups in name order, conversations in id order (so the same
+    """Each group's metrics, groups in name order (or ``rank`` order, where units have
+    that column), conversations in id order (so the same
     transcripts give the same numbers whatever order they were read in)."""
     value_columns = [f"{m}__{part}" for m in METRIC_NAMES for part in ("num", "den")]
     per_conversation = (
@@ -394,6 +451,9 @@ def group_results(
     keys = dict(zip(units["group"], units["key"], strict=True))
     results = []
     groups = list(per_conversation.groupby("group", sort=True))
+    if "rank" in units.columns:  # groups with an order of their own (phases as played)
+        rank = units.groupby("group")["rank"].min()
+        groups.sort(key=lambda item: (rank[item[0]], str(item[0])))
     for done, (group, part) in enumerate(groups):
         if progress is not None:
             progress("intervals", done, len(groups))

@@ -26,7 +26,7 @@ from runner import __version__
 from runner.analysis.charts import Chart, distribution_chart, interval_chart
 from runner.analysis.frames import Frames
 from runner.analysis.leaderboard import LeaderboardRow, Standings
-from runner.analysis.metrics import METRICS, Analysis, GroupResult, group_keys
+from runner.analysis.metrics import METRICS, Analysis, GroupResult, turn_groups
 
 # Per-turn values sent to the transcript browser, in this order (arrays, not objects: the
 # field names would otherwise repeat on every one of 100,000 turns).
@@ -153,17 +153,9 @@ def _distributions(frames: Frames, analysis: Analysis) -> list[Chart]:
     """Turn length and latency by group, from generated turns."""
     turns = frames.turns
     generated = ~turns["scripted"].to_numpy(dtype=bool)
-    agents = frames.agents
-    label, _ = group_keys(agents, analysis.by)
     charts: list[Chart] = []
     groups = [g.group for g in analysis.groups]
-    lookup = dict(
-        zip(zip(agents["conversation_id"], agents["agent"], strict=True), label, strict=True)
-    )
-    who = pd.Series(
-        [lookup.get(k) for k in zip(turns["conversation_id"], turns["speaker"], strict=True)],
-        index=turns.index,
-    )[generated]
+    who = turn_groups(frames, analysis.by)[generated]
     for name, title, values in (
         ("words_dist", "words per turn", analysis.features["words"]),
         ("latency_dist", "reply latency (ms)", turns["latency_ms"]),
