@@ -1,9 +1,11 @@
-"""Transcripts as pandas tables: turns, conversations and agents.
+"""Transcripts as pandas tables: turns, conversations and agents (and a debate's phases,
+moderator lines and jury votes).
 
 Files are read one at a time through :mod:`runner.transcript` and copied into column
 lists, so a large pile is never held twice (raw lines and table); the tables share the
 strings the reader made. One table row per turn, per conversation, and per agent in a
-conversation; every table carries ``conversation_id`` to join on::
+conversation; every table carries ``conversation_id`` to join on. A moderator is no agent:
+its lines are in ``moderator``, not ``turns``::
 
     frames = load_frames(["transcripts/"])
     frames.turns.groupby("model")["completion_tokens"].mean()
@@ -30,7 +32,7 @@ CONVERSATION_COLUMNS = (
     "conversation_id run_id path scenario description scenario_hash seed base_seed "
     "repeat_index repeat backend kickoff started_at game_id status turns winner loser "
     "outcome_reason outcome_rule outcome_turn matched duration_s prompt_tokens "
-    "completion_tokens retries error_kind error_message"
+    "completion_tokens retries error_kind error_message motion votes"
 ).split()
 AGENT_COLUMNS = (
     "conversation_id scenario agent position model persona opening temperature backend side"
@@ -43,20 +45,27 @@ RUN_FIELDS = (
 JOINED = "scenario seed repeat_index status winner loser outcome_reason outcome_turn".split()
 TURN_FIELDS = (
     "index round speaker model scripted content ttft_ms latency_ms prompt_tokens "
-    "completion_tokens done_reason attempts started_at ended_at phase role"
+    "completion_tokens done_reason attempts started_at ended_at phase role overrun"
 ).split()
 # phase_name: the name of the turn's phase (its phase record's), null without phases.
 TURN_COLUMNS = ["conversation_id", *JOINED, *TURN_FIELDS, "phase_name", "persona", "seed_turn"]
+MODERATOR_COLUMNS = "conversation_id index speaker model scripted content phase phase_name".split()
+PHASE_COLUMNS = "conversation_id index name speakers turns instruction budget first_turn".split()
+VOTE_COLUMNS = "conversation_id judge model stage order vote side reason self_judged error".split()
 
 
 @dataclass(slots=True)
 class Frames:
-    """The three tables, and the files that could not be read (path, reason)."""
+    """The three tables, a debate's three, and the files that could not be read (path,
+    reason)."""
 
     turns: pd.DataFrame
     conversations: pd.DataFrame
     agents: pd.DataFrame
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    phases: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PHASE_COLUMNS))
+    moderator: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=MODERATOR_COLUMNS))
+    votes: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=VOTE_COLUMNS))
 
 
 def report_paths(paths: Iterable[str | Path]) -> list[Path]:
@@ -114,6 +123,7 @@ def _conversation_row(t: Transcript) -> dict[str, Any]:
         "path": str(t.path),
         "status": t.status,
         "turns": len(t.turns),
+        "motion": run.motion,
     }
     end = t.end
     if end is not None:
@@ -125,6 +135,7 @@ def _conversation_row(t: Transcript) -> dict[str, Any]:
             outcome_rule=outcome.rule,
             outcome_turn=outcome.turn,
             matched=outcome.matched,
+            votes=outcome.votes,
             duration_s=end.duration_s,
             prompt_tokens=end.totals.prompt_tokens,
             completion_tokens=end.totals.completion_tokens,
@@ -153,21 +164,40 @@ def _agent_rows(t: Transcript) -> Iterator[dict[str, Any]]:
         }
 
 
+def _phase_name(t: Transcript, index: int | None) -> str | None:
+    if index is None:
+        return None
+    return next((p.name for p in t.phases if p.index == index), f"phase {index + 1}")
+
+
 def _turn_rows(t: Transcript, joined: dict[str, Any]) -> Iterator[dict[str, Any]]:
     personas = {a.name: a.persona for a in t.run.agents} if t.run else {}
-    phases = {phase.index: phase.name for phase in t.phases}
     for turn in t.turns:
         if turn.role == "moderator":
             continue  # the moderator is not a debater: its lines are no agent's turns
         yield {
             **joined,
             **{name: getattr(turn, name) for name in TURN_FIELDS},
-            "phase_name": None
-            if turn.phase is None
-            else phases.get(turn.phase, f"phase {turn.phase + 1}"),
+            "phase_name": _phase_name(t, turn.phase),
             "persona": personas.get(turn.speaker),
             "seed_turn": turn.seed,
         }
+
+
+def _moderator_rows(t: Transcript, cid: str) -> Iterator[dict[str, Any]]:
+    for turn in t.turns:
+        if turn.role == "moderator":
+            yield {
+                **{name: getattr(turn, name) for name in MODERATOR_COLUMNS[1:-1]},
+                "conversation_id": cid,
+                "phase_name": _phase_name(t, turn.phase),
+            }
+
+
+def _debate_rows(t: Transcript, cid: str, columns: list[str]) -> Iterator[dict[str, Any]]:
+    records = t.phases if columns is PHASE_COLUMNS else t.votes
+    for record in records:
+        yield {**{name: getattr(record, name) for name in columns[1:]}, "conversation_id": cid}
 
 
 def load_frames(
@@ -182,6 +212,9 @@ def load_frames(
     conversations = _Columns(CONVERSATION_COLUMNS)
     agents = _Columns(AGENT_COLUMNS)
     turns = _Columns(TURN_COLUMNS)
+    moderator = _Columns(MODERATOR_COLUMNS)
+    phases = _Columns(PHASE_COLUMNS)
+    votes = _Columns(VOTE_COLUMNS)
     skipped: list[tuple[Path, str]] = []
     seen: dict[str, Path] = {}
     for t in iter_readable(report_paths(paths), skipped, progress):
@@ -197,11 +230,19 @@ def load_frames(
         joined = {name: row.get(name) for name in ("conversation_id", *JOINED)}
         for turn_row in _turn_rows(t, joined):
             turns.add(turn_row)
+        for line in _moderator_rows(t, cid):
+            moderator.add(line)
+        for table, columns in ((phases, PHASE_COLUMNS), (votes, VOTE_COLUMNS)):
+            for debate_row in _debate_rows(t, cid, columns):
+                table.add(debate_row)
     return Frames(
         turns=_typed(turns.frame(), ["conversation_id", "index"]),
         conversations=_typed(conversations.frame(), ["conversation_id"]),
         agents=_typed(agents.frame(), ["conversation_id", "position"]),
         skipped=skipped,
+        phases=_typed(phases.frame(), ["conversation_id", "index"]),
+        moderator=_typed(moderator.frame(), ["conversation_id", "index"]),
+        votes=votes.frame().sort_values(["conversation_id"], kind="stable").reset_index(drop=True),
     )
 
 
@@ -209,7 +250,7 @@ NUMERIC = {
     "float": "ttft_ms latency_ms duration_s temperature".split(),
     "Int64": (
         "seed base_seed repeat_index repeat turns outcome_turn prompt_tokens completion_tokens "
-        "retries index round attempts seed_turn position"
+        "retries index round attempts seed_turn position phase first_turn"
     ).split(),
 }
 

@@ -30,9 +30,10 @@ from runner.analysis.metrics import METRICS, Analysis, GroupResult, turn_groups
 
 # Per-turn values sent to the transcript browser, in this order (arrays, not objects: the
 # field names would otherwise repeat on every one of 100,000 turns).
+# A moderator's line is among them (speaker by name, role "moderator", no measures).
 TURN_FIELDS = (
     "speaker content scripted words sentences tokens ttft_ms latency_ms sentiment echo "
-    "self_repetition language over_length off_character questions"
+    "self_repetition language over_length off_character questions index phase role overrun"
 ).split()
 SKIPPED_SHOWN = 50
 
@@ -81,11 +82,16 @@ def _runs(keys: Sequence[Any]) -> Iterator[tuple[Any, int, int]]:
 
 def _roster(agents: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
     roster: dict[str, list[dict[str, Any]]] = {}
-    for cid, name, model, persona in zip(
-        agents["conversation_id"], agents["agent"], agents["model"], agents["persona"], strict=True
+    for cid, name, model, persona, side in zip(
+        agents["conversation_id"],
+        agents["agent"],
+        agents["model"],
+        agents["persona"],
+        agents["side"],
+        strict=True,
     ):
         roster.setdefault(cid, []).append(
-            {"name": name, "model": model, "persona": _clean(persona) or ""}
+            {"name": name, "model": model, "persona": _clean(persona) or "", "side": _clean(side)}
         )
     return roster
 
@@ -99,10 +105,109 @@ def _turn_rows(turns: pd.DataFrame, features: pd.DataFrame) -> list[list[Any]]:
         "tokens": turns["completion_tokens"].tolist(),
         "ttft_ms": turns["ttft_ms"].tolist(),
         "latency_ms": turns["latency_ms"].tolist(),
+        "index": turns["index"].tolist(),
+        "phase": turns["phase"].tolist(),
+        "role": turns["role"].tolist(),
+        "overrun": [list(o) if isinstance(o, list) and o else None for o in turns["overrun"]],
         **{name: features[name].tolist() for name in TURN_FIELDS if name in features.columns},
     }
     ordered = [columns[name] for name in TURN_FIELDS]
     return [[_clean(values[i]) for values in ordered] for i in range(len(turns))]
+
+
+def _moderators(moderator: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Each debate's moderator: its name, and its model when it speaks in its own words."""
+    first = moderator.drop_duplicates("conversation_id")
+    return {
+        cid: {"name": name, "model": _clean(model) or None}
+        for cid, name, model in zip(
+            first["conversation_id"], first["speaker"], first["model"], strict=True
+        )
+    }
+
+
+def _moderator_lines(moderator: pd.DataFrame) -> dict[str, list[list[Any]]]:
+    """Each conversation's moderator lines as turn rows: the speaker by name, no measures."""
+    lines: dict[str, list[list[Any]]] = {}
+    for m in moderator.itertuples(index=False):
+        row: list[Any] = [None] * len(TURN_FIELDS)
+        for name, value in (
+            ("speaker", m.speaker),
+            ("content", m.content),
+            ("scripted", int(bool(m.scripted))),
+            ("index", m.index),
+            ("phase", m.phase),
+            ("role", "moderator"),
+        ):
+            row[TURN_FIELDS.index(name)] = _clean(value)
+        lines.setdefault(m.conversation_id, []).append(row)
+    return lines
+
+
+def _phase_tables(frames: Frames, features: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    """Each conversation's phases as played: per speaker its turns, words and overruns."""
+    turns = frames.turns
+    spoken = pd.DataFrame(
+        {
+            "conversation_id": turns["conversation_id"],
+            "phase": turns["phase"],
+            "speaker": turns["speaker"],
+            "words": features["words"] if "words" in features.columns else 0,
+            "words_over": [isinstance(o, list) and "words" in o for o in turns["overrun"]],
+            "tokens_over": [isinstance(o, list) and "tokens" in o for o in turns["overrun"]],
+        }
+    ).dropna(subset=["phase"])
+    sums = {key: part for key, part in spoken.groupby(["conversation_id", "phase"], sort=False)}
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for p in frames.phases.itertuples(index=False):
+        part = sums.get((p.conversation_id, p.index))
+        speakers = []
+        for speaker in p.speakers:
+            own = part[part["speaker"] == speaker] if part is not None else spoken.iloc[:0]
+            speakers.append(
+                {
+                    "speaker": speaker,
+                    "turns": len(own),
+                    "words": _clean(own["words"].sum()) if len(own) else 0,
+                    "words_over": int(own["words_over"].sum()),
+                    "tokens_over": int(own["tokens_over"].sum()),
+                }
+            )
+        tables.setdefault(p.conversation_id, []).append(
+            {
+                "index": _clean(p.index),
+                "name": p.name,
+                "turns": _clean(p.turns),
+                "budget": p.budget or None,
+                "first": _clean(p.first_turn),
+                "speakers": speakers,
+            }
+        )
+    return tables
+
+
+def _votes(votes: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for v in votes.itertuples(index=False):
+        found.setdefault(v.conversation_id, []).append(
+            {
+                "judge": v.judge,
+                "model": v.model,
+                "stage": v.stage,
+                "order": v.order,
+                "vote": _clean(v.vote),
+                "side": _clean(v.side),
+                "reason": _clean(v.reason),
+                "error": _clean(v.error),
+                "self_judged": bool(v.self_judged),
+            }
+        )
+    return found
+
+
+def _by_index(rows: list[list[Any]]) -> list[list[Any]]:
+    at = TURN_FIELDS.index("index")
+    return sorted(rows, key=lambda row: -1 if row[at] is None else row[at])
 
 
 def conversation_payload(frames: Frames, features: pd.DataFrame) -> list[dict[str, Any]]:
@@ -110,6 +215,10 @@ def conversation_payload(frames: Frames, features: pd.DataFrame) -> list[dict[st
     speaker is its agent's position in the conversation's agent list."""
     roster = _roster(frames.agents)
     rows = _turn_rows(frames.turns, features)
+    moderator = _moderator_lines(frames.moderator)
+    moderators = _moderators(frames.moderator)
+    phases = _phase_tables(frames, features)
+    votes = _votes(frames.votes)
     spans = {cid: (a, b) for cid, a, b in _runs(frames.turns["conversation_id"].tolist())}
     # Listed as a person would look for them: by scenario, then in the order they ran.
     ordered = frames.conversations.sort_values(
@@ -124,6 +233,9 @@ def conversation_payload(frames: Frames, features: pd.DataFrame) -> list[dict[st
         for turn in turns:
             if turn[0] in names:
                 turn[0] = names.index(turn[0])
+        lines = moderator.get(c.conversation_id)
+        if lines:
+            turns = _by_index(turns + lines)
         out.append(
             {
                 "id": c.conversation_id,
@@ -144,6 +256,11 @@ def conversation_payload(frames: Frames, features: pd.DataFrame) -> list[dict[st
                 "started": c.started_at,
                 "agents": agents,
                 "turns": turns,
+                "motion": _clean(c.motion),
+                "moderator": moderators.get(c.conversation_id),
+                "phases": phases.get(c.conversation_id, []),
+                "votes": votes.get(c.conversation_id, []),
+                "tally": c.votes if isinstance(c.votes, dict) else None,
             }
         )
     return out

@@ -205,9 +205,11 @@
 
   function outcomeKind(c) {
     if (c.status !== "success") return c.status;
-    if (c.reason === "end_rule") return c.winner || c.loser ? "won or lost" : "draw";
+    if (c.reason === "end_rule" || c.reason === "jury") return c.winner || c.loser ? "won or lost" : "draw";
     return "turn limits";
   }
+
+  const DECIDE = { moved: "votes moved", majority: "majority after" };
 
   function outcomeText(c) {
     if (c.status === "error") return "error: " + (c.error || "unknown");
@@ -215,9 +217,10 @@
     const parts = [];
     if (c.winner) parts.push(c.winner + " wins");
     if (c.loser) parts.push(c.loser + " loses");
-    if (!parts.length) parts.push(c.reason === "end_rule" ? "draw" : "no winner");
+    if (!parts.length) parts.push(c.reason === "end_rule" || c.reason === "jury" ? "draw" : "no winner");
     let why = c.reason || "";
     if (c.turn !== null && c.reason === "end_rule") why = "turn " + c.turn + ": " + (c.rule || "end rule");
+    if (c.reason === "jury") why = "jury: " + (DECIDE[c.rule] || c.rule || "vote");
     return parts.join(", ") + " (" + why + ")";
   }
 
@@ -276,7 +279,37 @@
     return bits.join(" · ");
   }
 
-  function renderTurn(c, t, index) {
+  function overrunText(kinds) {
+    return "over budget: " + kinds.join(", ");
+  }
+
+  // The moderator's lines: set apart in the middle, named as the moderator, no measures.
+  function renderModeratorLine(c, t, index) {
+    const model = c.moderator && c.moderator.model;
+    return el("li", { class: "turn moderator", data: { index: index, role: "moderator" } },
+      el("div", { class: "who" }, el("span", { class: "name", text: String(t[F.speaker]) }), " ",
+        model ? el("span", { class: "model", text: model }) : null,
+        el("span", { class: "badge moderator", text: "moderator" })),
+      el("div", { class: "content", text: t[F.content] }),
+      el("div", { class: "stats", text: "#" + index }));
+  }
+
+  function budgetText(budget) {
+    if (!budget) return "";
+    return Object.keys(budget).map(function (k) { return budget[k] + " " + k; }).join(", ");
+  }
+
+  function phaseHeading(p) {
+    const facts = [p.speakers.map(function (s) { return s.speaker; }).join(", "),
+      p.turns + (p.turns === 1 ? " turn" : " turns") + " each"];
+    if (p.budget) facts.push("budget " + budgetText(p.budget));
+    return el("li", { class: "phase-heading", data: { phase: p.index } },
+      el("span", { class: "name", text: p.name }), el("span", { class: "note", text: " " + facts.join(" · ") }));
+  }
+
+  function renderTurn(c, t, position_) {
+    const index = t[F.index] === null ? position_ : t[F.index];
+    if (t[F.role] === "moderator") return renderModeratorLine(c, t, index);
     const who = t[F.speaker];
     const position = typeof who === "number" ? who : -1;
     const agent = position >= 0 ? c.agents[position] : { name: String(who), model: "" };
@@ -287,7 +320,9 @@
     return el("li", { class: classes.join(" "), data: { index: index } },
       el("div", { class: "who" }, el("span", { class: "name", text: agent.name }), " ",
         el("span", { class: "model", text: agent.model }),
+        t[F.role] ? el("span", { class: "badge side", text: t[F.role] }) : null,
         t[F.scripted] ? el("span", { class: "badge", text: "scripted" }) : null,
+        t[F.overrun] ? el("span", { class: "badge warn", text: overrunText(t[F.overrun]) }) : null,
         t[F.over_length] === 1 ? el("span", { class: "badge warn", text: "over length" }) : null,
         t[F.off_character] ? el("span", { class: "badge warn", text: "off character" }) : null,
         deciding ? el("span", { class: "badge deciding", text: "deciding turn: " + (c.rule || "end rule") }) : null),
@@ -295,19 +330,121 @@
       el("div", { class: "stats", text: "#" + index + " · " + turnStats(t) }));
   }
 
+  // The turns with each phase's heading before its first turn.
+  function turnItems(c) {
+    const phases = new Map(c.phases.map(function (p) { return [p.index, p]; }));
+    const items = [];
+    let current = null;
+    c.turns.forEach(function (t, i) {
+      const phase = t[F.phase];
+      if (phase !== null && phase !== current && phases.has(phase)) items.push(phaseHeading(phases.get(phase)));
+      if (phase !== null) current = phase;
+      items.push(renderTurn(c, t, i));
+    });
+    return items;
+  }
+
+  function overrunCell(s) {
+    const bits = [];
+    if (s.words_over) bits.push("words ×" + s.words_over);
+    if (s.tokens_over) bits.push("tokens ×" + s.tokens_over);
+    return el("td", { class: bits.length ? "over" : "none", text: bits.length ? bits.join(", ") : "–" });
+  }
+
+  function phaseTable(c) {
+    if (!c.phases.length) return null;
+    const table = el("table", { class: "phases" });
+    table.append(el("thead", null, el("tr", null, ...["phase", "speaker", "turns", "words", "budget", "overruns"]
+      .map(function (h) { return el("th", { text: h }); }))));
+    const body = el("tbody");
+    for (const p of c.phases) {
+      p.speakers.forEach(function (s, i) {
+        body.append(el("tr", { data: { phase: p.index } },
+          el("td", { text: i === 0 ? p.name : "" }), el("td", { text: s.speaker }),
+          el("td", { text: s.turns }), el("td", { text: s.words }),
+          el("td", { text: budgetText(p.budget) || "–" }), overrunCell(s)));
+      });
+    }
+    table.append(body);
+    return el("details", { class: "debate", open: true }, el("summary", { text: "phases" }),
+      el("div", { class: "table-wrap" }, table));
+  }
+
+  const STAGES = ["before", "after"];
+  const ORDERS = ["as_seated", "swapped"];
+
+  function voteCell(v) {
+    if (!v) return el("td", { class: "none", text: "–" });
+    const text = v.vote === null ? "no vote" : v.vote;
+    return el("td", { class: "vote " + (v.vote === null ? "none" : v.vote), title: v.vote === null ? v.error : v.reason, text: text });
+  }
+
+  function juryBlock(c) {
+    if (!c.votes.length) return null;
+    const stages = STAGES.filter(function (st) { return c.votes.some(function (v) { return v.stage === st; }); });
+    const judges = [];
+    const cast = new Map();
+    for (const v of c.votes) {
+      if (!cast.has(v.judge)) { cast.set(v.judge, { model: v.model, self: false, votes: {} }); judges.push(v.judge); }
+      const j = cast.get(v.judge);
+      j.self = j.self || v.self_judged;
+      j.votes[v.stage + " " + v.order] = v;
+    }
+    const heads = ["judge", "model"];
+    for (const st of stages) for (const o of ORDERS) heads.push(st + (o === "as_seated" ? ", proposition first" : ", opposition first"));
+    const table = el("table", { class: "jury" });
+    table.append(el("thead", null, el("tr", null, ...heads.map(function (h) { return el("th", { text: h }); }))));
+    const body = el("tbody");
+    for (const name of judges) {
+      const j = cast.get(name);
+      const cells = [];
+      for (const st of stages) for (const o of ORDERS) cells.push(voteCell(j.votes[st + " " + o]));
+      body.append(el("tr", { data: { judge: name } }, el("td", { text: name }),
+        el("td", null, j.model, j.self ? el("span", { class: "badge warn", title: "the judge's model is a debater's", text: "self-judged" }) : null),
+        ...cells));
+    }
+    table.append(body);
+    const lines = [];
+    if (c.tally) {
+      for (const st of stages) {
+        const t = c.tally[st];
+        if (t) lines.push(st + ": " + t.for + " for, " + t.against + " against, " + t.undecided + " undecided");
+      }
+      const b = c.tally.before, a = c.tally.after;
+      if (b && a) {
+        const moved = (a.for - b.for) - (a.against - b.against);
+        lines.push("moved " + (moved > 0 ? "+" : "") + moved + " towards the motion");
+      }
+    }
+    return el("details", { class: "debate", open: true }, el("summary", { text: "jury" }),
+      el("div", { class: "table-wrap" }, table),
+      el("p", { class: "note tally", text: lines.join(" · ") + (lines.length ? ". " : "") +
+        "A judge counts when its two orders agree; hover a vote for its reason." }));
+  }
+
+  function sidesText(c) {
+    const sided = c.agents.filter(function (a) { return a.side; });
+    return sided.map(function (a) { return a.side + ": " + a.name; }).join(" · ");
+  }
+
   function renderConversation(c) {
     const agents = el("ul", { class: "agents" }, ...c.agents.map(function (a, i) {
-      return el("li", { class: "c" + (i % 8) }, el("span", { class: "swatch" }), a.name + " · " + a.model + " ",
+      return el("li", { class: "c" + (i % 8) }, el("span", { class: "swatch" }), a.name + " · " + a.model + (a.side ? " · " + a.side : "") + " ",
         a.persona ? el("details", null, el("summary", { text: "persona" }), el("div", { class: "persona", text: a.persona })) : null);
     }));
     return el("article", { class: "conversation", data: { id: c.id } },
       el("h3", { text: c.scenario }),
       el("p", { class: "note", text: "conversation " + c.id + " · seed " + c.seed + " · run " +
         (c.repeat === null ? "?" : c.repeat + 1) + " of " + (c.repeats || "?") + " · " + c.path }),
+      c.motion ? el("p", { class: "motion", text: "motion: " + c.motion }) : null,
       el("p", { class: "outcome" + (c.status === "error" ? " error" : ""), text: outcomeText(c) }),
       c.matched ? el("p", { class: "note", text: "matched: " + c.matched }) : null,
       agents,
-      el("ol", { class: "turns" }, ...c.turns.map(function (t, i) { return renderTurn(c, t, i); })));
+      c.moderator ? el("p", { class: "note", text: "moderator: " + c.moderator.name +
+        (c.moderator.model ? " · " + c.moderator.model : " (reads its lines)") + (sidesText(c) ? " · " + sidesText(c) : "") }) : null,
+      phaseTable(c),
+      juryBlock(c),
+      el("ol", { class: "turns" }, ...turnItems(c)));
   }
 
   // The same scenario under other line-ups of models: the conversation with the same run

@@ -6,6 +6,7 @@ safety are what they prove. scripts/setup.sh installs both packages with the dev
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from runner.analysis.leaderboard import LeaderboardRow, Standings
 from runner.analysis.metrics import METRICS, analyse
 from runner.analysis.report import render_html
 from runner.cli import main
+from tests.runner.analysis.debates import HOSTILE_MOTION, HOSTILE_REASON, play_debate
 from tests.runner.analysis.transcripts import Agent, Conversation, write_conversation
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -377,4 +379,106 @@ def test_a_leaderboard_is_shown_when_given(
          "6 of 7 (86%, 95% 49–97%)", "2", "3 / 1"],
     ]  # fmt: skip
     assert browser.execute_script("return window.__pwned") is None
+    assert problems(browser) == []
+
+
+@pytest.fixture(scope="module")
+def debate_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("debate") / "transcripts"
+    asyncio.run(play_debate(folder))
+    html = folder.parent / "report.html"
+    assert main(["report", str(folder), "-o", str(html)]) == 0
+    return html
+
+
+def test_a_debate_shows_its_phases_and_the_moderator_apart(
+    browser: webdriver.Chrome, debate_page: Path
+) -> None:
+    open_report(browser, debate_page)
+    viewer = browser.find_element(By.ID, "viewer")
+    headings = viewer.find_elements(By.CSS_SELECTOR, "li.phase-heading")
+    assert [h.text.split(" ·")[0] for h in headings] == [
+        "Openings Ada, Max",
+        "Closings Max, Ada",
+    ]
+    assert "budget 3 words" in headings[0].text
+    items = viewer.find_elements(By.CSS_SELECTOR, "ol.turns > li")
+    kinds = [
+        "heading"
+        if "phase-heading" in (i.get_attribute("class") or "")
+        else i.get_attribute("data-role") or "debater"
+        for i in items
+    ]
+    assert kinds == ["heading", "moderator", "debater", "debater"] * 2
+    chair = viewer.find_elements(By.CSS_SELECTOR, ".turn.moderator")
+    assert len(chair) == 2 and all("Chair" in c.text and "moderator" in c.text for c in chair)
+    assert "Openings. Ada and Max, the floor is yours." in chair[0].text
+    debaters = viewer.find_elements(By.CSS_SELECTOR, ".turn:not(.moderator)")
+    assert [d.find_element(By.CSS_SELECTOR, ".badge.side").text for d in debaters] == [
+        "proposition",
+        "opposition",
+        "opposition",
+        "proposition",
+    ]
+    assert "over budget: words" in debaters[0].text and "over budget" not in debaters[2].text
+    table = viewer.find_elements(By.CSS_SELECTOR, "table.phases tbody tr")
+    cells = [[td.text for td in r.find_elements(By.TAG_NAME, "td")] for r in table]
+    assert cells == [
+        ["Openings", "Ada", "1", "5", "3 words", "words ×1"],
+        ["", "Max", "1", "5", "3 words", "words ×1"],
+        ["Closings", "Max", "1", "2", "–", "–"],
+        ["", "Ada", "1", "2", "–", "–"],
+    ]
+    # The moderator is no debater: the metrics' groups are the two models only.
+    heads = browser.find_elements(By.CSS_SELECTOR, "#summary-table thead th")
+    assert [h.text.split("\n")[0] for h in heads[1:]] == ["ma", "mb"]
+    assert problems(browser) == []
+
+
+def test_a_debate_shows_each_judges_votes_and_the_outcome(
+    browser: webdriver.Chrome, debate_page: Path
+) -> None:
+    open_report(browser, debate_page)
+    viewer = browser.find_element(By.ID, "viewer")
+    heads = [th.text for th in viewer.find_elements(By.CSS_SELECTOR, "table.jury thead th")]
+    assert heads == [
+        "judge",
+        "model",
+        "before, proposition first",
+        "before, opposition first",
+        "after, proposition first",
+        "after, opposition first",
+    ]
+    judged = viewer.find_elements(By.CSS_SELECTOR, "table.jury tbody tr")
+    cells = [[td.text for td in r.find_elements(By.TAG_NAME, "td")] for r in judged]
+    assert cells == [
+        ["juror-1", "j1", "against", "against", "for", "for"],
+        ["juror-2", "maself-judged", "against", "against", "for", "for"],  # a badge
+    ]
+    flagged = [len(r.find_elements(By.CSS_SELECTOR, ".badge.warn")) for r in judged]
+    assert flagged == [0, 1]  # juror-2 plays Ada's model
+    tally = viewer.find_element(By.CSS_SELECTOR, "p.tally").text
+    assert tally.startswith(
+        "before: 0 for, 2 against, 0 undecided · after: 2 for, 0 against, 0 undecided · "
+        "moved +4 towards the motion."
+    )
+    outcome = viewer.find_element(By.CSS_SELECTOR, ".outcome").text
+    assert outcome == "Ada wins, Max loses (jury: votes moved)"
+    assert viewer.find_element(By.CSS_SELECTOR, ".motion").text == "motion: " + HOSTILE_MOTION
+    assert problems(browser) == []
+
+
+def test_a_debates_hostile_motion_and_reasons_run_nothing(
+    browser: webdriver.Chrome, debate_page: Path
+) -> None:
+    open_report(browser, debate_page)
+    vote = browser.find_element(By.CSS_SELECTOR, "table.jury td.vote")
+    assert vote.get_attribute("title") == HOSTILE_REASON  # a reason, shown as a tooltip
+    text = browser.find_element(By.ID, "viewer").get_attribute("textContent") or ""
+    assert HOSTILE_MOTION in text
+    assert browser.execute_script("return window.__pwned") is None
+    injected = browser.execute_script(
+        "return document.querySelectorAll('main script, #viewer img, [onerror]').length"
+    )
+    assert injected == 0
     assert problems(browser) == []

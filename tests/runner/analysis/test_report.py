@@ -13,7 +13,8 @@ from runner.analysis.frames import load_frames
 from runner.analysis.intervals import Estimate
 from runner.analysis.leaderboard import LeaderboardRow
 from runner.analysis.metrics import METRICS, GroupResult, analyse
-from runner.analysis.report import render_html, script_json
+from runner.analysis.report import TURN_FIELDS, render_html, script_json
+from tests.runner.analysis.debates import HOSTILE_MOTION, HOSTILE_REASON, play_debate
 from tests.runner.analysis.transcripts import Agent, Write
 
 HOSTILE = "</script><script>alert(1)</script><!-- \u2028\u2029 & <img src=x onerror=alert(2)>"
@@ -88,3 +89,54 @@ def test_a_model_name_is_drawn_literally_in_charts() -> None:
     svg = base64.b64decode(chart.uri.split(",", 1)[1]).decode()
     assert "$x^2$ &lt;b&gt;bold&lt;/b&gt;" in svg
     assert "<script" not in svg
+
+
+async def test_a_debates_phases_moderator_and_votes_travel_with_the_page(tmp_path: Path) -> None:
+    await play_debate(tmp_path / "t")
+    frames = load_frames([tmp_path / "t"])
+    assert frames.moderator["content"].str.startswith(("Openings.", "Closings.")).all()
+    page = render_html(frames, analyse(frames, resamples=100))
+    data = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page, re.S)
+    assert data and page.count("<script") == 2  # the motion and reasons opened no element
+    assert "onerror" not in page.replace(data.group(1), "")
+    fields = {name: i for i, name in enumerate(TURN_FIELDS)}
+    c = json.loads(data.group(1))["conversations"][0]
+    assert c["motion"] == HOSTILE_MOTION and c["moderator"] == {"name": "Chair", "model": None}
+    said = [(t[fields["index"]], t[fields["speaker"]], t[fields["role"]]) for t in c["turns"]]
+    assert said == [
+        (0, "Chair", "moderator"),
+        (1, 0, "proposition"),
+        (2, 1, "opposition"),
+        (3, "Chair", "moderator"),
+        (4, 1, "opposition"),
+        (5, 0, "proposition"),
+    ]
+    assert [t[fields["overrun"]] for t in c["turns"]] == [
+        None,
+        ["words"],
+        ["words"],
+        None,
+        None,
+        None,
+    ]
+    openings, closings = c["phases"]
+    assert (openings["name"], openings["budget"], closings["first"]) == (
+        "Openings",
+        {"words": 3},
+        3,
+    )
+    assert openings["speakers"][0] == {
+        "speaker": "Ada",
+        "turns": 1,
+        "words": 5,
+        "words_over": 1,
+        "tokens_over": 0,
+    }
+    assert [(v["judge"], v["stage"], v["order"], v["vote"]) for v in c["votes"][:2]] == [
+        ("juror-1", "before", "as_seated", "against"),
+        ("juror-1", "before", "swapped", "against"),
+    ]
+    assert {v["judge"]: v["self_judged"] for v in c["votes"]} == {"juror-1": False, "juror-2": True}
+    assert c["votes"][0]["reason"] == HOSTILE_REASON
+    assert c["tally"]["after"] == {"for": 2, "against": 0, "undecided": 0}
+    assert (c["reason"], c["rule"], c["winner"]) == ("jury", "moved", "Ada")
