@@ -11,8 +11,19 @@ from runner.scenario.snapshot import ResolvedScenario
 
 
 def draw_motion(motions: tuple[str, ...], seed: int) -> str:
-    """The motion of the conversation (or tournament game) with this seed."""
+    """The motion of the conversation (or tournament game) with this seed, drawn alone."""
     return motions[random.Random(derive_seed(seed, "motion")).randrange(len(motions))]
+
+
+def repeat_motion(motions: tuple[str, ...], base_seed: int, repeat_index: int) -> str:
+    """The motion of a run's repeat ``repeat_index``: repeats go through the motions in
+    rounds, each round a seeded shuffle of all of them, so every motion is debated once
+    before any is debated twice. It depends on the base seed and the index only: a longer
+    run of the same scenario begins with the same motions."""
+    rounds, at = divmod(repeat_index, len(motions))
+    order = list(range(len(motions)))
+    random.Random(derive_seed(base_seed, "motions", rounds)).shuffle(order)
+    return motions[order[at]]
 
 
 def staged(scenario: ResolvedScenario, motion: str) -> ResolvedScenario:

@@ -20,6 +20,7 @@ from runner.model.handle import Model
 from runner.model.pool import BackendPool
 from runner.model.preflight import PullProgress
 from runner.play.conversation import Plan
+from runner.play.motion import repeat_motion
 from runner.play.seeds import derive_seed
 from runner.scenario.schema import ResolvedScenario
 
@@ -36,7 +37,11 @@ class ScenarioPlan:
 
     def plan(self, repeat_index: int, ordinal: int = 0) -> Plan:
         seed = derive_seed(self.base_seed, repeat_index)
-        return Plan(self.scenario, repeat_index, seed, self.base_seed, self.models, ordinal)
+        motions = self.scenario.motions
+        motion = repeat_motion(motions, self.base_seed, repeat_index) if motions else None
+        return Plan(
+            self.scenario, repeat_index, seed, self.base_seed, self.models, ordinal, motion=motion
+        )
 
 
 class RunPlan:

@@ -13,8 +13,9 @@ from agents.errors import ConfigError
 from runner.model.generate import RetryPolicy
 from runner.model.pool import BackendPool
 from runner.play.conversation import Conversation
-from runner.play.motion import draw_motion
+from runner.play.motion import repeat_motion
 from runner.run.plan import RunPlan
+from runner.run.replay import plan_of, scenario_of
 from runner.scenario.schema import load_scenario, scenario_from_data
 from runner.settings import RunSettings
 from runner.transcript import read_transcript
@@ -57,14 +58,39 @@ async def test_each_conversation_draws_its_motion_seeded_and_records_it(tmp_path
     transcripts, _ = await play_all(tmp_path, DEBATE, repeat=6)
     runs = [t.run for t in transcripts]
     drawn = [run.motion for run in runs]
-    assert drawn == [draw_motion(tuple(MOTIONS), run.seed) for run in runs]
-    assert len(set(drawn)) > 1  # six seeds, three motions: not one motion every time
+    assert drawn == [repeat_motion(tuple(MOTIONS), 8, run.repeat_index) for run in runs]
     for run in runs:
         assert run.description == f"Motion: {run.motion}."
         assert run.agent("Ada").persona == f"You argue the opposition of '{run.motion}'."
         assert run.resolved["motions"] == MOTIONS  # the run line keeps every motion
     again, _ = await play_all(tmp_path / "again", DEBATE, repeat=6)
     assert [t.run.motion for t in again] == drawn  # the same seed, the same motions
+
+
+async def test_repeats_debate_every_motion_once_before_any_twice(tmp_path: Path) -> None:
+    transcripts, _ = await play_all(tmp_path, DEBATE, repeat=8)
+    drawn = [t.run.motion for t in transcripts]
+    assert sorted(drawn[:3]) == sorted(drawn[3:6]) == sorted(MOTIONS)
+    assert len(set(drawn[6:])) == 2  # the third round, cut short, repeats none
+    shorter, _ = await play_all(tmp_path / "short", DEBATE, repeat=4)
+    assert [t.run.motion for t in shorter] == drawn[:4]  # more repeats, the same beginning
+
+
+@pytest.mark.parametrize("count", [1, 2, 5, 7])
+def test_the_round_robin_is_as_even_as_the_count_allows(count: int) -> None:
+    motions = tuple(f"m{i}" for i in range(count))
+    for seed in range(20):
+        drawn = [repeat_motion(motions, seed, i) for i in range(3 * count + 1)]
+        tally = sorted(drawn.count(m) for m in motions)
+        assert tally[-1] - tally[0] <= 1 and sum(tally) == 3 * count + 1
+    orders = {tuple(repeat_motion(motions, seed, i) for i in range(count)) for seed in range(20)}
+    assert len(orders) > 1 or count == 1  # the seed shuffles the order
+    rounds = [
+        [repeat_motion(motions, seed, r * count + i) for i in range(count)]
+        for seed in range(20)
+        for r in (0, 1)
+    ]
+    assert count < 3 or any(a != b for a, b in zip(rounds[::2], rounds[1::2], strict=True))
 
 
 async def test_sides_speak_in_phases_fill_placeholders_and_label_turns(tmp_path: Path) -> None:
@@ -188,3 +214,11 @@ def test_a_scenario_without_motions_or_sides_hashes_as_before() -> None:
     plain["agents"] = [{"name": "Ada", "model": "ma"}, {"name": "Max", "model": "mb"}]
     content = scenario_from_data(plain).content()
     assert not {"motions", "sides", "phases", "moderator"} & set(content)
+
+
+async def test_a_rerun_debates_the_recorded_motion(tmp_path: Path) -> None:
+    transcripts, _ = await play_all(tmp_path, DEBATE, repeat=5)
+    for t in transcripts:
+        plan = plan_of(t.run, scenario_of(t.run, backend="ollama"))
+        assert (plan.motion, plan.repeat_index) == (t.run.motion, t.run.repeat_index)
+        assert plan.seed == t.run.seed
