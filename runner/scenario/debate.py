@@ -13,7 +13,7 @@ from agents.agent import Agent
 from agents.backends.config import GenerateConfig
 from runner.scenario.ending import _Strict
 from runner.scenario.limits import MAX_NAME
-from runner.scenario.source import MAX_BYTES
+from runner.scenario.source import Unreadable, read_text
 
 DEFAULT_ANNOUNCE = "{phase}. {speakers}, the floor is yours."
 # What a phase's announcement may name; filled in as each phase starts.
@@ -98,17 +98,9 @@ class Sides(_Strict):
 def read_motions(path: Path) -> list[str]:
     """The motions in ``path``; raises ValueError saying what is wrong with the file."""
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ValueError(f"no such file: {path}") from None
-    except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if len(raw) > MAX_BYTES:
-        raise ValueError(f"{path} is larger than {MAX_BYTES // 1024} KiB")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path} is not UTF-8 text (byte {exc.start})") from None
+        text = read_text(path)
+    except Unreadable as exc:
+        raise ValueError(f"{exc}: {path}") from None
     if path.suffix.lower() in (".yaml", ".yml", ".json"):
         try:
             data = yaml.safe_load(text)

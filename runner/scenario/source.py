@@ -130,6 +130,32 @@ def _expanded_size(root: yaml.Node) -> int:
     return sizes[id(root)]
 
 
+class Unreadable(ValueError):
+    """Why a file sparring reads as text cannot be read (the message leaves out the path)."""
+
+    def __init__(self, reason: str, *, oversized: bool = False) -> None:
+        super().__init__(reason)
+        self.oversized = oversized
+
+
+def read_text(path: Path) -> str:
+    """The UTF-8 text of ``path``, reading no more than ``MAX_BYTES`` of it; raises
+    Unreadable: no such file, cannot read, too large, or not UTF-8."""
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise Unreadable("no such file") from None
+    except OSError as exc:
+        raise Unreadable(f"cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_BYTES:
+        raise Unreadable(f"larger than {MAX_BYTES // 1024} KiB", oversized=True)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Unreadable(f"not UTF-8 text (byte {exc.start})") from None
+
+
 def read_yaml(path: str | Path, expected: str) -> tuple[dict[str, Any], PositionMap]:
     """The mapping in a YAML file and the position of each of its values.
 
@@ -139,18 +165,10 @@ def read_yaml(path: str | Path, expected: str) -> tuple[dict[str, Any], Position
     path = Path(path)
     source = str(path)
     try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: no such file") from None
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
-    if len(raw) > MAX_BYTES:
-        raise ConfigError(f"{source}: larger than {MAX_BYTES // 1024} KiB; not a scenario file")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+        text = read_text(path)
+    except Unreadable as exc:
+        also = "; not a scenario file" if exc.oversized else ""
+        raise ConfigError(f"{source}: {exc}{also}") from None
     try:
         _check_depth(source, text)
         loader = _Loader(text)
