@@ -12,13 +12,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 from agents.backends.base import ChatRequest
 from agents.errors import BackendError
 from runner.model.handle import Model
 from runner.play.recorder import now_iso
 
+# The two presentation orders every choice is asked in: small models favour a position.
+Order = Literal["as_seated", "swapped"]
+ORDERS: tuple[Order, Order] = ("as_seated", "swapped")
 SCHEMA_ATTEMPTS = 3  # replies that do not follow the schema are asked for again this often
 
 

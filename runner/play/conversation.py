@@ -16,6 +16,7 @@ from agents.errors import BackendError
 from runner import __version__
 from runner.model.handle import Model
 from runner.play import jury as voting
+from runner.play.choice import ORDERS
 from runner.play.events import (
     ConversationFinished,
     ConversationStarted,
@@ -260,7 +261,7 @@ class Conversation:
         motion = self.motion or self.scenario.description
         debaters = {a.model for a in self.agents}
         for juror in jury.jurors:
-            for order in voting.ORDERS:
+            for order in ORDERS:
                 messages = voting.prompt(stage, order, motion, jury, self.turns, sides)
                 record = await voting.cast(
                     self.plan.models[juror.name], juror, jury, stage, order, messages,

@@ -17,12 +17,11 @@ from typing import Any, Literal
 from agents.backends.base import ChatRequest, Message
 from runner.model.handle import Model
 from runner.play import choice
+from runner.play.choice import Order
 from runner.play.seeds import derive_seed
 from runner.scenario.debate import Juror, Jury, Sides, Stage
 from runner.transcript import Outcome, TurnRecord, VoteRecord
 
-Order = Literal["as_seated", "swapped"]
-ORDERS: tuple[Order, Order] = ("as_seated", "swapped")
 Vote = Literal["for", "against", "undecided"]
 
 VOTE_SCHEMA: dict[str, Any] = {

@@ -16,12 +16,11 @@ from typing import Any, Literal
 from agents.backends.base import ChatRequest, Message
 from runner.model.handle import Model
 from runner.play import choice
+from runner.play.choice import ORDERS, Order
 from runner.play.seeds import derive_seed
 from runner.tournament.spec import Judge
 from runner.transcript import Transcript, VerdictRecord
 
-Order = Literal["as_seated", "swapped"]
-ORDERS: tuple[Order, Order] = ("as_seated", "swapped")
 Winner = Literal["first", "second", "draw"]
 WINNERS: tuple[Winner, ...] = ("first", "second", "draw")
 
