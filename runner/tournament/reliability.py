@@ -20,10 +20,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from runner.tournament.intervals import wilson
 from runner.tournament.ledger import ResultRecord
 from runner.transcript import VerdictRecord
 
-CONFIDENCE = 0.95
 SEAT_VALUES = {"first": 0, "second": 1, "draw": 2}
 
 
@@ -44,16 +44,8 @@ def _rate(k: int, n: int) -> dict[str, float | int | None]:
     """k of n with its Wilson interval; None where there is nothing to count."""
     if not n:
         return {"count": k, "of": n, "rate": None, "ci_low": None, "ci_high": None}
-    from scipy.stats import binomtest
-
-    interval = binomtest(k, n).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
-    return {
-        "count": k,
-        "of": n,
-        "rate": round(k / n, 3),
-        "ci_low": round(float(interval.low), 3),
-        "ci_high": round(float(interval.high), 3),
-    }
+    low, high = wilson(k, n)
+    return {"count": k, "of": n, "rate": round(k / n, 3), "ci_low": low, "ci_high": high}
 
 
 def agreement(ratings: Sequence[Sequence[str | None]]) -> float | None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from runner.tournament.intervals import wilson
 from runner.tournament.ledger import ResultRecord
 
 SIDES = ("proposition", "opposition")
-CONFIDENCE = 0.95
 
 
 def side_of_winner(result: ResultRecord) -> str | None:
@@ -25,8 +25,6 @@ def _counted(results: Sequence[ResultRecord]) -> list[ResultRecord]:
 def side_advantage(results: Sequence[ResultRecord]) -> dict[str, Any] | None:
     """Per side: games, wins and the win rate with its 95% Wilson score interval (a draw
     is no win for either side); None when no game had sides."""
-    from scipy import stats
-
     counted = _counted(results)
     if not counted:
         return None
@@ -35,12 +33,12 @@ def side_advantage(results: Sequence[ResultRecord]) -> dict[str, Any] | None:
     out: dict[str, Any] = {"games": games, "draws": winners.count(None)}
     for side in SIDES:
         wins = winners.count(side)
-        interval = stats.binomtest(wins, games).proportion_ci(CONFIDENCE, method="wilson")
+        low, high = wilson(wins, games)
         out[side] = {
             "wins": wins,
             "win_rate": round(wins / games, 3),
-            "ci_low": round(float(interval.low), 3),
-            "ci_high": round(float(interval.high), 3),
+            "ci_low": low,
+            "ci_high": high,
         }
     return out
 
