@@ -4,6 +4,7 @@ writer: a moderator, two phases with a word budget, and a jury voting before and
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +54,17 @@ def reply(request: ChatRequest) -> str:
     return "one two three four five" if text.rfind("OPEN") > text.rfind("CLOSE") else "one two"
 
 
-async def play_debate(folder: Path) -> Path:
+async def play_scripted(
+    folder: Path, data: dict[str, Any], reply: Callable[[ChatRequest], str]
+) -> Path:
+    """Play the scenario ``data`` once on the scripted engine, each reply ``reply``'s;
+    its transcript."""
     settings = RunSettings(out_dir=folder, retry=RetryPolicy(attempts=1, base=0.001))
-    run = RunPlan([scenario_from_data(DEBATE)])
+    run = RunPlan([scenario_from_data(data)])
     await run.bind(BackendPool.fixed(ScriptedBackend(fallback=reply), settings))
     result = await Conversation(next(iter(run)), settings, run_id="r").run()
     return Path(result.path)
+
+
+async def play_debate(folder: Path) -> Path:
+    return await play_scripted(folder, DEBATE, reply)

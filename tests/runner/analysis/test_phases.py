@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from agents.backends.base import ChatRequest
-from agents.backends.scripted import ScriptedBackend
 from runner.analysis.frames import load_frames
 from runner.analysis.metrics import NO_PHASE, OUTCOME_METRICS, analyse
-from runner.model.generate import RetryPolicy
-from runner.model.pool import BackendPool
-from runner.play.conversation import Conversation
-from runner.run.plan import RunPlan
-from runner.scenario.schema import scenario_from_data
-from runner.settings import RunSettings
 from tests.cli import sparring
+from tests.runner.analysis.debates import play_scripted
 from tests.runner.analysis.transcripts import Agent, Write
 
 # Named so that name order and playing order differ: the report lists phases as played.
-DEBATE = {
+DEBATE: dict[str, Any] = {
     "name": "phased",
     "motions": ["tea beats coffee"],
     "agents": [
@@ -51,11 +46,8 @@ def reply(request: ChatRequest) -> str:
     return "one two three four" if text.rfind("OPEN") > text.rfind("CLOSE") else "one two"
 
 
-async def play(folder: Path, data: dict[str, object] = DEBATE) -> None:
-    settings = RunSettings(out_dir=folder, retry=RetryPolicy(attempts=1, base=0.001))
-    run = RunPlan([scenario_from_data(data)])
-    await run.bind(BackendPool.fixed(ScriptedBackend(fallback=reply), settings))
-    await Conversation(next(iter(run)), settings, run_id="r").run()
+async def play(folder: Path, data: dict[str, Any] = DEBATE) -> None:
+    await play_scripted(folder, data, reply)
 
 
 async def test_turn_rows_carry_their_phase_name_and_no_moderator_line(tmp_path: Path) -> None:

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from agents.backends.base import ChatRequest
-from agents.backends.scripted import ScriptedBackend
 from runner.analysis.frames import load_frames
 from runner.analysis.metrics import analyse
-from runner.model.generate import RetryPolicy
-from runner.model.pool import BackendPool
-from runner.play.conversation import Conversation
-from runner.run.plan import RunPlan
-from runner.scenario.schema import scenario_from_data
-from runner.settings import RunSettings
 from tests.cli import sparring
+from tests.runner.analysis.debates import play_scripted
 
-DEBATE = {
+DEBATE: dict[str, Any] = {
     "name": "sided",
     "motions": ["tea beats coffee"],
     "agents": [
@@ -40,11 +35,8 @@ def reply(request: ChatRequest) -> str:
 async def play_both_ways(folder: Path) -> None:
     """Two debates: Ada proposes in the first, Max in the second."""
     swapped = {**DEBATE, "sides": {"proposition": "Max", "opposition": "Ada"}}
-    settings = RunSettings(out_dir=folder, retry=RetryPolicy(attempts=1, base=0.001))
     for data in (DEBATE, swapped):
-        run = RunPlan([scenario_from_data(data)])
-        await run.bind(BackendPool.fixed(ScriptedBackend(fallback=reply), settings))
-        await Conversation(next(iter(run)), settings, run_id="r").run()
+        await play_scripted(folder, data, reply)
 
 
 async def test_metrics_grouped_by_side_follow_the_side_not_the_agent(tmp_path: Path) -> None:
