@@ -38,9 +38,13 @@ seed: 5
 """
 
 
-def write(folder: Path) -> Path:
+JURY = "jury: {judges: [m9, m1], vote: [before, after]}\n"
+
+
+def write(folder: Path, extra: str = "") -> Path:
+    """The cup and its debate (``extra``: more of the scenario, e.g. a jury)."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "duel.yaml").write_text(DEBATE, encoding="utf-8")
+    (folder / "duel.yaml").write_text(DEBATE + extra, encoding="utf-8")
     (folder / "cup.yaml").write_text(CUP, encoding="utf-8")
     return folder / "cup.yaml"
 
@@ -105,12 +109,7 @@ async def test_each_game_records_its_motion_and_its_sides(tmp_path: Path) -> Non
 
 
 async def test_a_jury_decides_the_games_no_end_rule_decides(tmp_path: Path) -> None:
-    folder = tmp_path / "t"
-    write(folder)
-    scenario = folder / "duel.yaml"
-    jury = "jury: {judges: [m9, m1], vote: [before, after]}\n"
-    scenario.write_text(scenario.read_text() + jury, encoding="utf-8")
-    t = load_tournament(folder / "cup.yaml")
+    t = load_tournament(write(tmp_path / "t", JURY))
     assert set(t.scenario_models()) == {"m1", "m9"}  # the judges' models come with it
     out = tmp_path / "out"
     async with FakeOllama(["m1", "m2", "m9"]) as fake:
@@ -182,12 +181,7 @@ async def test_the_leaderboard_reports_sides_and_motions_from_the_cli(tmp_path: 
 async def test_a_debate_with_a_chair_and_a_jury_learns_what_the_server_holds(
     holds: int, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "t"
-    write(folder)
-    scenario = folder / "duel.yaml"
-    jury = "jury: {judges: [m9, m1], vote: [before, after]}\n"
-    scenario.write_text(scenario.read_text() + jury, encoding="utf-8")
-    t = load_tournament(folder / "cup.yaml")
+    t = load_tournament(write(tmp_path / "t", JURY))
     out = tmp_path / "out"
     async with FakeOllama(["m1", "m2", "m9"], max_loaded=holds, load_delay=LOAD_S) as fake:
         outcome = await play(t, settings(out, fake.url))
