@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from runner.transcript import read_transcript
+from runner.transcript import Transcript, read_transcript
 from tests.cli import NOWHERE, ROOT, offline, sparring
 
 
@@ -27,16 +27,23 @@ def shortened(name: str, folder: Path) -> Path:
     return path
 
 
-@pytest.mark.realmodel
-@pytest.mark.timeout(600)  # the suite's five minutes are for one conversation, this is a debate
-def test_the_oxford_debate_plays_with_its_chair_and_jury(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    scenario = shortened("oxford.yaml", tmp_path)
-    # Twelve votes and six speeches on two models: longer than offline()'s minute.
+def played(name: str, folder: Path) -> Transcript:
+    """The shipped debate ``name``, shortened, played with ``sparring run``; its transcript.
+    Speeches and votes on two models outlast offline()'s minute on a busy machine."""
+    out = folder / "out"
+    scenario = shortened(name, folder)
     result = sparring("run", scenario, "--out", out, "--quiet", timeout=500, OLLAMA_HOST=NOWHERE)
     assert result.returncode == 0, result.stderr
     (path,) = sorted(out.glob("*.jsonl"))
     transcript = read_transcript(path)
+    assert transcript.run is not None and transcript.end is not None
+    return transcript
+
+
+@pytest.mark.realmodel
+@pytest.mark.timeout(600)  # the suite's five minutes are for one conversation, this is a debate
+def test_the_oxford_debate_plays_with_its_chair_and_jury(tmp_path: Path) -> None:
+    transcript = played("oxford.yaml", tmp_path)  # six speeches, twelve votes
     assert transcript.run is not None and transcript.end is not None
     assert (
         transcript.run.motion
@@ -62,20 +69,14 @@ def test_the_oxford_debate_plays_with_its_chair_and_jury(tmp_path: Path) -> None
     if outcome.reason != "end_rule":
         assert outcome.reason == "jury" and outcome.rule == "moved"
     assert outcome.votes is not None and set(outcome.votes) == {"before", "after"}
-    shown = offline("show", path)
+    shown = offline("show", transcript.path)
     assert shown.returncode == 0 and "Opening speeches" in shown.stdout and "jury" in shown.stdout
 
 
 @pytest.mark.realmodel
 @pytest.mark.timeout(600)
 def test_the_policy_debate_plays_its_cross_examination(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    # Twelve speeches and two votes on two models: longer than offline()'s minute on a busy machine.
-    scenario = shortened("policy-debate.yaml", tmp_path)
-    result = sparring("run", scenario, "--out", out, "--quiet", timeout=500, OLLAMA_HOST=NOWHERE)
-    assert result.returncode == 0, result.stderr
-    (path,) = sorted(out.glob("*.jsonl"))
-    transcript = read_transcript(path)
+    transcript = played("policy-debate.yaml", tmp_path)  # twelve speeches, two votes
     assert transcript.run is not None and transcript.end is not None
     assert transcript.run.motion == "Resolved: the government should adopt a four-day school week."
     cross = [t.speaker for t in transcript.turns if t.phase == 1]
