@@ -209,7 +209,7 @@
     return "turn limits";
   }
 
-  const DECIDE = { moved: "votes moved", majority: "majority after" };
+  const DECIDE = { moved: "votes moved", after: "majority after" };
 
   function outcomeText(c) {
     if (c.status === "error") return "error: " + (c.error || "unknown");
