@@ -27,6 +27,7 @@ from runner.analysis.charts import Chart, distribution_chart, interval_chart
 from runner.analysis.frames import Frames
 from runner.analysis.leaderboard import LeaderboardRow, Standings
 from runner.analysis.metrics import METRICS, Analysis, GroupResult, turn_groups
+from runner.scenario.phases import count_words
 
 # Per-turn values sent to the transcript browser, in this order (arrays, not objects: the
 # field names would otherwise repeat on every one of 100,000 turns).
@@ -144,7 +145,7 @@ def _moderator_lines(moderator: pd.DataFrame) -> dict[str, list[list[Any]]]:
     return lines
 
 
-def _phase_tables(frames: Frames, features: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
+def _phase_tables(frames: Frames) -> dict[str, list[dict[str, Any]]]:
     """Each conversation's phases as played: per speaker its turns, words and overruns."""
     turns = frames.turns
     spoken = pd.DataFrame(
@@ -152,7 +153,8 @@ def _phase_tables(frames: Frames, features: pd.DataFrame) -> dict[str, list[dict
             "conversation_id": turns["conversation_id"],
             "phase": turns["phase"],
             "speaker": turns["speaker"],
-            "words": features["words"] if "words" in features.columns else 0,
+            # Counted as the budget counts them, so words and overruns agree.
+            "words": turns["content"].fillna("").map(count_words),
             "words_over": [isinstance(o, list) and "words" in o for o in turns["overrun"]],
             "tokens_over": [isinstance(o, list) and "tokens" in o for o in turns["overrun"]],
         }
@@ -217,7 +219,7 @@ def conversation_payload(frames: Frames, features: pd.DataFrame) -> list[dict[st
     rows = _turn_rows(frames.turns, features)
     moderator = _moderator_lines(frames.moderator)
     moderators = _moderators(frames.moderator)
-    phases = _phase_tables(frames, features)
+    phases = _phase_tables(frames)
     votes = _votes(frames.votes)
     spans = {cid: (a, b) for cid, a, b in _runs(frames.turns["conversation_id"].tolist())}
     # Listed as a person would look for them: by scenario, then in the order they ran.
